@@ -1,0 +1,1 @@
+namespace Nova.Workflow.Postgres; internal static class Placeholder {}

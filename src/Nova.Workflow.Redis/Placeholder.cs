@@ -1,0 +1,1 @@
+namespace Nova.Workflow.Redis; internal static class Placeholder {}

@@ -1,0 +1,512 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Nova.Workflow.Diagnostics;
+using Nova.Workflow.Handlers;
+using Nova.Workflow.Retry;
+using Nova.Workflow.Storage;
+using Polly;
+using Polly.Retry;
+
+namespace Nova.Workflow.Execution;
+
+/// <summary>
+/// Runs one leased job: asks the store to start it, runs the handler inside its resilience
+/// pipeline and time limits, and commits the outcome with the store's atomic completion step.
+/// The job is acked only after the commit, so a crash at any point leaves it to be delivered again.
+/// </summary>
+internal sealed class NodeRunner
+{
+    private static readonly ResiliencePropertyKey<AttemptState> StateKey = new("nova.attempt");
+    private static readonly JsonElement NullElement = JsonDocument.Parse("null").RootElement;
+
+    private readonly IStateStore _store;
+    private readonly IJobQueue _queue;
+    private readonly TransitionDispatcher _dispatcher;
+    private readonly RunningRegistry _runs;
+    private readonly HandlerRegistry _handlers;
+    private readonly IServiceScopeFactory _scopes;
+    private readonly ExecutionEventHub _hub;
+    private readonly NovaWorkflowOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ErrorClassifier _classifier;
+    private readonly ConcurrentDictionary<RetryPolicy, ResiliencePipeline<JsonElement?>> _pipelines = new();
+
+    public NodeRunner(
+        IStateStore store,
+        IJobQueue queue,
+        TransitionDispatcher dispatcher,
+        RunningRegistry runs,
+        HandlerRegistry handlers,
+        IServiceScopeFactory scopes,
+        ExecutionEventHub hub,
+        IOptions<NovaWorkflowOptions> options,
+        TimeProvider time,
+        ILoggerFactory loggers)
+    {
+        _store = store;
+        _queue = queue;
+        _dispatcher = dispatcher;
+        _runs = runs;
+        _handlers = handlers;
+        _scopes = scopes;
+        _hub = hub;
+        _options = options.Value;
+        _time = time;
+        _logger = loggers.CreateLogger("Nova.Workflow.Worker");
+        _classifier = new ErrorClassifier(_options.ErrorClassifier);
+    }
+
+    /// <summary>Test seam: when set, heartbeats are skipped (a frozen worker).</summary>
+    internal bool SuspendHeartbeats { get; set; }
+
+    public async Task RunAsync(LeasedJob leased, CancellationToken abort)
+    {
+        var job = leased.Job;
+        try
+        {
+            var start = await _store.TryStartNodeAsync(new StartNodeRequest(leased, _options.WorkerId, _options.LeaseDuration, _options.MaxWorkerLosses), abort).ConfigureAwait(false);
+            switch (start.Outcome)
+            {
+                case StartOutcome.Started:
+                    await _dispatcher.ApplyAsync(start.Transition, abort).ConfigureAwait(false);
+                    await ExecuteAsync(leased, start, abort).ConfigureAwait(false);
+                    return;
+                case StartOutcome.RateLimited:
+                    await _queue.ReleaseAsync(leased, start.RetryAfter, abort).ConfigureAwait(false);
+                    return;
+                case StartOutcome.WorkerLost:
+                    await _dispatcher.ApplyAsync(start.Transition, abort).ConfigureAwait(false);
+                    Log.DeadLettered(_logger, job.NodeId, job.ExecutionId, DeadLetterReason.WorkerLost);
+                    await _queue.DeadLetterAsync(NewDeadLetter(job, DeadLetterReason.WorkerLost, "Workers were lost on this node too many times in a row."), leased, abort).ConfigureAwait(false);
+                    return;
+                default:
+                    // Stale, duplicate or paused: the state does not want this delivery.
+                    await _queue.AckAsync(leased, abort).ConfigureAwait(false);
+                    return;
+            }
+        }
+        catch (Exception ex)
+        {
+            // A poison job or a storage fault must not take the worker down: give the job back.
+            Log.JobFailed(_logger, job.NodeId, job.ExecutionId, ex);
+            try
+            {
+                await _queue.ReleaseAsync(leased, TimeSpan.FromSeconds(1), CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                // The lease will lapse and the job will be delivered again.
+            }
+        }
+    }
+
+    /// <summary>Extends the leases of every attempt running here; revokes those this worker lost.</summary>
+    public async Task HeartbeatAsync(CancellationToken cancellationToken)
+    {
+        if (SuspendHeartbeats)
+        {
+            return;
+        }
+
+        var running = _runs.Snapshot();
+        if (running.Length == 0)
+        {
+            return;
+        }
+
+        var jobs = Array.ConvertAll(running, r => r.Job);
+        var queued = await _queue.ExtendLeasesAsync(jobs, _options.LeaseDuration, cancellationToken).ConfigureAwait(false);
+        var owned = await _store.HeartbeatAsync(jobs, _options.LeaseDuration, cancellationToken).ConfigureAwait(false);
+        for (var i = 0; i < running.Length; i++)
+        {
+            if (!owned[i] || !queued[i])
+            {
+                Log.LeaseLost(_logger, _options.WorkerId, jobs[i].Job.NodeId, jobs[i].Job.ExecutionId);
+                running[i].Revoke();
+            }
+        }
+    }
+
+    private async Task ExecuteAsync(LeasedJob leased, StartNodeResult start, CancellationToken abort)
+    {
+        var job = leased.Job;
+        var plan = start.Plan!;
+        var index = plan.IndexOf(job.NodeId);
+        var node = plan.Nodes[index];
+        using var run = new RunHandle(leased);
+        _runs.Add(run);
+        using var handlerCts = CancellationTokenSource.CreateLinkedTokenSource(run.Token, abort);
+        using var scope = _logger.BeginScope(new NodeScope(job.ExecutionId, job.NodeId));
+        using var activity = StartActivity(job, node);
+        Log.NodeStarted(_logger, job.NodeId, job.ExecutionId, job.Attempt, _options.WorkerId);
+
+        var context = new NodeContext(
+            job.ExecutionId,
+            job.NodeId,
+            job.Attempt,
+            start.WorkflowInput,
+            start.ParentOutputs,
+            BuildInput(plan, index, start),
+            node.Config,
+            _logger,
+            _hub.HasWatchers ? (p, m) => ReportProgress(job, p, m) : null,
+            handlerCts.Token);
+        var state = new AttemptState(this, context, node, plan.Retry[index], handlerCts.Token, abort, _time.GetUtcNow());
+        Outcome<JsonElement?> outcome;
+        try
+        {
+            outcome = await RunPipelineAsync(state).ConfigureAwait(false);
+        }
+        finally
+        {
+            _runs.Remove(run);
+        }
+
+        if (abort.IsCancellationRequested && !run.Revoked)
+        {
+            // Shutdown ran out of time: give the node back so another worker runs it now.
+            await _store.ReleaseNodeAsync(leased, CancellationToken.None).ConfigureAwait(false);
+            await _queue.ReleaseAsync(leased, TimeSpan.Zero, CancellationToken.None).ConfigureAwait(false);
+            Log.ReleasedAtShutdown(_logger, _options.WorkerId, job.NodeId, job.ExecutionId);
+            return;
+        }
+
+        var request = BuildCompletion(leased, plan, index, state, outcome, activity);
+        var result = await _store.CompleteNodeAsync(request, CancellationToken.None).ConfigureAwait(false);
+        if (!result.Accepted)
+        {
+            Log.CompletionRejected(_logger, job.NodeId, job.ExecutionId, state.Attempt);
+            await _queue.AckAsync(leased, CancellationToken.None).ConfigureAwait(false);
+            return;
+        }
+
+        await _dispatcher.ApplyAsync(result.Transition, CancellationToken.None).ConfigureAwait(false);
+        if (request.Outcome == AttemptOutcome.Failed && request.RetryAt is null)
+        {
+            NovaDiagnostics.NodesFailed.Add(1);
+            Log.DeadLettered(_logger, job.NodeId, job.ExecutionId, DeadLetterReason.Exhausted);
+            await _queue.DeadLetterAsync(NewDeadLetter(job with { Attempt = state.Attempt }, DeadLetterReason.Exhausted, request.Error?.Message), leased, CancellationToken.None).ConfigureAwait(false);
+        }
+        else
+        {
+            await _queue.AckAsync(leased, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private CompleteNodeRequest BuildCompletion(LeasedJob leased, ExecutionPlan plan, int index, AttemptState state, Outcome<JsonElement?> outcome, Activity? activity)
+    {
+        var now = _time.GetUtcNow();
+        NovaDiagnostics.NodeDuration.Record((now - state.StartedAt).TotalSeconds);
+        var exception = outcome.Exception;
+        JsonElement? output = null;
+        bool[]? taken = null;
+        if (exception is null)
+        {
+            output = outcome.Result;
+            try
+            {
+                CheckSize(output);
+                taken = plan.EvaluateEdges(index, output);
+            }
+            catch (Exception ex)
+            {
+                exception = ex is InvalidPayloadException ? ex : new PermanentNodeException($"An edge condition of node '{leased.Job.NodeId}' failed: {ex.Message}", ex);
+            }
+        }
+
+        var request = new CompleteNodeRequest
+        {
+            Run = leased,
+            Outcome = AttemptOutcome.Succeeded,
+            FinalAttempt = state.Attempt,
+            StartedAt = state.StartedAt,
+            Output = output,
+            TakenEdges = taken,
+            TraceParent = activity?.Id ?? leased.Job.TraceParent,
+            PriorAttempts = state.Prior,
+        };
+        if (exception is null)
+        {
+            NovaDiagnostics.NodesSucceeded.Add(1);
+            activity?.SetStatus(ActivityStatusCode.Ok);
+            return request;
+        }
+
+        var errorClass = _classifier.Classify(exception);
+        var error = new NodeError(exception.GetType().Name, exception.Message, errorClass);
+        Log.NodeFailed(_logger, leased.Job.NodeId, leased.Job.ExecutionId, state.Attempt, errorClass, error.Type);
+        activity?.SetStatus(ActivityStatusCode.Error, error.Type);
+        if (errorClass == ErrorClass.NeedsReview)
+        {
+            return request with { Outcome = AttemptOutcome.AwaitingReview, Output = null, TakenEdges = null, Error = error };
+        }
+
+        DateTimeOffset? retryAt = null;
+        if (errorClass == ErrorClass.Transient && state.Attempt < state.Policy.MaxAttempts)
+        {
+            retryAt = now + state.Policy.Delay(state.Attempt + 1, Random.Shared.NextDouble());
+            NovaDiagnostics.NodesRetried.Add(1);
+        }
+
+        return request with
+        {
+            Outcome = AttemptOutcome.Failed,
+            Output = null,
+            TakenEdges = null,
+            Error = error,
+            TimedOut = exception is HardTimeLimitExceededException,
+            RetryAt = retryAt,
+        };
+    }
+
+    private async ValueTask<Outcome<JsonElement?>> RunPipelineAsync(AttemptState state)
+    {
+        var pipeline = _pipelines.GetOrAdd(state.Policy, BuildPipeline);
+        var context = ResilienceContextPool.Shared.Get(state.HandlerToken);
+        context.Properties.Set(StateKey, state);
+        try
+        {
+            return await pipeline.ExecuteOutcomeAsync(
+                static async (_, s) =>
+                {
+                    try
+                    {
+                        return Outcome.FromResult(await s.Runner.AttemptAsync(s).ConfigureAwait(false));
+                    }
+                    catch (Exception ex)
+                    {
+                        return Outcome.FromException<JsonElement?>(ex);
+                    }
+                },
+                context,
+                state).ConfigureAwait(false);
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
+        }
+    }
+
+    private ResiliencePipeline<JsonElement?> BuildPipeline(RetryPolicy policy)
+    {
+        if (policy.MaxAttempts <= 1 || policy.InProcessThreshold <= TimeSpan.Zero)
+        {
+            return ResiliencePipeline<JsonElement?>.Empty;
+        }
+
+        return new ResiliencePipelineBuilder<JsonElement?> { TimeProvider = _time }
+            .AddRetry(new RetryStrategyOptions<JsonElement?>
+            {
+                MaxRetryAttempts = policy.MaxAttempts - 1,
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } ex && args.Context.Properties.GetValue(StateKey, null!).CanRetryInProcess(ex)),
+                DelayGenerator = args => ValueTask.FromResult<TimeSpan?>(args.Context.Properties.GetValue(StateKey, null!).NextDelay),
+                OnRetry = args =>
+                {
+                    args.Context.Properties.GetValue(StateKey, null!).RecordRetry(args.Outcome.Exception!, _time.GetUtcNow());
+                    NovaDiagnostics.NodesRetried.Add(1);
+                    return ValueTask.CompletedTask;
+                },
+            })
+            .Build();
+    }
+
+    private async Task<JsonElement?> AttemptAsync(AttemptState state)
+    {
+        var context = state.Context;
+        var node = state.Node;
+        state.StartedAt = _time.GetUtcNow();
+        context.Attempt = state.Attempt;
+        NovaDiagnostics.NodesStarted.Add(1);
+        var registration = _handlers.Find(node.Handler)
+            ?? throw new PermanentNodeException($"Handler '{node.Handler}' is not registered in worker {_options.WorkerId}.");
+
+        using var softCts = node.SoftTimeLimit is null ? null : CancellationTokenSource.CreateLinkedTokenSource(state.HandlerToken);
+        using var softRegistration = softCts is null ? default : softCts.Token.Register(() =>
+        {
+            if (!state.HandlerToken.IsCancellationRequested)
+            {
+                Log.SoftTimeLimit(_logger, context.NodeId, context.ExecutionId, node.SoftTimeLimit!.Value);
+            }
+        });
+        softCts?.CancelAfter(node.SoftTimeLimit!.Value);
+        context.CancellationToken = softCts?.Token ?? state.HandlerToken;
+
+        AsyncServiceScope? scope = registration.ServiceType is null ? null : _scopes.CreateAsyncScope();
+        try
+        {
+            var task = registration.Invoke(scope?.ServiceProvider ?? EmptyServices.Instance, context, _options.JsonOptions, context.CancellationToken);
+            if (node.HardTimeLimit is not { } hard)
+            {
+                return task.IsCompletedSuccessfully ? task.Result : await task.AsTask().WaitAsync(state.Abort).ConfigureAwait(false);
+            }
+
+            try
+            {
+                return await task.AsTask().WaitAsync(hard, _time, state.Abort).ConfigureAwait(false);
+            }
+            catch (TimeoutException) when (!task.IsCompleted)
+            {
+                Log.HardTimeLimit(_logger, context.NodeId, context.ExecutionId, hard);
+                throw new HardTimeLimitExceededException(hard);
+            }
+        }
+        finally
+        {
+            if (scope is { } s)
+            {
+                await s.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private void CheckSize(JsonElement? output)
+    {
+        if (output is { } o && o.ValueKind != JsonValueKind.Undefined && JsonMarshal.GetRawUtf8Value(o).Length > _options.MaxPayloadBytes)
+        {
+            throw new InvalidPayloadException($"The output is larger than MaxPayloadBytes ({_options.MaxPayloadBytes} bytes); store large data elsewhere and return a reference.");
+        }
+    }
+
+    private static JsonElement BuildInput(ExecutionPlan plan, int index, StartNodeResult start)
+    {
+        var parents = plan.Graph.ParentsOf(index);
+        if (parents.Length == 0)
+        {
+            return start.WorkflowInput;
+        }
+
+        if (parents.Length == 1)
+        {
+            return start.ParentOutputs.TryGetValue(plan.Graph.Ids[parents[0]], out var only) ? only : NullElement;
+        }
+
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            foreach (var p in parents)
+            {
+                var id = plan.Graph.Ids[p];
+                writer.WritePropertyName(id);
+                if (start.ParentOutputs.TryGetValue(id, out var output))
+                {
+                    output.WriteTo(writer);
+                }
+                else
+                {
+                    writer.WriteNullValue();
+                }
+            }
+
+            writer.WriteEndObject();
+        }
+
+        return JsonDocument.Parse(buffer.WrittenMemory).RootElement;
+    }
+
+    private static Activity? StartActivity(Job job, NodeDefinition node)
+    {
+        if (!NovaDiagnostics.ActivitySource.HasListeners())
+        {
+            return null;
+        }
+
+        ActivityContext.TryParse(job.TraceParent, null, out var parent);
+        var activity = NovaDiagnostics.ActivitySource.StartActivity("nova.workflow.node", ActivityKind.Consumer, parent);
+        activity?.SetTag("nova.execution_id", job.ExecutionId.ToString());
+        activity?.SetTag("nova.node_id", job.NodeId);
+        activity?.SetTag("nova.handler", node.Handler);
+        activity?.SetTag("nova.attempt", job.Attempt);
+        return activity;
+    }
+
+    private void ReportProgress(Job job, double percent, string? message) =>
+        _hub.Publish([new WorkflowEvent(EventTypes.NodeProgress, job.ExecutionId, job.NodeId, job.Attempt, _time.GetUtcNow(), default, message ?? percent.ToString("0.#", System.Globalization.CultureInfo.InvariantCulture) + "%")]);
+
+    private DeadLetter NewDeadLetter(Job job, DeadLetterReason reason, string? error) =>
+        new(Guid.CreateVersion7(), job.ExecutionId, job.NodeId, job.Attempt, job.Queue, reason, error, _time.GetUtcNow());
+
+    /// <summary>The mutable state of one node run across in-process attempts.</summary>
+    private sealed class AttemptState(NodeRunner runner, NodeContext context, NodeDefinition node, RetryPolicy policy, CancellationToken handlerToken, CancellationToken abort, DateTimeOffset startedAt)
+    {
+        private List<NodeRunRecord>? _prior;
+
+        public NodeRunner Runner { get; } = runner;
+        public NodeContext Context { get; } = context;
+        public NodeDefinition Node { get; } = node;
+        public RetryPolicy Policy { get; } = policy;
+        public CancellationToken HandlerToken { get; } = handlerToken;
+        public CancellationToken Abort { get; } = abort;
+        public int Attempt { get; private set; } = context.Attempt;
+        public DateTimeOffset StartedAt { get; set; } = startedAt;
+        public TimeSpan NextDelay { get; private set; }
+        public IReadOnlyList<NodeRunRecord> Prior => (IReadOnlyList<NodeRunRecord>?)_prior ?? [];
+
+        public bool CanRetryInProcess(Exception exception)
+        {
+            if (HandlerToken.IsCancellationRequested || exception is HardTimeLimitExceededException
+                || Attempt >= Policy.MaxAttempts || Runner._classifier.Classify(exception) != ErrorClass.Transient)
+            {
+                return false;
+            }
+
+            NextDelay = Policy.Delay(Attempt + 1, Random.Shared.NextDouble());
+            return NextDelay <= Policy.InProcessThreshold;
+        }
+
+        public void RecordRetry(Exception exception, DateTimeOffset now)
+        {
+            (_prior ??= []).Add(new NodeRunRecord
+            {
+                ExecutionId = Context.ExecutionId,
+                NodeId = Context.NodeId,
+                Handler = Node.Handler,
+                Attempt = Attempt,
+                Status = NodeRunStatus.Retrying,
+                StartedAt = StartedAt,
+                EndedAt = now,
+                WorkerId = Runner._options.WorkerId,
+                ErrorType = exception.GetType().Name,
+                ErrorMessage = exception.Message,
+            });
+            Attempt++;
+        }
+    }
+
+    private sealed class EmptyServices : IServiceProvider
+    {
+        public static readonly EmptyServices Instance = new();
+
+        public object? GetService(Type serviceType) => null;
+    }
+}
+
+/// <summary>The logging scope of a node run: its execution and node ids.</summary>
+internal sealed class NodeScope(Guid executionId, string nodeId) : IReadOnlyList<KeyValuePair<string, object?>>
+{
+    public int Count => 2;
+
+    public KeyValuePair<string, object?> this[int index] => index switch
+    {
+        0 => new("ExecutionId", executionId),
+        1 => new("NodeId", nodeId),
+        _ => throw new ArgumentOutOfRangeException(nameof(index)),
+    };
+
+    public IEnumerator<KeyValuePair<string, object?>> GetEnumerator()
+    {
+        yield return this[0];
+        yield return this[1];
+    }
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+
+    public override string ToString() => $"ExecutionId:{executionId} NodeId:{nodeId}";
+}

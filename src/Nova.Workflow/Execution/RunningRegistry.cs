@@ -1,0 +1,85 @@
+using System.Collections.Concurrent;
+using Nova.Workflow.Storage;
+
+namespace Nova.Workflow.Execution;
+
+/// <summary>A node attempt running in this process: its lease and the token source its handler watches.</summary>
+internal sealed class RunHandle(LeasedJob job) : IDisposable
+{
+    private readonly CancellationTokenSource _cts = new();
+
+    public LeasedJob Job { get; } = job;
+
+    public CancellationToken Token => _cts.Token;
+
+    /// <summary>Set when the state moved on (cancel, lease lost): the attempt's result no longer counts.</summary>
+    public bool Revoked { get; private set; }
+
+    public void Revoke()
+    {
+        Revoked = true;
+        try
+        {
+            _cts.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Finished concurrently: nothing left to cancel.
+        }
+    }
+
+    public void Dispose() => _cts.Dispose();
+}
+
+/// <summary>The attempts running in this process, so cancel and lease loss reach their handlers.</summary>
+internal sealed class RunningRegistry
+{
+    private readonly ConcurrentDictionary<(Guid, string), RunHandle> _runs = new();
+
+    public int Count => _runs.Count;
+
+    public void Add(RunHandle run) => _runs[(run.Job.Job.ExecutionId, run.Job.Job.NodeId)] = run;
+
+    public void Remove(RunHandle run) => _runs.TryRemove(new KeyValuePair<(Guid, string), RunHandle>((run.Job.Job.ExecutionId, run.Job.Job.NodeId), run));
+
+    public void Revoke(Guid executionId, string nodeId)
+    {
+        if (_runs.TryGetValue((executionId, nodeId), out var run))
+        {
+            run.Revoke();
+        }
+    }
+
+    public RunHandle[] Snapshot() => [.. _runs.Values];
+}
+
+/// <summary>Carries out what a store transition asks for: enqueue ready jobs, publish events, revoke canceled runs.</summary>
+internal sealed class TransitionDispatcher(IJobQueue queue, ExecutionEventHub hub, RunningRegistry runs)
+{
+    public async ValueTask ApplyAsync(StoreTransition transition, CancellationToken cancellationToken)
+    {
+        if (!transition.JobsEnqueued && transition.Jobs.Count > 0)
+        {
+            await queue.EnqueueAsync(transition.Jobs, cancellationToken).ConfigureAwait(false);
+        }
+
+        var events = transition.Events;
+        if (events.Count == 0)
+        {
+            return;
+        }
+
+        if (runs.Count > 0)
+        {
+            foreach (var e in events)
+            {
+                if (e.Type == EventTypes.NodeCanceled && e.NodeId is not null)
+                {
+                    runs.Revoke(e.ExecutionId, e.NodeId);
+                }
+            }
+        }
+
+        hub.Publish(events);
+    }
+}

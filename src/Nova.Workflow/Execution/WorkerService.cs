@@ -1,0 +1,247 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Nova.Workflow.Diagnostics;
+using Nova.Workflow.Storage;
+
+namespace Nova.Workflow.Execution;
+
+/// <summary>
+/// A worker: per served queue a fetch loop with its own concurrency, leasing at most as many
+/// jobs as it has free slots (bounded prefetch), and one heartbeat loop for all running attempts.
+/// On shutdown it stops fetching, lets running nodes finish within the host's shutdown timeout and
+/// releases the rest.
+/// </summary>
+internal sealed class WorkerService : BackgroundService
+{
+    private readonly IJobQueue _queue;
+    private readonly NodeRunner _runner;
+    private readonly WorkerOptions _worker;
+    private readonly NovaWorkflowOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _abort = new();
+    private readonly Lock _runningLock = new();
+    private readonly HashSet<Task> _running = [];
+
+    public WorkerService(IJobQueue queue, NodeRunner runner, WorkerOptions worker, IOptions<NovaWorkflowOptions> options, TimeProvider time, ILoggerFactory loggers)
+    {
+        _queue = queue;
+        _runner = runner;
+        _worker = worker;
+        _options = options.Value;
+        _time = time;
+        _logger = loggers.CreateLogger("Nova.Workflow.Worker");
+    }
+
+    internal NodeRunner Runner => _runner;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        Log.WorkerStarted(_logger, _options.WorkerId, string.Join(", ", _worker.Queues.Select(q => $"{q.Key}×{q.Value}")));
+        var loops = _worker.Queues.Select(q => Task.Run(() => FetchLoopAsync(q.Key, q.Value, stoppingToken), CancellationToken.None)).ToList();
+        using var heartbeatCts = new CancellationTokenSource();
+        var heartbeat = HeartbeatLoopAsync(heartbeatCts.Token);
+        await Task.WhenAll(loops).ConfigureAwait(false);
+
+        // Fetching has stopped; running nodes finish (or are released once the host's shutdown timeout aborts them).
+        Task[] running;
+        lock (_runningLock)
+        {
+            running = [.. _running];
+        }
+
+        await Task.WhenAll(running).ConfigureAwait(false);
+        await heartbeatCts.CancelAsync().ConfigureAwait(false);
+        await heartbeat.ConfigureAwait(false);
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        // When the host's shutdown timeout fires, abort handlers; their nodes are released, never lost.
+        await using var registration = cancellationToken.Register(() => _abort.Cancel()).ConfigureAwait(false);
+        await base.StopAsync(CancellationToken.None).ConfigureAwait(false);
+    }
+
+    public override void Dispose()
+    {
+        _abort.Dispose();
+        base.Dispose();
+    }
+
+    private async Task FetchLoopAsync(string queueName, int concurrency, CancellationToken stoppingToken)
+    {
+        var queues = new[] { queueName };
+        using var slots = new SemaphoreSlim(concurrency, concurrency);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await slots.WaitAsync(stoppingToken).ConfigureAwait(false);
+                var free = 1;
+                while (free < _worker.MaxBatch && slots.Wait(0))
+                {
+                    free++;
+                }
+
+                var jobs = await _queue.DequeueAsync(queues, free, _options.LeaseDuration, stoppingToken).ConfigureAwait(false);
+                var unused = free - jobs.Count;
+                if (unused > 0)
+                {
+                    slots.Release(unused);
+                }
+
+                foreach (var job in jobs)
+                {
+                    Track(RunAndFreeAsync(job, slots));
+                }
+
+                if (jobs.Count == 0)
+                {
+                    await _queue.WaitAsync(queues, _options.PollInterval, stoppingToken).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                Log.WorkerLoopFailed(_logger, queueName, ex);
+                try
+                {
+                    await Task.Delay(_options.PollInterval, _time, stoppingToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+        }
+
+        // Wait for this queue's running nodes before the slots go away.
+        for (var i = 0; i < concurrency; i++)
+        {
+            await slots.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RunAndFreeAsync(LeasedJob job, SemaphoreSlim slots)
+    {
+        try
+        {
+            await Task.Yield();
+            await _runner.RunAsync(job, _abort.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            slots.Release();
+        }
+    }
+
+    private void Track(Task task)
+    {
+        lock (_runningLock)
+        {
+            _running.Add(task);
+        }
+
+        task.ContinueWith(
+            (t, state) =>
+            {
+                var self = (WorkerService)state!;
+                lock (self._runningLock)
+                {
+                    self._running.Remove(t);
+                }
+            },
+            this,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+
+    private async Task HeartbeatLoopAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(_options.HeartbeatInterval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            {
+                try
+                {
+                    await _runner.HeartbeatAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    Log.MaintenanceFailed(_logger, "heartbeat", ex);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopped.
+        }
+    }
+}
+
+/// <summary>
+/// Background maintenance: the sweeper that re-enqueues stranded nodes (a lost job, a crash between
+/// commit and enqueue in mixed providers) and retention cleanup of finished executions.
+/// </summary>
+internal sealed class MaintenanceService(IStateStore store, IJobQueue queue, IOptions<NovaWorkflowOptions> options, TimeProvider time, ILoggerFactory loggers) : BackgroundService
+{
+    private readonly ILogger _logger = loggers.CreateLogger("Nova.Workflow.Maintenance");
+    private readonly NovaWorkflowOptions _options = options.Value;
+    private DateTimeOffset _nextRetention = DateTimeOffset.MinValue;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(_options.SweepInterval, time);
+        try
+        {
+            do
+            {
+                await RunOnceAsync(stoppingToken).ConfigureAwait(false);
+            }
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopped.
+        }
+    }
+
+    internal async Task RunOnceAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var now = await store.GetTimeAsync(cancellationToken).ConfigureAwait(false);
+            var stranded = await store.FindStrandedAsync(now - _options.StrandedAfter, 10_000, cancellationToken).ConfigureAwait(false);
+            if (stranded.Count > 0)
+            {
+                await queue.EnqueueAsync(stranded, cancellationToken).ConfigureAwait(false);
+                Log.Swept(_logger, stranded.Count);
+            }
+
+            foreach (var name in stranded.Select(j => j.Queue).Append(WorkflowDefinition.DefaultQueue).Distinct())
+            {
+                NovaDiagnostics.SetQueueDepth(name, await queue.GetDepthAsync(name, cancellationToken).ConfigureAwait(false));
+            }
+
+            if (now >= _nextRetention)
+            {
+                _nextRetention = now + _options.RetentionInterval;
+                var purged = await store.PurgeFinishedAsync(now - _options.Retention, cancellationToken).ConfigureAwait(false);
+                if (purged > 0)
+                {
+                    Log.Purged(_logger, purged);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            Log.MaintenanceFailed(_logger, "sweep", ex);
+        }
+    }
+}

@@ -1,0 +1,775 @@
+using System.Buffers;
+using System.Text.Json;
+
+namespace Nova.Workflow.Storage;
+
+/// <summary>
+/// The state of one execution and every transition on it. Providers that can run C# inside
+/// their atomic step (in-memory under a lock, PostgreSQL inside a transaction) apply these
+/// methods; the logic of trigger rules, skip propagation, retries, pause and failure lives here once.
+/// Not thread-safe: the caller serialises access per execution.
+/// </summary>
+internal sealed class ExecutionState
+{
+    public ExecutionState(NewExecution execution, DateTimeOffset now)
+    {
+        Id = execution.Id;
+        Plan = execution.Plan;
+        Input = execution.Input;
+        IdempotencyKey = execution.IdempotencyKey;
+        TraceParent = execution.TraceParent;
+        CreatedAt = now;
+        Nodes = new NodeRun[Plan.NodeCount];
+        for (var i = 0; i < Nodes.Length; i++)
+        {
+            Nodes[i] = new NodeRun { PendingParents = Plan.Graph.ParentCount(i) };
+        }
+
+        InEdges = new EdgeOutcome[Plan.Graph.Parents.Length];
+    }
+
+    public Guid Id { get; }
+
+    public ExecutionPlan Plan { get; }
+
+    public JsonElement Input { get; }
+
+    public string? IdempotencyKey { get; }
+
+    public string? TraceParent { get; }
+
+    public ExecutionStatus Status { get; private set; } = ExecutionStatus.Pending;
+
+    public DateTimeOffset CreatedAt { get; }
+
+    public DateTimeOffset? EndedAt { get; private set; }
+
+    public NodeError? Error { get; private set; }
+
+    public JsonElement? Output { get; private set; }
+
+    public NodeRun[] Nodes { get; }
+
+    /// <summary>Outcome of each incoming edge, indexed by parent slot.</summary>
+    public EdgeOutcome[] InEdges { get; }
+
+    public int Done { get; private set; }
+
+    public List<NodeRunRecord> History { get; } = [];
+
+    public bool IsFinished => Status is ExecutionStatus.Succeeded or ExecutionStatus.Failed or ExecutionStatus.Canceled;
+
+    public ExecutionProgress Progress => new(Done, Nodes.Length);
+
+    public StoreTransition Start(DateTimeOffset now)
+    {
+        var t = new TransitionBuilder(this, now, TraceParent);
+        Status = ExecutionStatus.Running;
+        t.Event(EventTypes.ExecutionStarted, null, 0);
+        foreach (var root in Plan.Roots)
+        {
+            Queue(ref t, root, 1, null);
+        }
+
+        return t.Build();
+    }
+
+    public StartNodeResult TryStart(StartNodeRequest request, DateTimeOffset now, Func<RateLimit, string, TimeSpan> acquireRate)
+    {
+        var job = request.Job.Job;
+        var i = Plan.IndexOf(job.NodeId);
+        if (i < 0 || IsFinished || Nodes[i].Attempt != job.Attempt)
+        {
+            return Outcome(StartOutcome.Stale);
+        }
+
+        var node = Nodes[i];
+        var t = new TransitionBuilder(this, now, job.TraceParent);
+        if (node.Status == NodeStatus.Running)
+        {
+            if (node.RunToken == request.Job.LeaseToken)
+            {
+                node.LeaseExpiresAt = now + request.Lease;
+                return Started(i, t);
+            }
+
+            if (node.LeaseExpiresAt > now)
+            {
+                return Outcome(StartOutcome.Duplicate);
+            }
+
+            // The lease lapsed: the worker holding it died or froze. Record the lost attempt.
+            History.Add(Record(i, node.Attempt, NodeRunStatus.Lost, node.StartedAt ?? now, now, node.WorkerId, "WorkerLost", "The worker stopped renewing its lease."));
+            node.Losses++;
+            if (node.Losses >= request.MaxWorkerLosses)
+            {
+                var error = new NodeError("WorkerLost", $"Workers were lost on this node {node.Losses} times in a row.", ErrorClass.Permanent);
+                FailNode(ref t, i, error);
+                CheckFinished(ref t);
+                return new StartNodeResult { Outcome = StartOutcome.WorkerLost, Transition = t.Build() };
+            }
+
+            node.Status = NodeStatus.Queued;
+            node.RunToken = Guid.Empty;
+            node.ReadyAt = now;
+        }
+
+        if (node.Status != NodeStatus.Queued)
+        {
+            return Outcome(StartOutcome.Stale);
+        }
+
+        if (Status == ExecutionStatus.Paused)
+        {
+            return Outcome(StartOutcome.Paused);
+        }
+
+        if (Plan.Nodes[i].RateLimit is { } rate)
+        {
+            var wait = acquireRate(rate, Plan.Nodes[i].Handler);
+            if (wait > TimeSpan.Zero)
+            {
+                return new StartNodeResult { Outcome = StartOutcome.RateLimited, RetryAfter = wait };
+            }
+        }
+
+        node.Status = NodeStatus.Running;
+        node.RunToken = request.Job.LeaseToken;
+        node.WorkerId = request.WorkerId;
+        node.StartedAt = now;
+        node.LeaseExpiresAt = now + request.Lease;
+        t.Event(EventTypes.NodeStarted, i, node.Attempt);
+        return Started(i, t);
+    }
+
+    public bool Heartbeat(LeasedJob run, DateTimeOffset now, TimeSpan lease)
+    {
+        var i = Plan.IndexOf(run.Job.NodeId);
+        if (i < 0 || !Owns(i, run))
+        {
+            return false;
+        }
+
+        Nodes[i].LeaseExpiresAt = now + lease;
+        return true;
+    }
+
+    public CompleteNodeResult Complete(CompleteNodeRequest request, DateTimeOffset now)
+    {
+        var i = Plan.IndexOf(request.Run.Job.NodeId);
+        if (i < 0 || IsFinished || !Owns(i, request.Run))
+        {
+            return CompleteNodeResult.Rejected;
+        }
+
+        var node = Nodes[i];
+        var t = new TransitionBuilder(this, now, request.TraceParent);
+        History.AddRange(request.PriorAttempts);
+        node.Attempt = request.FinalAttempt;
+        node.Losses = 0;
+        node.RunToken = Guid.Empty;
+        var error = request.Error;
+        switch (request.Outcome)
+        {
+            case AttemptOutcome.Succeeded:
+                History.Add(Record(i, node.Attempt, NodeRunStatus.Succeeded, request.StartedAt, now, node.WorkerId, null, null));
+                node.Output = request.Output;
+                Finish(ref t, i, NodeStatus.Succeeded, EventTypes.NodeSucceeded, null);
+                Propagate(ref t, i, request.TakenEdges);
+                break;
+
+            case AttemptOutcome.AwaitingReview:
+                History.Add(Record(i, node.Attempt, NodeRunStatus.AwaitingReview, request.StartedAt, now, node.WorkerId, error?.Type, error?.Message));
+                node.Status = NodeStatus.AwaitingReview;
+                node.Error = error;
+                t.Event(EventTypes.NodeAwaitingReview, i, node.Attempt, error?.Message);
+                if (Status == ExecutionStatus.Running)
+                {
+                    Status = ExecutionStatus.Paused;
+                    t.Event(EventTypes.ExecutionPaused, null, 0, "Awaiting review of " + Plan.Graph.Ids[i]);
+                }
+
+                break;
+
+            default:
+                var status = request.TimedOut ? NodeRunStatus.TimedOut : request.RetryAt is null ? NodeRunStatus.Failed : NodeRunStatus.Retrying;
+                History.Add(Record(i, node.Attempt, status, request.StartedAt, now, node.WorkerId, error?.Type, error?.Message));
+                node.Error = error;
+                if (request.RetryAt is { } retryAt)
+                {
+                    t.Event(EventTypes.NodeRetrying, i, node.Attempt, error?.Message);
+                    Queue(ref t, i, node.Attempt + 1, retryAt, emitQueued: false);
+                }
+                else
+                {
+                    FailNode(ref t, i, error ?? new NodeError("Unknown", "The node failed.", ErrorClass.Permanent));
+                }
+
+                break;
+        }
+
+        CheckFinished(ref t);
+        return new CompleteNodeResult(true, t.Build());
+    }
+
+    public bool Release(LeasedJob run, DateTimeOffset now)
+    {
+        var i = Plan.IndexOf(run.Job.NodeId);
+        if (i < 0 || IsFinished || !Owns(i, run))
+        {
+            return false;
+        }
+
+        var node = Nodes[i];
+        node.Status = NodeStatus.Queued;
+        node.RunToken = Guid.Empty;
+        node.ReadyAt = now;
+        return true;
+    }
+
+    public StoreTransition Pause(DateTimeOffset now)
+    {
+        if (Status == ExecutionStatus.Paused)
+        {
+            return StoreTransition.None;
+        }
+
+        if (Status != ExecutionStatus.Running)
+        {
+            throw new InvalidExecutionStateException(Id, $"Execution {Id} is {Status}; only a running execution can be paused.");
+        }
+
+        var t = new TransitionBuilder(this, now, TraceParent);
+        Status = ExecutionStatus.Paused;
+        t.Event(EventTypes.ExecutionPaused, null, 0);
+        return t.Build();
+    }
+
+    public StoreTransition Resume(ReviewDecision? decision, DateTimeOffset now)
+    {
+        if (Status != ExecutionStatus.Paused)
+        {
+            throw new InvalidExecutionStateException(Id, $"Execution {Id} is {Status}; only a paused execution can be resumed.");
+        }
+
+        var reviewing = Enumerable.Range(0, Nodes.Length).Where(i => Nodes[i].Status == NodeStatus.AwaitingReview).ToList();
+        if (reviewing.Count > 0 && decision is null)
+        {
+            throw new InvalidExecutionStateException(Id, $"Execution {Id} awaits review of {string.Join(", ", reviewing.Select(i => Plan.Graph.Ids[i]))}; resume it with a ReviewDecision.");
+        }
+
+        var t = new TransitionBuilder(this, now, TraceParent);
+        Status = ExecutionStatus.Running;
+        t.Event(EventTypes.ExecutionResumed, null, 0);
+        foreach (var i in reviewing)
+        {
+            if (decision!.Approved)
+            {
+                Nodes[i].Output = decision.Output;
+                Nodes[i].Error = null;
+                Finish(ref t, i, NodeStatus.Succeeded, EventTypes.NodeSucceeded, "Approved by review");
+                Propagate(ref t, i, Plan.EvaluateEdges(i, decision.Output));
+            }
+            else
+            {
+                FailNode(ref t, i, new NodeError("ReviewRejected", decision.Reason ?? "Rejected by review.", ErrorClass.Permanent));
+            }
+        }
+
+        if (Status == ExecutionStatus.Running)
+        {
+            for (var i = 0; i < Nodes.Length; i++)
+            {
+                if (Nodes[i].Status == NodeStatus.Queued)
+                {
+                    t.Job(i, Nodes[i].Attempt, Nodes[i].ReadyAt > now ? Nodes[i].ReadyAt : null);
+                }
+            }
+        }
+
+        CheckFinished(ref t);
+        return t.Build();
+    }
+
+    public StoreTransition Cancel(DateTimeOffset now)
+    {
+        if (IsFinished)
+        {
+            return StoreTransition.None;
+        }
+
+        var t = new TransitionBuilder(this, now, TraceParent);
+        CancelUnfinished(ref t);
+        End(ref t, ExecutionStatus.Canceled, EventTypes.ExecutionCanceled, null);
+        return t.Build();
+    }
+
+    public StoreTransition Retry(string? nodeId, DateTimeOffset now)
+    {
+        var selected = new List<int>();
+        if (nodeId is not null)
+        {
+            var i = Plan.IndexOf(nodeId);
+            if (i < 0 || Nodes[i].Status is not (NodeStatus.Failed or NodeStatus.Canceled))
+            {
+                throw new InvalidExecutionStateException(Id, $"Node '{nodeId}' of execution {Id} is not failed or canceled; there is nothing to retry.");
+            }
+
+            selected.Add(i);
+        }
+        else
+        {
+            for (var i = 0; i < Nodes.Length; i++)
+            {
+                if (Nodes[i].Status is NodeStatus.Failed or NodeStatus.Canceled)
+                {
+                    selected.Add(i);
+                }
+            }
+        }
+
+        if (selected.Count == 0)
+        {
+            throw new InvalidExecutionStateException(Id, $"Execution {Id} has no failed or canceled node to retry.");
+        }
+
+        // Reset the selection and everything downstream of it.
+        var reset = new bool[Nodes.Length];
+        var stack = new Stack<int>(selected);
+        var order = new List<int>();
+        while (stack.Count > 0)
+        {
+            var n = stack.Pop();
+            if (reset[n])
+            {
+                continue;
+            }
+
+            reset[n] = true;
+            order.Add(n);
+            foreach (var c in Plan.Graph.ChildrenOf(n))
+            {
+                stack.Push(c);
+            }
+        }
+
+        var t = new TransitionBuilder(this, now, TraceParent);
+        foreach (var n in order)
+        {
+            var node = Nodes[n];
+            if (IsTerminal(node.Status))
+            {
+                Done--;
+            }
+
+            node.Status = NodeStatus.Pending;
+            node.Output = null;
+            node.Error = null;
+            node.RunToken = Guid.Empty;
+            node.EndedAt = null;
+            node.Losses = 0;
+        }
+
+        foreach (var n in order)
+        {
+            var pending = 0;
+            var start = Plan.Graph.ParentStart[n];
+            var parents = Plan.Graph.ParentsOf(n);
+            for (var k = 0; k < parents.Length; k++)
+            {
+                if (!IsTerminal(Nodes[parents[k]].Status))
+                {
+                    InEdges[start + k] = EdgeOutcome.None;
+                    pending++;
+                }
+            }
+
+            Nodes[n].PendingParents = pending;
+        }
+
+        Status = ExecutionStatus.Running;
+        EndedAt = null;
+        Error = null;
+        Output = null;
+        t.Event(EventTypes.ExecutionResumed, null, 0, "Retry");
+        foreach (var n in order.Where(n => Nodes[n].PendingParents == 0).ToList())
+        {
+            Decide(ref t, n);
+        }
+
+        CheckFinished(ref t);
+        return t.Build();
+    }
+
+    public bool CollectStranded(DateTimeOffset queuedBefore, DateTimeOffset now, List<Job> into, int max)
+    {
+        if (Status != ExecutionStatus.Running)
+        {
+            return into.Count < max;
+        }
+
+        for (var i = 0; i < Nodes.Length && into.Count < max; i++)
+        {
+            var node = Nodes[i];
+            var stranded = node.Status switch
+            {
+                NodeStatus.Queued => node.ReadyAt <= queuedBefore,
+                NodeStatus.Running => node.LeaseExpiresAt <= now,
+                _ => false,
+            };
+            if (stranded)
+            {
+                into.Add(MakeJob(i, node.Attempt, null, TraceParent));
+            }
+        }
+
+        return into.Count < max;
+    }
+
+    public ExecutionSnapshot ToSnapshot()
+    {
+        var nodes = new NodeSnapshot[Nodes.Length];
+        for (var i = 0; i < nodes.Length; i++)
+        {
+            var n = Nodes[i];
+            nodes[i] = new NodeSnapshot
+            {
+                Id = Plan.Graph.Ids[i],
+                Handler = Plan.Nodes[i].Handler,
+                Status = n.Status,
+                Attempt = n.Attempt,
+                StartedAt = n.StartedAt,
+                EndedAt = n.EndedAt,
+                WorkerId = n.WorkerId,
+                Output = n.Output,
+                Error = n.Error,
+            };
+        }
+
+        return new ExecutionSnapshot
+        {
+            Id = Id,
+            Workflow = Plan.Workflow,
+            Version = Plan.Version,
+            Status = Status,
+            CreatedAt = CreatedAt,
+            EndedAt = EndedAt,
+            Input = Input,
+            Output = Output,
+            Error = Error,
+            Progress = Progress,
+            Nodes = nodes,
+        };
+    }
+
+    public ExecutionSummary ToSummary() => new(
+        Id,
+        Plan.Workflow,
+        Status,
+        CreatedAt,
+        [.. Enumerable.Range(0, Nodes.Length).Where(i => Nodes[i].Status == NodeStatus.AwaitingReview).Select(i => Plan.Graph.Ids[i])]);
+
+    internal static bool IsTerminal(NodeStatus status) =>
+        status is NodeStatus.Succeeded or NodeStatus.Failed or NodeStatus.Skipped or NodeStatus.Canceled;
+
+    internal Job MakeJob(int i, int attempt, DateTimeOffset? notBefore, string? traceParent)
+    {
+        var def = Plan.Nodes[i];
+        return new Job(Id, def.Id, attempt, def.Queue, def.Priority, notBefore, traceParent);
+    }
+
+    private bool Owns(int i, LeasedJob run)
+    {
+        var node = Nodes[i];
+        return node.Status == NodeStatus.Running && node.RunToken == run.LeaseToken && node.Attempt == run.Job.Attempt;
+    }
+
+    private StartNodeResult Started(int i, TransitionBuilder t)
+    {
+        var parents = Plan.Graph.ParentsOf(i);
+        IReadOnlyDictionary<string, JsonElement> outputs = StartNodeResult.EmptyOutputs;
+        if (parents.Length > 0)
+        {
+            var dict = new Dictionary<string, JsonElement>(parents.Length, StringComparer.Ordinal);
+            foreach (var p in parents)
+            {
+                if (Nodes[p].Status == NodeStatus.Succeeded && Nodes[p].Output is { } output)
+                {
+                    dict[Plan.Graph.Ids[p]] = output;
+                }
+            }
+
+            outputs = dict;
+        }
+
+        return new StartNodeResult { Outcome = StartOutcome.Started, Plan = Plan, WorkflowInput = Input, ParentOutputs = outputs, Transition = t.Build() };
+    }
+
+    private static StartNodeResult Outcome(StartOutcome outcome) => outcome switch
+    {
+        StartOutcome.Stale => StaleResult,
+        StartOutcome.Duplicate => DuplicateResult,
+        _ => PausedResult,
+    };
+
+    private static readonly StartNodeResult StaleResult = new() { Outcome = StartOutcome.Stale };
+    private static readonly StartNodeResult DuplicateResult = new() { Outcome = StartOutcome.Duplicate };
+    private static readonly StartNodeResult PausedResult = new() { Outcome = StartOutcome.Paused };
+
+    private void Queue(ref TransitionBuilder t, int i, int attempt, DateTimeOffset? notBefore, bool emitQueued = true)
+    {
+        var node = Nodes[i];
+        node.Status = NodeStatus.Queued;
+        node.Attempt = attempt;
+        node.Losses = 0;
+        node.RunToken = Guid.Empty;
+        node.ReadyAt = notBefore ?? t.Now;
+        if (emitQueued)
+        {
+            t.Event(EventTypes.NodeQueued, i, attempt);
+        }
+
+        if (Status == ExecutionStatus.Running)
+        {
+            t.Job(i, attempt, notBefore);
+        }
+    }
+
+    private void Finish(ref TransitionBuilder t, int i, NodeStatus status, string eventType, string? message)
+    {
+        var node = Nodes[i];
+        node.Status = status;
+        node.EndedAt = t.Now;
+        node.RunToken = Guid.Empty;
+        Done++;
+        t.Event(eventType, i, node.Attempt, message);
+    }
+
+    private void FailNode(ref TransitionBuilder t, int i, NodeError error)
+    {
+        Nodes[i].Error = error;
+        Finish(ref t, i, NodeStatus.Failed, EventTypes.NodeFailed, error.Message);
+        if (Plan.Definition.FailureMode == FailureMode.FailFast)
+        {
+            Error = error;
+            CancelUnfinished(ref t);
+            End(ref t, ExecutionStatus.Failed, EventTypes.ExecutionFailed, error.Message);
+        }
+        else
+        {
+            Propagate(ref t, i, null);
+        }
+    }
+
+    /// <summary>Tells the children of a finished node how its edges ended, deciding those whose parents are all done.</summary>
+    private void Propagate(ref TransitionBuilder t, int finished, bool[]? taken)
+    {
+        var graph = Plan.Graph;
+        var work = new Stack<(int Node, bool[]? Taken)>();
+        work.Push((finished, taken));
+        while (work.Count > 0)
+        {
+            var (n, tk) = work.Pop();
+            var status = Nodes[n].Status;
+            var start = graph.ChildStart[n];
+            var end = graph.ChildStart[n + 1];
+            for (var s = start; s < end; s++)
+            {
+                InEdges[Plan.ChildSlotToParentSlot[s]] = status switch
+                {
+                    NodeStatus.Succeeded => tk is null || tk[s - start] ? EdgeOutcome.Succeeded : EdgeOutcome.Skipped,
+                    NodeStatus.Failed => EdgeOutcome.Failed,
+                    NodeStatus.Canceled => EdgeOutcome.Canceled,
+                    _ => EdgeOutcome.Skipped,
+                };
+                var c = graph.Children[s];
+                if (Nodes[c].Status == NodeStatus.Pending && --Nodes[c].PendingParents == 0 && Decide(ref t, c))
+                {
+                    work.Push((c, null));
+                }
+            }
+        }
+    }
+
+    /// <summary>Applies the trigger rule of a node whose parents are all done; true when it was skipped (its children need telling).</summary>
+    private bool Decide(ref TransitionBuilder t, int c)
+    {
+        if (RuleHolds(c))
+        {
+            Queue(ref t, c, Nodes[c].Attempt + 1, null);
+            return false;
+        }
+
+        Finish(ref t, c, NodeStatus.Skipped, EventTypes.NodeSkipped, null);
+        return true;
+    }
+
+    private bool RuleHolds(int c)
+    {
+        var start = Plan.Graph.ParentStart[c];
+        var end = Plan.Graph.ParentStart[c + 1];
+        if (start == end)
+        {
+            return true;
+        }
+
+        int succeeded = 0, failed = 0;
+        for (var s = start; s < end; s++)
+        {
+            switch (InEdges[s])
+            {
+                case EdgeOutcome.Succeeded: succeeded++; break;
+                case EdgeOutcome.Failed or EdgeOutcome.Canceled: failed++; break;
+            }
+        }
+
+        return Plan.Nodes[c].TriggerRule switch
+        {
+            TriggerRule.AllDone => true,
+            TriggerRule.AnySucceeded => succeeded > 0,
+            TriggerRule.AnyFailed => failed > 0,
+            TriggerRule.NoneFailed => failed == 0,
+            _ => succeeded == end - start,
+        };
+    }
+
+    private void CancelUnfinished(ref TransitionBuilder t)
+    {
+        for (var i = 0; i < Nodes.Length; i++)
+        {
+            var node = Nodes[i];
+            if (IsTerminal(node.Status))
+            {
+                continue;
+            }
+
+            if (node.Status == NodeStatus.Running)
+            {
+                History.Add(Record(i, node.Attempt, NodeRunStatus.Canceled, node.StartedAt ?? t.Now, t.Now, node.WorkerId, null, null));
+            }
+
+            Finish(ref t, i, NodeStatus.Canceled, EventTypes.NodeCanceled, null);
+        }
+    }
+
+    private void CheckFinished(ref TransitionBuilder t)
+    {
+        if (IsFinished || Done < Nodes.Length)
+        {
+            return;
+        }
+
+        var failed = Array.FindIndex(Nodes, n => n.Status == NodeStatus.Failed);
+        if (failed >= 0)
+        {
+            Error = Nodes[failed].Error;
+            End(ref t, ExecutionStatus.Failed, EventTypes.ExecutionFailed, Error?.Message);
+        }
+        else
+        {
+            Output = BuildOutput();
+            End(ref t, ExecutionStatus.Succeeded, EventTypes.ExecutionSucceeded, null);
+        }
+    }
+
+    private void End(ref TransitionBuilder t, ExecutionStatus status, string eventType, string? message)
+    {
+        Status = status;
+        EndedAt = t.Now;
+        t.Event(eventType, null, 0, message);
+    }
+
+    private JsonElement? BuildOutput()
+    {
+        var leaves = Plan.Leaves;
+        if (leaves.Length == 1)
+        {
+            return Nodes[leaves[0]].Output;
+        }
+
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            foreach (var leaf in leaves)
+            {
+                if (Nodes[leaf].Status == NodeStatus.Succeeded)
+                {
+                    writer.WritePropertyName(Plan.Graph.Ids[leaf]);
+                    if (Nodes[leaf].Output is { } output)
+                    {
+                        output.WriteTo(writer);
+                    }
+                    else
+                    {
+                        writer.WriteNullValue();
+                    }
+                }
+            }
+
+            writer.WriteEndObject();
+        }
+
+        return JsonDocument.Parse(buffer.WrittenMemory).RootElement;
+    }
+
+    private NodeRunRecord Record(int i, int attempt, NodeRunStatus status, DateTimeOffset started, DateTimeOffset ended, string? worker, string? errorType, string? message) => new()
+    {
+        ExecutionId = Id,
+        NodeId = Plan.Graph.Ids[i],
+        Handler = Plan.Nodes[i].Handler,
+        Attempt = attempt,
+        Status = status,
+        StartedAt = started,
+        EndedAt = ended,
+        WorkerId = worker,
+        ErrorType = errorType,
+        ErrorMessage = message,
+    };
+
+    /// <summary>Collects the jobs and events of one transition.</summary>
+    private struct TransitionBuilder(ExecutionState state, DateTimeOffset now, string? traceParent)
+    {
+        private List<Job>? _jobs;
+        private List<WorkflowEvent>? _events;
+
+        public readonly DateTimeOffset Now => now;
+
+        public void Job(int i, int attempt, DateTimeOffset? notBefore) =>
+            (_jobs ??= []).Add(state.MakeJob(i, attempt, notBefore, traceParent));
+
+        public void Event(string type, int? node, int attempt, string? message = null) =>
+            (_events ??= []).Add(new WorkflowEvent(type, state.Id, node is { } n ? state.Plan.Graph.Ids[n] : null, attempt, now, state.Progress, message));
+
+        public readonly StoreTransition Build() => _jobs is null && _events is null
+            ? StoreTransition.None
+            : new StoreTransition((IReadOnlyList<Job>?)_jobs ?? [], (IReadOnlyList<WorkflowEvent>?)_events ?? []);
+    }
+}
+
+/// <summary>The mutable state of one node in one execution.</summary>
+internal sealed class NodeRun
+{
+    public NodeStatus Status { get; set; }
+    public int Attempt { get; set; }
+    public Guid RunToken { get; set; }
+    public string? WorkerId { get; set; }
+    public DateTimeOffset? StartedAt { get; set; }
+    public DateTimeOffset? EndedAt { get; set; }
+    public DateTimeOffset ReadyAt { get; set; }
+    public DateTimeOffset LeaseExpiresAt { get; set; }
+    public JsonElement? Output { get; set; }
+    public NodeError? Error { get; set; }
+    public int PendingParents { get; set; }
+    public int Losses { get; set; }
+}
+
+/// <summary>How an incoming edge ended.</summary>
+internal enum EdgeOutcome : byte
+{
+    None,
+    Succeeded,
+    Skipped,
+    Failed,
+    Canceled,
+}
