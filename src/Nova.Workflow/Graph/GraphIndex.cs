@@ -7,8 +7,9 @@ namespace Nova.Workflow.Graph;
 /// </summary>
 internal sealed class GraphIndex
 {
-    private GraphIndex(string[] ids, Dictionary<string, int> index, int[] childStart, int[] children, int[] childEdge, int[] parentStart, int[] parents)
+    private GraphIndex(string[] ids, Dictionary<string, int> index, int[] childStart, int[] children, int[] childEdge, int[] parentStart, int[] parents, int[] childSlotToParentSlot)
     {
+        ChildSlotToParentSlot = childSlotToParentSlot;
         Ids = ids;
         Index = index;
         ChildStart = childStart;
@@ -33,6 +34,9 @@ internal sealed class GraphIndex
     public int[] ChildEdge { get; }
 
     public int[] ParentStart { get; }
+
+    /// <summary>For each child slot (the parent's view of an edge), the matching parent slot (the child's view).</summary>
+    public int[] ChildSlotToParentSlot { get; }
 
     public int[] Parents { get; }
 
@@ -82,6 +86,7 @@ internal sealed class GraphIndex
         var children = new int[childStart[^1]];
         var childEdge = new int[children.Length];
         var parents = new int[parentStart[^1]];
+        var childToParent = new int[children.Length];
         var childFill = childStart[..^1].ToArray();
         var parentFill = parentStart[..^1].ToArray();
         for (var e = 0; e < edges.Count; e++)
@@ -91,12 +96,15 @@ internal sealed class GraphIndex
                 continue;
             }
 
-            childEdge[childFill[src[e]]] = e;
-            children[childFill[src[e]]++] = dst[e];
-            parents[parentFill[dst[e]]++] = src[e];
+            var childSlot = childFill[src[e]]++;
+            var parentSlot = parentFill[dst[e]]++;
+            childEdge[childSlot] = e;
+            children[childSlot] = dst[e];
+            parents[parentSlot] = src[e];
+            childToParent[childSlot] = parentSlot;
         }
 
-        return new GraphIndex(ids, index, childStart, children, childEdge, parentStart, parents);
+        return new GraphIndex(ids, index, childStart, children, childEdge, parentStart, parents, childToParent);
     }
 
     /// <summary>
@@ -177,6 +185,10 @@ internal sealed class GraphIndex
 
         var cycle = walk.GetRange(seenAt[current], walk.Count - seenAt[current]);
         cycle.Reverse();
+
+        // Start at the first-declared member so the message is stable and reads like the definition.
+        var first = cycle.IndexOf(cycle.Min());
+        cycle = [.. cycle[first..], .. cycle[..first]];
         cycle.Add(cycle[0]);
         return cycle;
     }

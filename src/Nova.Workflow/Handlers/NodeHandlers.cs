@@ -97,7 +97,12 @@ public sealed class NodeContext
 public sealed class TransientNodeException : Exception
 {
     /// <summary>Creates the exception.</summary>
-    public TransientNodeException(string message, Exception? innerException = null) : base(message, innerException)
+    public TransientNodeException(string message) : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with its cause.</summary>
+    public TransientNodeException(string message, Exception innerException) : base(message, innerException)
     {
     }
 }
@@ -106,7 +111,12 @@ public sealed class TransientNodeException : Exception
 public sealed class PermanentNodeException : Exception
 {
     /// <summary>Creates the exception.</summary>
-    public PermanentNodeException(string message, Exception? innerException = null) : base(message, innerException)
+    public PermanentNodeException(string message) : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with its cause.</summary>
+    public PermanentNodeException(string message, Exception innerException) : base(message, innerException)
     {
     }
 }
@@ -115,7 +125,12 @@ public sealed class PermanentNodeException : Exception
 public sealed class NeedsReviewException : Exception
 {
     /// <summary>Creates the exception.</summary>
-    public NeedsReviewException(string message, Exception? innerException = null) : base(message, innerException)
+    public NeedsReviewException(string message) : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with its cause.</summary>
+    public NeedsReviewException(string message, Exception innerException) : base(message, innerException)
     {
     }
 }
@@ -124,7 +139,12 @@ public sealed class NeedsReviewException : Exception
 public sealed class NodeInputException : Exception
 {
     /// <summary>Creates the exception.</summary>
-    public NodeInputException(string message, Exception? innerException = null) : base(message, innerException)
+    public NodeInputException(string message) : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with its cause.</summary>
+    public NodeInputException(string message, Exception innerException) : base(message, innerException)
     {
     }
 }

@@ -116,6 +116,14 @@ public static class NovaWorkflowServiceCollectionExtensions
     public static NovaWorkflowBuilder AddNovaWorkflows(this IServiceCollection services, Action<NovaWorkflowBuilder>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(services);
+        if (services.Any(d => d.ServiceType == typeof(NovaMarker)))
+        {
+            var again = new NovaWorkflowBuilder(services);
+            configure?.Invoke(again);
+            return again;
+        }
+
+        services.AddSingleton<NovaMarker>();
         services.AddOptions<NovaWorkflowOptions>().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<NovaWorkflowOptions>, NovaWorkflowOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
@@ -136,6 +144,9 @@ public static class NovaWorkflowServiceCollectionExtensions
         return builder;
     }
 }
+
+/// <summary>Marks a service collection that already has the core registrations.</summary>
+internal sealed class NovaMarker;
 
 /// <summary>Validates the registered definitions when the host starts.</summary>
 internal sealed class DefinitionValidationService(IServiceProvider services) : IHostedService

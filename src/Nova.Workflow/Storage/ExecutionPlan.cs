@@ -34,18 +34,6 @@ public sealed class ExecutionPlan
         Roots = [.. roots];
         Leaves = [.. leaves];
 
-        // Map each child slot (parent's view of an edge) to its parent slot (child's view), in O(E).
-        ChildSlotToParentSlot = new int[graph.Children.Length];
-        var fill = graph.ParentStart[..^1].ToArray();
-        for (var p = 0; p < n; p++)
-        {
-            for (var s = graph.ChildStart[p]; s < graph.ChildStart[p + 1]; s++)
-            {
-                var child = graph.Children[s];
-                ChildSlotToParentSlot[s] = fill[child]++;
-            }
-        }
-
         SlotCondition = new EdgeCondition?[graph.Children.Length];
         for (var s = 0; s < SlotCondition.Length; s++)
         {
@@ -76,7 +64,7 @@ public sealed class ExecutionPlan
 
     internal int[] Leaves { get; }
 
-    internal int[] ChildSlotToParentSlot { get; }
+    internal int[] ChildSlotToParentSlot => Graph.ChildSlotToParentSlot;
 
     internal EdgeCondition?[] SlotCondition { get; }
 

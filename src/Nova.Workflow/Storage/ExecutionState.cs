@@ -165,6 +165,10 @@ internal sealed class ExecutionState
         var node = Nodes[i];
         var t = new TransitionBuilder(this, now, request.TraceParent);
         History.AddRange(request.PriorAttempts);
+
+        // One clock for history: the store's start time, unless in-process retries started a later attempt.
+        var startedAt = request.PriorAttempts.Count == 0 && node.StartedAt is { } storeStart ? storeStart : request.StartedAt;
+        request = request with { StartedAt = startedAt };
         node.Attempt = request.FinalAttempt;
         node.Losses = 0;
         node.RunToken = Guid.Empty;

@@ -254,28 +254,36 @@ internal static class HandlerStatsCalculator
 }
 
 /// <summary>
-/// Per-handler rate limits with GCRA (one "theoretical arrival time" per key): a burst of
-/// <c>Limit</c> is allowed, then one start per <c>Period / Limit</c>.
+/// Per-handler rate limits as a sliding log: the last <c>Limit</c> start times per key. A start is
+/// allowed when fewer than <c>Limit</c> happened in the last <c>Period</c>, so no window of that length
+/// ever holds more than <c>Limit</c> starts (a token bucket would allow up to twice that across a boundary).
 /// </summary>
 internal sealed class RateLimiterTable
 {
-    private readonly Dictionary<string, DateTimeOffset> _tat = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Queue<DateTimeOffset>> _starts = new(StringComparer.Ordinal);
 
     /// <summary>Takes a slot and returns zero, or returns how long until one frees.</summary>
     public TimeSpan Acquire(string key, RateLimit limit, DateTimeOffset now)
     {
-        lock (_tat)
+        lock (_starts)
         {
-            var interval = limit.Period / limit.Limit;
-            var tolerance = limit.Period - interval;
-            var tat = _tat.TryGetValue(key, out var stored) && stored > now ? stored : now;
-            var wait = tat - tolerance - now;
-            if (wait > TimeSpan.Zero)
+            if (!_starts.TryGetValue(key, out var log))
             {
-                return wait;
+                log = new Queue<DateTimeOffset>();
+                _starts.Add(key, log);
             }
 
-            _tat[key] = tat + interval;
+            while (log.Count > 0 && log.Peek() <= now - limit.Period)
+            {
+                log.Dequeue();
+            }
+
+            if (log.Count >= limit.Limit)
+            {
+                return log.Peek() + limit.Period - now;
+            }
+
+            log.Enqueue(now);
             return TimeSpan.Zero;
         }
     }

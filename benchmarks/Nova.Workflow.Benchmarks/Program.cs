@@ -1,0 +1,3 @@
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(Nova.Workflow.Benchmarks.SorterBenchmarks).Assembly).Run(args);

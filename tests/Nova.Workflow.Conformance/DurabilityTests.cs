@@ -1,0 +1,646 @@
+using System.Text.Json;
+using Nova.Workflow.Storage;
+using Xunit;
+
+namespace Nova.Workflow.Conformance;
+
+// Durable semantics (issue 3) and the invariants of DESIGN §3.
+public abstract partial class ConformanceTests
+{
+    // ---- Invariant 1: a completion is recorded at most once per attempt; one terminal state ----
+
+    [Fact]
+    public async Task Invariant1_a_completion_is_recorded_at_most_once_per_attempt()
+    {
+        var probe = new Probe();
+        var host = await StartAsync(probe, Flow("once").Node("a", "probe").Node("b", "probe", n => n.DependsOn("a")).Build(), withWorker: false);
+        var id = await host.Client.StartAsync("once");
+        var job = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));
+        var started = await host.Store.TryStartNodeAsync(new StartNodeRequest(job, "w1", TimeSpan.FromSeconds(30), 3));
+        Assert.Equal(StartOutcome.Started, started.Outcome);
+        var completion = new CompleteNodeRequest { Run = job, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow, Output = Json(1) };
+        var first = await host.Store.CompleteNodeAsync(completion);
+        var second = await host.Store.CompleteNodeAsync(completion with { Output = Json(2) });
+        Assert.True(first.Accepted);
+        Assert.False(second.Accepted);
+        Assert.Empty(second.Transition.Jobs);
+        Assert.Equal("b", Assert.Single(first.Transition.Jobs).NodeId);
+        Assert.Equal(1, (await host.Client.GetAsync(id)).Nodes.Single(n => n.Id == "a").Output!.Value.GetInt32());
+        Assert.Single(await host.Client.GetHistoryAsync(id));
+    }
+
+    [Fact]
+    public async Task Invariant1_an_execution_reaches_exactly_one_terminal_state()
+    {
+        var probe = new Probe();
+        var host = await StartAsync(probe, Flow("terminal").Node("a", "probe").Build());
+        var result = await host.Client.RunAsync("terminal", timeout: TimeSpan.FromSeconds(20));
+        await host.Client.CancelAsync(result.Id);
+        Assert.Equal(ExecutionStatus.Succeeded, (await host.Client.GetAsync(result.Id)).Status);
+        await Assert.ThrowsAsync<InvalidExecutionStateException>(() => host.Client.PauseAsync(result.Id));
+        await Assert.ThrowsAsync<InvalidExecutionStateException>(() => host.Client.RetryAsync(result.Id));
+    }
+
+    // ---- Item 2 / invariant 2: leases, heartbeats, fenced completion ----
+
+    [Fact]
+    public async Task Lease_that_is_not_extended_expires_and_the_job_is_delivered_again()
+    {
+        var probe = new Probe();
+        var host = await StartAsync(probe, Flow("lease").Node("a", "probe").Build(), withWorker: false);
+        await host.Client.StartAsync("lease");
+        var first = await LeaseNextAsync(host.Queue, TimeSpan.FromMilliseconds(300));
+        Assert.Equal(1, first.DeliveryCount);
+        var again = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));
+        Assert.Equal(first.Job with { NotBefore = again.Job.NotBefore }, again.Job);
+        Assert.Equal(2, again.DeliveryCount);
+        Assert.NotEqual(first.LeaseToken, again.LeaseToken);
+        Assert.False(await host.Queue.AckAsync(first));
+        Assert.Equal([false], await host.Queue.ExtendLeasesAsync([first], TimeSpan.FromSeconds(5)));
+        Assert.True(await host.Queue.AckAsync(again));
+    }
+
+    [Fact]
+    public async Task Heartbeats_keep_a_long_handler_leased_past_the_lease_duration()
+    {
+        var probe = new Probe();
+        probe.Hold("a");
+        var host = await StartAsync(probe, Flow("long").Node("a", "probe").Build(), options: o =>
+        {
+            o.LeaseDuration = TimeSpan.FromMilliseconds(600);
+            o.HeartbeatInterval = TimeSpan.FromMilliseconds(150);
+        });
+        var id = await host.Client.StartAsync("long");
+        await probe.Entered("a");
+        var now = await host.Store.GetTimeAsync();
+        await Eventually.TrueAsync(async () => await host.Store.GetTimeAsync() > now + TimeSpan.FromMilliseconds(1500), "three lease durations to pass");
+        probe.Open("a");
+        var result = await Finished(host, id);
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Equal(1, probe.Calls("a"));
+        Assert.DoesNotContain(await host.Client.GetHistoryAsync(id), r => r.Status == NodeRunStatus.Lost);
+    }
+
+    [Fact]
+    public async Task Frozen_worker_loses_its_lease_another_completes_and_the_late_completion_changes_nothing()
+    {
+        var frozenToken = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var frozenRelease = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var definition = Flow("frozen").Node("a", "work").Build();
+        var frozen = await StartAsync(nova => nova
+            .AddHandler("work", async (ctx, ct) =>
+            {
+                entered.TrySetResult();
+                ct.Register(() => frozenToken.TrySetResult());
+                await frozenRelease.Task;
+                return Json("frozen");
+            })
+            .AddWorkflow(definition), options: o => o.WorkerId = "frozen", worker: w => w.Queue("default", 1));
+        frozen.Runner.SuspendHeartbeats = true;
+        var id = await frozen.Client.StartAsync("frozen");
+        await entered.Task.WaitAsync(TimeSpan.FromSeconds(20));
+
+        var healthy = await StartAsync(nova => nova
+            .AddHandler("work", (_, _) => ValueTask.FromResult<JsonElement?>(Json("healthy")))
+            .AddWorkflow(definition), options: o => o.WorkerId = "healthy");
+        var result = await healthy.Client.WaitForCompletionAsync(id, TimeSpan.FromSeconds(20));
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Equal("healthy", result.Output!.Value.GetString());
+
+        // The frozen worker wakes up: its next heartbeat finds the lease gone and cancels its handler.
+        frozen.Runner.SuspendHeartbeats = false;
+        await frozenToken.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        frozenRelease.TrySetResult();
+        await Eventually.TrueAsync(async () => (await frozen.Queue.GetDepthAsync("default")) == 0, "the queue to drain");
+
+        var after = await healthy.Client.GetAsync(id);
+        Assert.Equal("healthy", after.Output!.Value.GetString());
+        var history = await healthy.Client.GetHistoryAsync(id);
+        Assert.Equal(NodeRunStatus.Lost, history.Single(r => r.WorkerId == "frozen").Status);
+        Assert.Equal(NodeRunStatus.Succeeded, history.Single(r => r.WorkerId == "healthy").Status);
+        Assert.Equal(2, history.Count);
+    }
+
+    [Fact]
+    public async Task Stale_run_token_cannot_heartbeat_release_or_complete()
+    {
+        var probe = new Probe();
+        var host = await StartAsync(probe, Flow("fence").Node("a", "probe").Build(), withWorker: false);
+        var id = await host.Client.StartAsync("fence");
+        var stale = await LeaseNextAsync(host.Queue, TimeSpan.FromMilliseconds(200));
+        Assert.Equal(StartOutcome.Started, (await host.Store.TryStartNodeAsync(new StartNodeRequest(stale, "old", TimeSpan.FromMilliseconds(200), 3))).Outcome);
+        var current = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));
+        await Eventually.TrueAsync(
+            async () => (await host.Store.TryStartNodeAsync(new StartNodeRequest(current, "new", TimeSpan.FromSeconds(30), 3))).Outcome == StartOutcome.Started,
+            "the new delivery to take over");
+
+        Assert.Equal([false], await host.Store.HeartbeatAsync([stale], TimeSpan.FromSeconds(30)));
+        Assert.False(await host.Store.ReleaseNodeAsync(stale));
+        var late = await host.Store.CompleteNodeAsync(new CompleteNodeRequest { Run = stale, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow, Output = Json("late") });
+        Assert.False(late.Accepted);
+        Assert.Equal(NodeStatus.Running, StatusOf(await host.Client.GetAsync(id), "a"));
+        Assert.True((await host.Store.CompleteNodeAsync(new CompleteNodeRequest { Run = current, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow, Output = Json("current") })).Accepted);
+        Assert.Equal("current", (await host.Client.GetAsync(id)).Output!.Value.GetString());
+    }
+
+    // ---- Item 3: sweeper, worker deaths ----
+
+    [Fact]
+    public async Task Sweeper_requeues_a_queued_node_that_has_no_live_job()
+    {
+        var probe = new Probe();
+        var definition = Flow("stranded").Node("a", "probe").Node("b", "probe", n => n.DependsOn("a")).Build();
+        var host = await StartAsync(probe, definition);
+
+        // A commit whose enqueue never happened (the gap mixed providers have): create straight in the store.
+        var plan = ExecutionPlan.Create(definition);
+        var created = await host.Store.CreateExecutionAsync(new NewExecution(Guid.CreateVersion7(), plan, Json(1), null, null));
+        Assert.Single(created.Transition.Jobs);
+        var result = await Finished(host, created.ExecutionId);
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Equal(1, probe.Calls("a"));
+    }
+
+    [Fact]
+    public async Task Node_whose_worker_died_on_it_N_times_in_a_row_goes_to_the_dead_letters()
+    {
+        var probe = new Probe();
+        var host = await StartAsync(probe, Flow("deadly").Node("a", "probe").Build(), withWorker: false);
+        var id = await host.Client.StartAsync("deadly");
+
+        // Three workers take the node and die (never heartbeat, never complete).
+        for (var death = 0; death < 3; death++)
+        {
+            var job = await LeaseNextAsync(host.Queue, TimeSpan.FromMilliseconds(150));
+            StartNodeResult start = null!;
+            await Eventually.TrueAsync(
+                async () => (start = await host.Store.TryStartNodeAsync(new StartNodeRequest(job, $"dead-{death}", TimeSpan.FromMilliseconds(150), 3))).Outcome != StartOutcome.Duplicate,
+                "the previous lease to lapse");
+            Assert.Equal(StartOutcome.Started, start.Outcome);
+        }
+
+        // The next worker finds the node's third death and dead-letters it instead of looping.
+        var worker = await StartAsync(probe, Flow("deadly").Node("a", "probe").Build());
+        var result = await Finished(worker, id);
+        Assert.Equal(ExecutionStatus.Failed, result.Status);
+        Assert.Equal("WorkerLost", result.Error!.Type);
+        Assert.Equal(0, probe.Calls("a"));
+        var letter = Assert.Single(await worker.Client.ListDeadLettersAsync());
+        Assert.Equal(DeadLetterReason.WorkerLost, letter.Reason);
+        Assert.Equal(3, (await worker.Client.GetHistoryAsync(id)).Count(r => r.Status == NodeRunStatus.Lost));
+    }
+
+    // ---- Item 4 / invariant 5: pause, resume, cancel, retry ----
+
+    [Fact]
+    public async Task Pause_stops_new_nodes_running_ones_finish_and_resume_never_reruns_succeeded_nodes()
+    {
+        var probe = new Probe();
+        probe.Hold("a");
+        var host = await StartAsync(probe, Flow("pausable").Node("a", "probe").Node("b", "probe", n => n.DependsOn("a")).Node("c", "probe", n => n.DependsOn("b")).Build());
+        var id = await host.Client.StartAsync("pausable");
+        await probe.Entered("a");
+        await host.Client.PauseAsync(id);
+        Assert.Equal(ExecutionStatus.Paused, (await host.Client.GetAsync(id)).Status);
+        probe.Open("a");
+        await NodeReaches(host, id, "a", NodeStatus.Succeeded);
+
+        // b is ready but must not start while paused: its job is dropped and it stays Queued.
+        await Eventually.TrueAsync(async () => await host.Queue.GetDepthAsync("default") == 0, "b's job to be consumed");
+        var paused = await host.Client.GetAsync(id);
+        Assert.Equal(ExecutionStatus.Paused, paused.Status);
+        Assert.Equal(NodeStatus.Queued, StatusOf(paused, "b"));
+        Assert.Equal(0, probe.Calls("b"));
+
+        await host.Client.ResumeAsync(id);
+        var result = await Finished(host, id);
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Equal(1, probe.Calls("a"));
+        Assert.Equal(1, probe.Calls("b"));
+        Assert.Equal(1, probe.Calls("c"));
+        await Assert.ThrowsAsync<InvalidExecutionStateException>(() => host.Client.ResumeAsync(id));
+    }
+
+    [Fact]
+    public async Task Cancel_reaches_running_handlers_and_marks_every_unfinished_node_canceled()
+    {
+        var tokenCancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var host = await StartAsync(nova => nova
+            .AddHandler("block", async (_, ct) =>
+            {
+                entered.TrySetResult();
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, ct);
+                }
+                catch (OperationCanceledException)
+                {
+                    tokenCancelled.TrySetResult();
+                    throw;
+                }
+
+                return null;
+            })
+            .AddWorkflow(Flow("cancel").Node("a", "block").Node("b", "block", n => n.DependsOn("a")).Build()));
+        var id = await host.Client.StartAsync("cancel");
+        await entered.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        await host.Client.CancelAsync(id);
+        await tokenCancelled.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        var result = await Finished(host, id);
+        Assert.Equal(ExecutionStatus.Canceled, result.Status);
+        Assert.All(result.Nodes, n => Assert.Equal(NodeStatus.Canceled, n.Status));
+    }
+
+    [Fact]
+    public async Task Cancel_reaches_a_handler_running_in_another_process()
+    {
+        var tokenCancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var definition = Flow("remote-cancel").Node("a", "block").Build();
+        var worker = await StartAsync(nova => nova
+            .AddHandler("block", async (_, ct) =>
+            {
+                entered.TrySetResult();
+                await using var registration = ct.Register(() => tokenCancelled.TrySetResult());
+                await Task.Delay(Timeout.Infinite, ct);
+                return null;
+            })
+            .AddWorkflow(definition));
+        var web = await StartAsync(nova => nova.AddHandler("block", (_, _) => ValueTask.FromResult<JsonElement?>(null)).AddWorkflow(definition), withWorker: false);
+        var id = await web.Client.StartAsync("remote-cancel");
+        await entered.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        await web.Client.CancelAsync(id);
+        await tokenCancelled.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(ExecutionStatus.Canceled, (await Finished(worker, id)).Status);
+    }
+
+    [Fact]
+    public async Task RetryAsync_reruns_failed_nodes_and_what_follows_keeping_succeeded_outputs()
+    {
+        var probe = new Probe();
+        var failures = 1;
+        var host = await StartAsync(nova => nova
+            .AddHandler("probe", probe.Handle)
+            .AddHandler("once", (ctx, ct) => Interlocked.Decrement(ref failures) >= 0 ? throw new PermanentNodeException("first time fails") : probe.Handle(ctx, ct))
+            .AddWorkflow(Flow("retry")
+                .Node("a", "probe").Node("side", "probe")
+                .Node("b", "once", n => n.DependsOn("a"))
+                .Node("c", "probe", n => n.DependsOn("b", "side"))
+                .Build()));
+        var id = await host.Client.StartAsync("retry");
+        var failed = await Finished(host, id);
+        Assert.Equal(ExecutionStatus.Failed, failed.Status);
+        Assert.Equal(NodeStatus.Failed, StatusOf(failed, "b"));
+        Assert.Equal(NodeStatus.Canceled, StatusOf(failed, "c"));
+
+        await host.Client.RetryAsync(id);
+        var result = await Finished(host, id);
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Equal(1, probe.Calls("a"));
+        Assert.Equal(1, probe.Calls("b"));
+        Assert.Equal(1, probe.Calls("c"));
+        Assert.Equal(2, result.Nodes.Single(n => n.Id == "b").Attempt);
+        Assert.Equal("a", result.Nodes.Single(n => n.Id == "a").Output!.Value.GetProperty("node").GetString());
+    }
+
+    // ---- Item 5: needs review ----
+
+    [Fact]
+    public async Task Needs_review_pauses_the_execution_lists_it_and_approval_continues_with_the_given_output()
+    {
+        var probe = new Probe();
+        var host = await StartAsync(nova => nova
+            .AddHandler("probe", probe.Handle)
+            .AddHandler<JsonElement, int>("review", (_, _, _) => throw new NeedsReviewException("amount above approval limit"))
+            .AddHandler<int, int>("after", (x, _, _) => ValueTask.FromResult(x + 1))
+            .AddWorkflow(Flow("review").Node("check", "review").Node("next", "after", n => n.DependsOn("check")).Build()));
+        var id = await host.Client.StartAsync("review");
+        await ExecutionReaches(host, id, ExecutionStatus.Paused);
+        var snapshot = await host.Client.GetAsync(id);
+        Assert.Equal(NodeStatus.AwaitingReview, StatusOf(snapshot, "check"));
+        Assert.Equal(ErrorClass.NeedsReview, snapshot.Nodes.Single(n => n.Id == "check").Error!.Class);
+        var waiting = Assert.Single(await host.Client.ListAsync(new() { AwaitingReview = true }));
+        Assert.Equal(id, waiting.Id);
+        Assert.Equal(["check"], waiting.AwaitingReview);
+
+        await Assert.ThrowsAsync<InvalidExecutionStateException>(() => host.Client.ResumeAsync(id));
+        await host.Client.ResumeAsync(id, ReviewDecision.Approve(Json(41)));
+        var result = await Finished(host, id);
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Equal(42, result.Output!.Value.GetInt32());
+        Assert.Empty(await host.Client.ListAsync(new() { AwaitingReview = true }));
+    }
+
+    [Fact]
+    public async Task Rejected_review_fails_the_node()
+    {
+        var host = await StartAsync(nova => nova
+            .AddHandler("review", (_, _) => throw new NeedsReviewException("check me"))
+            .AddWorkflow(Flow("reject").Node("check", "review").Build()));
+        var id = await host.Client.StartAsync("reject");
+        await ExecutionReaches(host, id, ExecutionStatus.Paused);
+        await host.Client.ResumeAsync(id, ReviewDecision.Reject("not plausible"));
+        var result = await Finished(host, id);
+        Assert.Equal(ExecutionStatus.Failed, result.Status);
+        Assert.Equal(NodeStatus.Failed, StatusOf(result, "check"));
+        Assert.Equal("not plausible", result.Error!.Message);
+    }
+
+    // ---- Item 6: queues and priorities ----
+
+    [Fact]
+    public async Task Higher_priority_is_dequeued_first_within_a_queue()
+    {
+        var host = await StartAsync(_ => { }, withWorker: false);
+        var exec = Guid.CreateVersion7();
+        await host.Queue.EnqueueAsync([.. new[] { 1, 9, 5, 0, 7 }.Select(p => new Job(exec, $"p{p}", 1, "prio", p))]);
+        var taken = await host.Queue.DequeueAsync(["prio"], 5, TimeSpan.FromSeconds(30));
+        Assert.Equal(["p9", "p7", "p5", "p1", "p0"], taken.Select(j => j.Job.NodeId));
+    }
+
+    [Fact]
+    public async Task Low_priority_job_is_not_starved_by_a_stream_of_high_priority_jobs()
+    {
+        // The rule: every 10th job taken from a queue is its oldest ready job, whatever its priority.
+        var host = await StartAsync(_ => { }, withWorker: false);
+        var exec = Guid.CreateVersion7();
+        await host.Queue.EnqueueAsync([new Job(exec, "low", 1, "busy", 0)]);
+        var takenBeforeLow = 0;
+        for (var i = 0; i < 50; i++)
+        {
+            await host.Queue.EnqueueAsync([new Job(exec, $"high{i}", 1, "busy", 9)]);
+            var job = Assert.Single(await host.Queue.DequeueAsync(["busy"], 1, TimeSpan.FromSeconds(30)));
+            if (job.Job.NodeId == "low")
+            {
+                break;
+            }
+
+            takenBeforeLow++;
+        }
+
+        Assert.True(takenBeforeLow < 10, $"the low-priority job waited for {takenBeforeLow} high-priority ones");
+    }
+
+    [Fact]
+    public async Task A_worker_serves_only_its_queues_each_with_its_own_concurrency()
+    {
+        var probe = new Probe();
+        var flow = Flow("queues");
+        for (var i = 0; i < 4; i++)
+        {
+            flow.Node($"r{i}", "probe", n => n.Queue("reports"));
+            probe.Hold($"r{i}");
+        }
+
+        flow.Node("d", "probe");
+        var definition = flow.Build();
+        var defaultOnly = await StartAsync(probe, definition, worker: w => w.Queue("default", 4));
+        var id = await defaultOnly.Client.StartAsync("queues");
+        await NodeReaches(defaultOnly, id, "d", NodeStatus.Succeeded);
+        Assert.Equal(0, probe.Calls("r0"));
+
+        var reports = await StartAsync(probe, definition, worker: w => w.Queue("reports", 2));
+        await Eventually.TrueAsync(() => probe.TotalCalls == 3, "two report nodes running");
+        Assert.Equal(2, (await reports.Client.GetAsync(id)).RunningNodes.Count());
+        for (var i = 0; i < 4; i++)
+        {
+            probe.Open($"r{i}");
+        }
+
+        Assert.Equal(ExecutionStatus.Succeeded, (await Finished(reports, id)).Status);
+        Assert.Equal(2, probe.MaxConcurrency);
+    }
+
+    // ---- Item 7: global rate limits ----
+
+    [Fact]
+    public async Task Rate_limit_holds_across_every_worker_sharing_the_store()
+    {
+        var flow = Flow("limited");
+        for (var i = 0; i < 7; i++)
+        {
+            flow.Node($"n{i}", "api", n => n.RateLimit(3, TimeSpan.FromMilliseconds(700)));
+        }
+
+        var definition = flow.Build();
+        Action<NovaWorkflowBuilder> configure = nova => nova.AddHandler("api", (_, _) => ValueTask.FromResult<JsonElement?>(null)).AddWorkflow(definition);
+        var one = await StartAsync(configure, options: o => o.WorkerId = "one");
+        await StartAsync(configure, options: o => o.WorkerId = "two");
+        var result = await one.Client.RunAsync("limited", timeout: TimeSpan.FromSeconds(20));
+        var starts = result.Nodes.Select(n => n.StartedAt!.Value).Order().ToList();
+        Assert.Equal(7, starts.Count);
+        for (var i = 0; i + 3 < starts.Count; i++)
+        {
+            Assert.True(starts[i + 3] - starts[i] >= TimeSpan.FromMilliseconds(700), $"starts {i} and {i + 3} are {(starts[i + 3] - starts[i]).TotalMilliseconds} ms apart");
+        }
+    }
+
+    [Fact]
+    public async Task Rate_limited_job_is_deferred_in_the_queue_and_does_not_hold_a_worker_slot()
+    {
+        var probe = new Probe();
+        var host = await StartAsync(
+            nova => nova
+                .AddHandler("probe", probe.Handle)
+                .AddWorkflow(Flow("deferred")
+                    .Node("first", "probe", n => n.RateLimit(1, TimeSpan.FromMinutes(10)))
+                    .Node("second", "probe", n => n.RateLimit(1, TimeSpan.FromMinutes(10)).DependsOn("first"))
+                    .Node("other", "free", n => n.DependsOn("first"))
+                    .Build())
+                .AddHandler("free", probe.Handle),
+            worker: w => w.Queue("default", 1));
+        var id = await host.Client.StartAsync("deferred");
+        await NodeReaches(host, id, "other", NodeStatus.Succeeded);
+        var snapshot = await host.Client.GetAsync(id);
+        Assert.Equal(NodeStatus.Queued, StatusOf(snapshot, "second"));
+        Assert.Equal(0, probe.Calls("second"));
+        Assert.Empty(snapshot.RunningNodes);
+        Assert.Equal(1, await host.Queue.GetDepthAsync("default"));
+    }
+
+    // ---- Item 8 / invariant 6: dead letters, poison jobs ----
+
+    [Fact]
+    public async Task Exhausted_node_is_dead_lettered_and_can_be_requeued_or_purged()
+    {
+        var fail = true;
+        var host = await StartAsync(nova => nova
+            .AddHandler("flaky", (_, _) => Volatile.Read(ref fail) ? throw new TransientNodeException("upstream down") : ValueTask.FromResult<JsonElement?>(Json("up")))
+            .AddWorkflow(Flow("dlq").DefaultRetry(RetryPolicy.Default with { MaxAttempts = 2, InitialDelay = TimeSpan.FromMilliseconds(5), MaxDelay = TimeSpan.FromMilliseconds(5) })
+                .Node("a", "flaky").Build()));
+        var first = await host.Client.StartAsync("dlq");
+        var second = await host.Client.StartAsync("dlq");
+        Assert.Equal(ExecutionStatus.Failed, (await Finished(host, first)).Status);
+        Assert.Equal(ExecutionStatus.Failed, (await Finished(host, second)).Status);
+        var letters = await host.Client.ListDeadLettersAsync();
+        Assert.Equal(2, letters.Count);
+        var letter = letters.Single(l => l.ExecutionId == first);
+        Assert.Equal(DeadLetterReason.Exhausted, letter.Reason);
+        Assert.Equal("upstream down", letter.Error);
+        Assert.Equal("a", letter.NodeId);
+        Assert.Equal(2, letter.Attempt);
+
+        Volatile.Write(ref fail, false);
+        Assert.True(await host.Client.RequeueDeadLetterAsync(letter.Id));
+        var requeued = await Finished(host, first);
+        Assert.Equal(ExecutionStatus.Succeeded, requeued.Status);
+        Assert.Equal("up", requeued.Output!.Value.GetString());
+
+        var other = Assert.Single(await host.Client.ListDeadLettersAsync());
+        Assert.True(await host.Client.PurgeDeadLetterAsync(other.Id));
+        Assert.Empty(await host.Client.ListDeadLettersAsync());
+        Assert.False(await host.Client.PurgeDeadLetterAsync(other.Id));
+        Assert.False(await host.Client.RequeueDeadLetterAsync(other.Id));
+    }
+
+    [Fact]
+    public async Task Poison_jobs_never_crash_or_stall_a_worker()
+    {
+        var probe = new Probe();
+        var host = await StartAsync(nova => nova
+            .AddHandler("probe", probe.Handle)
+            .AddHandler("cyclic", (_, _) =>
+            {
+                var cyclic = new Dictionary<string, object>();
+                cyclic["self"] = cyclic;
+                return ValueTask.FromResult<JsonElement?>(JsonSerializer.SerializeToElement(cyclic));
+            })
+            .AddWorkflow(Flow("healthy").Node("a", "probe").Build())
+            .AddWorkflow(Flow("poison").Node("bad", "cyclic").Build()));
+        for (var i = 0; i < 3; i++)
+        {
+            await Storage.InjectPoisonJobAsync(host.Queue, "default", CancellationToken.None);
+        }
+
+        var poisoned = await host.Client.StartAsync("poison");
+        Assert.Equal(ExecutionStatus.Failed, (await Finished(host, poisoned)).Status);
+        var result = await host.Client.RunAsync("healthy", timeout: TimeSpan.FromSeconds(20));
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        await Eventually.TrueAsync(async () => await host.Queue.GetDepthAsync("default") == 0, "poison jobs to leave the queue");
+        if (Storage.Capabilities.HasFlag(ProviderCapabilities.RawJobStorage))
+        {
+            await Eventually.TrueAsync(async () => (await host.Client.ListDeadLettersAsync()).Count(d => d.Reason == DeadLetterReason.Undeserializable) == 3, "undeserializable jobs to be dead-lettered");
+        }
+    }
+
+    // ---- Invariant 3: jobs that no longer match the state are dropped ----
+
+    [Fact]
+    public async Task Invariant3_a_job_that_does_not_match_the_state_is_dropped_on_dequeue()
+    {
+        var probe = new Probe();
+        var host = await StartAsync(probe, Flow("stale").Node("a", "probe").Build());
+        var result = await host.Client.RunAsync("stale", timeout: TimeSpan.FromSeconds(20));
+        await host.Queue.EnqueueAsync([new Job(result.Id, "a", 1, "default", 5), new Job(result.Id, "a", 99, "default", 5), new Job(result.Id, "nope", 1, "default", 5)]);
+        await Eventually.TrueAsync(async () => await host.Queue.GetDepthAsync("default") == 0, "stale jobs to be consumed");
+        Assert.Equal(1, probe.Calls("a"));
+        Assert.Single(await host.Client.GetHistoryAsync(result.Id));
+    }
+
+    // ---- Invariant 4: retry backoff is durable, no worker sleeps ----
+
+    [Fact]
+    public async Task Invariant4_a_long_backoff_waits_in_the_queue_not_in_a_worker()
+    {
+        var calls = 0;
+        var host = await StartAsync(nova => nova
+            .AddHandler("flaky", (_, _) => Interlocked.Increment(ref calls) == 1 ? throw new TransientNodeException("later") : ValueTask.FromResult<JsonElement?>(null))
+            .AddWorkflow(Flow("backoff").Node("a", "flaky", n => n.Retry(r => r with { InitialDelay = TimeSpan.FromSeconds(1), JitterFactor = 0, InProcessThreshold = TimeSpan.FromMilliseconds(10) })).Build()));
+        var id = await host.Client.StartAsync("backoff");
+        await Eventually.TrueAsync(async () => (await host.Client.GetAsync(id)).Nodes[0].Attempt == 2, "the retry to be scheduled");
+        var waiting = await host.Client.GetAsync(id);
+        Assert.Equal(NodeStatus.Queued, waiting.Nodes[0].Status);
+        Assert.Empty(waiting.RunningNodes);
+        Assert.Equal(1, await host.Queue.GetDepthAsync("default"));
+        Assert.Empty(await host.Queue.DequeueAsync(["default"], 1, TimeSpan.FromSeconds(1)));
+        Assert.Equal(ExecutionStatus.Succeeded, (await Finished(host, id)).Status);
+        var history = await host.Client.GetHistoryAsync(id);
+        Assert.True(history[1].StartedAt - history[0].EndedAt >= TimeSpan.FromSeconds(1));
+    }
+
+    // ---- Item 9: retention ----
+
+    [Fact]
+    public async Task Finished_executions_and_their_history_expire_after_the_retention_time()
+    {
+        var probe = new Probe();
+        probe.Hold("slow");
+        var host = await StartAsync(
+            nova => nova.AddHandler("probe", probe.Handle)
+                .AddWorkflow(Flow("short").Node("a", "probe").Build())
+                .AddWorkflow(Flow("running").Node("slow", "probe").Build()),
+            options: o =>
+            {
+                o.Retention = TimeSpan.FromMilliseconds(300);
+                o.RetentionInterval = TimeSpan.FromMilliseconds(100);
+            });
+        var running = await host.Client.StartAsync("running");
+        var done = await host.Client.RunAsync("short", timeout: TimeSpan.FromSeconds(20));
+        await Eventually.TrueAsync(
+            async () =>
+            {
+                try
+                {
+                    await host.Client.GetAsync(done.Id);
+                    return false;
+                }
+                catch (ExecutionNotFoundException)
+                {
+                    return true;
+                }
+            },
+            "the finished execution to expire");
+        await Assert.ThrowsAsync<ExecutionNotFoundException>(() => host.Client.GetHistoryAsync(done.Id));
+        Assert.Equal(ExecutionStatus.Running, (await host.Client.GetAsync(running)).Status);
+        probe.Open("slow");
+    }
+
+    // ---- Item 10: idempotent start ----
+
+    [Fact]
+    public async Task Fifty_concurrent_starts_with_one_idempotency_key_create_one_execution()
+    {
+        var probe = new Probe();
+        var host = await StartAsync(probe, Flow("idem").Node("a", "probe").Build(), withWorker: false);
+        var ids = await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => Task.Run(() => host.Client.StartAsync("idem", options: new StartOptions { IdempotencyKey = "order-17" }))));
+        Assert.Single(ids.Distinct());
+        Assert.Single(await host.Client.ListAsync(new()));
+        Assert.Equal(1, await host.Queue.GetDepthAsync("default"));
+        var other = await host.Client.StartAsync("idem", options: new StartOptions { IdempotencyKey = "order-18" });
+        Assert.NotEqual(ids[0], other);
+    }
+
+    // ---- Graceful shutdown: running nodes finish, the rest are released, never lost ----
+
+    [Fact]
+    public async Task Shutdown_releases_nodes_that_do_not_finish_in_time_and_another_worker_runs_them()
+    {
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var definition = Flow("shutdown").Node("a", "stubborn").Build();
+        var first = await TestHost.StartAsync(
+            Storage,
+            nova => nova.AddHandler("stubborn", async (_, _) =>
+            {
+                entered.TrySetResult();
+                await Task.Delay(Timeout.Infinite, CancellationToken.None);
+                return null;
+            }).AddWorkflow(definition),
+            o => o.WorkerId = "first",
+            null,
+            withWorker: true);
+        var id = await first.Client.StartAsync("shutdown");
+        await entered.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(300)))
+        {
+            await first.Host.StopAsync(timeout.Token);
+        }
+
+        first.Host.Dispose();
+        var second = await StartAsync(nova => nova.AddHandler("stubborn", (_, _) => ValueTask.FromResult<JsonElement?>(Json("done"))).AddWorkflow(definition), o => o.WorkerId = "second");
+        var result = await Finished(second, id);
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Equal("second", result.Nodes.Single().WorkerId);
+    }
+}
