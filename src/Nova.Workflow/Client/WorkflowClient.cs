@@ -20,7 +20,8 @@ internal sealed class WorkflowClient(
     ExecutionEventHub hub,
     IOptions<NovaWorkflowOptions> options,
     TimeProvider time,
-    ILoggerFactory loggers) : IWorkflowClient
+    ILoggerFactory loggers,
+    IRemoteEvents? remoteEvents = null) : IWorkflowClient
 {
     private static readonly JsonElement NullInput = JsonDocument.Parse("null").RootElement;
     private readonly NovaWorkflowOptions _options = options.Value;
@@ -80,7 +81,8 @@ internal sealed class WorkflowClient(
     {
         // Subscribe first, then read the state: an event between the two is in the channel, not lost.
         var channel = Channel.CreateUnbounded<WorkflowEvent>(new UnboundedChannelOptions { SingleReader = true });
-        using var subscription = hub.Subscribe(executionId, channel.Writer);
+        using var local = remoteEvents is null ? hub.Subscribe(executionId, channel.Writer) : null;
+        await using var remote = remoteEvents is null ? null : await remoteEvents.SubscribeAsync(executionId, channel.Writer, cancellationToken).ConfigureAwait(false);
         var snapshot = await GetAsync(executionId, cancellationToken).ConfigureAwait(false);
         if (snapshot.IsFinished)
         {

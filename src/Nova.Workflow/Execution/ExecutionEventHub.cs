@@ -3,6 +3,16 @@ using System.Threading.Channels;
 
 namespace Nova.Workflow.Execution;
 
+/// <summary>
+/// Events of an execution that happen in other processes, supplied by providers with a signal
+/// channel (Redis pub/sub). When registered, watchers read from it instead of the in-process hub.
+/// A missed message only delays a watcher: the durable state is polled as the safety net.
+/// </summary>
+internal interface IRemoteEvents
+{
+    ValueTask<IAsyncDisposable> SubscribeAsync(Guid executionId, ChannelWriter<WorkflowEvent> writer, CancellationToken cancellationToken);
+}
+
 /// <summary>In-process fan-out of transition events to watchers of an execution.</summary>
 internal sealed class ExecutionEventHub
 {

@@ -50,6 +50,18 @@ internal sealed class RunningRegistry
         }
     }
 
+    /// <summary>Revokes every attempt of <paramref name="executionId"/> running here (a cancel signal from another process).</summary>
+    public void RevokeExecution(Guid executionId)
+    {
+        foreach (var ((execution, _), run) in _runs)
+        {
+            if (execution == executionId)
+            {
+                run.Revoke();
+            }
+        }
+    }
+
     public RunHandle[] Snapshot() => [.. _runs.Values];
 }
 

@@ -398,7 +398,10 @@ internal sealed class ExecutionState
         t.Event(EventTypes.ExecutionResumed, null, 0, "Retry");
         foreach (var n in order.Where(n => Nodes[n].PendingParents == 0).ToList())
         {
-            Decide(ref t, n);
+            if (Decide(ref t, n))
+            {
+                Propagate(ref t, n, null);
+            }
         }
 
         CheckFinished(ref t);

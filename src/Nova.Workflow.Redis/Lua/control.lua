@@ -1,0 +1,125 @@
+-- ARGV[1]: command. pause | cancel | resume | retry | stranded.
+-- Codes: 0 done, 1 not found, 2 invalid state {message}, 3 review decision missing {node ids}.
+if not execStatus then return { 1 } end
+local cmd = ARGV[1]
+if cmd == 'stranded' then
+  -- ARGV[2]: stranded-after ms. Queued too long, or Running with a lapsed lease.
+  if execStatus ~= 1 then return { 0 } end
+  for i = 0, N - 1 do
+    local s = nnum('s', i)
+    if (s == 1 and (nnum('ra', i) or 0) <= NOW - tonumber(ARGV[2])) or (s == 2 and (nnum('le', i) or 0) <= NOW) then
+      job(i, nnum('a', i), 0)
+    end
+  end
+  return { 0, done, N, execStatus, {}, jobs, {}, NOW }
+elseif cmd == 'pause' then
+  if execStatus == 2 then return result(0) end
+  if execStatus ~= 1 then return { 2, 'only a running execution can be paused' } end
+  execStatus = 2
+  redis.call('HSET', X, 'st', 2)
+  ev(9, -1, 0)
+elseif cmd == 'cancel' then
+  if finished() then return result(0) end
+  cancel_unfinished()
+  end_exec(5, 12)
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+elseif cmd == 'resume' then
+  -- ARGV: hasDecision, approved, output, rejectionErrorJson, reason, then (nodeIndex, taken) pairs.
+  if execStatus ~= 2 then return { 2, 'only a paused execution can be resumed' } end
+  local reviewing = {}
+  for i = 0, N - 1 do
+    if nnum('s', i) == 7 then reviewing[#reviewing + 1] = i end
+  end
+  if #reviewing > 0 and ARGV[2] ~= '1' then
+    local ids = {}
+    for _, i in ipairs(reviewing) do ids[#ids + 1] = nget('id', i) end
+    return { 3, ids }
+  end
+  local takenOf = {}
+  for k = 7, #ARGV, 2 do takenOf[tonumber(ARGV[k])] = ARGV[k + 1] end
+  execStatus = 1
+  redis.call('HSET', X, 'st', 1, 'rv', 0)
+  ev(13, -1, 0)
+  for _, i in ipairs(reviewing) do
+    if ARGV[3] == '1' then
+      redis.call('HSET', S, 'o' .. i, ARGV[4], 'e' .. i, '')
+      finish(i, 3, 3, 'Approved by review')
+      local taken = takenOf[i]
+      if not taken or taken == '' then taken = false end
+      propagate(i, taken)
+    else
+      fail_node(i, ARGV[5], ARGV[6])
+    end
+  end
+  if execStatus == 1 then
+    for i = 0, N - 1 do
+      if nnum('s', i) == 1 then
+        local ra = nnum('ra', i) or 0
+        if ra > NOW then job(i, nnum('a', i), ra) else job(i, nnum('a', i), 0) end
+      end
+    end
+  end
+elseif cmd == 'retry' then
+  -- ARGV[2]: node id or ''.
+  local selected = {}
+  if ARGV[2] ~= '' then
+    local i = tonumber(redis.call('HGET', S, 'n2i:' .. ARGV[2]))
+    local s = i and nnum('s', i)
+    if not i or (s ~= 4 and s ~= 6) then return { 2, 'node ' .. ARGV[2] .. ' is not failed or canceled; there is nothing to retry' } end
+    selected[1] = i
+  else
+    for i = 0, N - 1 do
+      local s = nnum('s', i)
+      if s == 4 or s == 6 then selected[#selected + 1] = i end
+    end
+  end
+  if #selected == 0 then return { 2, 'no failed or canceled node to retry' } end
+  local reset, order, stack = {}, {}, selected
+  while #stack > 0 do
+    local n = table.remove(stack)
+    if not reset[n] then
+      reset[n] = true
+      order[#order + 1] = n
+      local ch = nget('ch', n)
+      if ch and ch ~= '' then
+        for c in string.gmatch(ch, '(%d+):%d+') do stack[#stack + 1] = tonumber(c) end
+      end
+    end
+  end
+  for _, n in ipairs(order) do
+    if terminal(nnum('s', n)) then done = done - 1 end
+    redis.call('HSET', S, 's' .. n, 0, 'o' .. n, '', 'e' .. n, '', 't' .. n, '', 'l' .. n, 0)
+  end
+  for _, n in ipairs(order) do
+    local pending = 0
+    local ps = nnum('ps', n)
+    local pa = nget('pa', n)
+    local k = 0
+    if pa and pa ~= '' then
+      for p in string.gmatch(pa, '(%d+)') do
+        if not terminal(nnum('s', p)) then
+          redis.call('HSET', S, 'eo' .. (ps + k), 0)
+          pending = pending + 1
+        end
+        k = k + 1
+      end
+    end
+    redis.call('HSET', S, 'pp' .. n, pending)
+  end
+  execStatus = 1
+  redis.call('HSET', X, 'st', 1, 'err', '', 'out', '')
+  redis.call('HDEL', X, 'ea')
+  redis.call('PERSIST', X)
+  redis.call('PERSIST', S)
+  redis.call('PERSIST', H)
+  ev(13, -1, 0, 'Retry')
+  local ready = {}
+  for _, n in ipairs(order) do
+    if nnum('pp', n) == 0 then ready[#ready + 1] = n end
+  end
+  for _, n in ipairs(ready) do
+    if decide(n) then propagate(n, false) end
+  end
+end
+check_finished()
+return result(0)

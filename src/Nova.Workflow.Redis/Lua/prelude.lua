@@ -1,0 +1,177 @@
+-- Shared by every state script. KEYS[1] = execution hash, KEYS[2] = node hash, KEYS[3] = history list.
+-- Node status: 0 Pending 1 Queued 2 Running 3 Succeeded 4 Failed 5 Skipped 6 Canceled 7 AwaitingReview
+-- Execution status: 0 Pending 1 Running 2 Paused 3 Succeeded 4 Failed 5 Canceled
+-- Edge outcome: 1 Succeeded 2 Skipped 3 Failed 4 Canceled
+local X, S, H = KEYS[1], KEYS[2], KEYS[3]
+local T = redis.call('TIME')
+local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
+local events, jobs = {}, {}
+local execStatus = tonumber(redis.call('HGET', X, 'st'))
+local done = tonumber(redis.call('HGET', X, 'done')) or 0
+local N = tonumber(redis.call('HGET', X, 'n')) or 0
+
+local function nget(f, i) return redis.call('HGET', S, f .. i) end
+local function ev(code, i, attempt, msg)
+  events[#events + 1] = code
+  if i >= 0 then events[#events + 1] = nget('id', i) else events[#events + 1] = '' end
+  events[#events + 1] = attempt
+  events[#events + 1] = msg or ''
+end
+local function nnum(f, i) return tonumber(redis.call('HGET', S, f .. i)) end
+local function terminal(s) return s == 3 or s == 4 or s == 5 or s == 6 end
+local function finished() return execStatus == 3 or execStatus == 4 or execStatus == 5 end
+
+local function history(i, attempt, status, started, ended, worker, etype, emsg)
+  redis.call('RPUSH', H, cjson.encode({ n = nget('id', i), h = nget('h', i), a = attempt, s = status, sa = started, ea = ended, w = worker or '', et = etype or '', em = emsg or '' }))
+end
+
+-- A job to enqueue: node id, attempt, not-before (ms, 0 = now), queue, priority.
+local function job(i, attempt, notBefore)
+  jobs[#jobs + 1] = nget('id', i)
+  jobs[#jobs + 1] = attempt
+  jobs[#jobs + 1] = notBefore
+  jobs[#jobs + 1] = nget('q', i)
+  jobs[#jobs + 1] = nget('pr', i)
+end
+
+local function queue(i, attempt, notBefore, emitQueued)
+  redis.call('HSET', S, 's' .. i, 1, 'a' .. i, attempt, 'l' .. i, 0, 't' .. i, '', 'ra' .. i, notBefore or NOW)
+  if emitQueued then ev(1, i, attempt) end
+  if execStatus == 1 then job(i, attempt, notBefore or 0) end
+end
+
+local function finish(i, status, code, msg)
+  redis.call('HSET', S, 's' .. i, status, 'ea' .. i, NOW, 't' .. i, '')
+  done = done + 1
+  ev(code, i, nnum('a', i) or 0, msg)
+end
+
+local function rule_holds(c)
+  local pc = nnum('pc', c)
+  if pc == 0 then return true end
+  local ps = nnum('ps', c)
+  local succ, failed = 0, 0
+  for k = ps, ps + pc - 1 do
+    local o = tonumber(redis.call('HGET', S, 'eo' .. k)) or 0
+    if o == 1 then succ = succ + 1 elseif o == 3 or o == 4 then failed = failed + 1 end
+  end
+  local r = nnum('r', c)
+  if r == 1 then return true
+  elseif r == 2 then return succ > 0
+  elseif r == 3 then return failed > 0
+  elseif r == 4 then return failed == 0
+  else return succ == pc end
+end
+
+-- Applies the trigger rule of a node whose parents are all done; true when it was skipped.
+local function decide(c)
+  if rule_holds(c) then
+    queue(c, (nnum('a', c) or 0) + 1, nil, true)
+    return false
+  end
+  finish(c, 5, 6)
+  return true
+end
+
+-- Tells the children of a finished node how its edges ended (taken: '1'/'0' per outgoing edge, or false).
+local function propagate(start, taken)
+  local stack, takens = { start }, { taken }
+  while #stack > 0 do
+    local n = table.remove(stack)
+    local tk = table.remove(takens)
+    local st = nnum('s', n)
+    local ch = nget('ch', n)
+    if ch and ch ~= '' then
+      local k = 0
+      for cs, ps in string.gmatch(ch, '(%d+):(%d+)') do
+        local c = tonumber(cs)
+        k = k + 1
+        local o
+        if st == 3 then
+          if tk and string.sub(tk, k, k) == '0' then o = 2 else o = 1 end
+        elseif st == 4 then o = 3
+        elseif st == 6 then o = 4
+        else o = 2 end
+        redis.call('HSET', S, 'eo' .. ps, o)
+        if nnum('s', c) == 0 then
+          local pp = redis.call('HINCRBY', S, 'pp' .. c, -1)
+          if pp == 0 and decide(c) then
+            stack[#stack + 1] = c
+            takens[#takens + 1] = false
+          end
+        end
+      end
+    end
+  end
+end
+
+local function end_exec(status, code, msg)
+  execStatus = status
+  redis.call('HSET', X, 'st', status, 'ea', NOW)
+  ev(code, -1, 0, msg)
+  local ret = tonumber(redis.call('HGET', X, 'ret')) or 86400000
+  redis.call('PEXPIRE', X, ret)
+  redis.call('PEXPIRE', S, ret)
+  redis.call('PEXPIRE', H, ret)
+end
+
+local function cancel_unfinished()
+  for i = 0, N - 1 do
+    local s = nnum('s', i)
+    if not terminal(s) then
+      if s == 2 then history(i, nnum('a', i) or 0, 6, nnum('sa', i) or NOW, NOW, nget('w', i), false, false) end
+      finish(i, 6, 7)
+    end
+  end
+end
+
+local function fail_node(i, errJson, msg)
+  redis.call('HSET', S, 'e' .. i, errJson)
+  finish(i, 4, 5, msg)
+  if redis.call('HGET', X, 'fm') == '0' then
+    redis.call('HSET', X, 'err', errJson)
+    cancel_unfinished()
+    end_exec(4, 11, msg)
+  else
+    propagate(i, false)
+  end
+end
+
+local function check_finished()
+  if finished() or done < N then return end
+  for i = 0, N - 1 do
+    if nnum('s', i) == 4 then
+      redis.call('HSET', X, 'err', nget('e', i))
+      end_exec(4, 11, '')
+      return
+    end
+  end
+  local leaves = redis.call('HGET', X, 'leaves')
+  local out
+  local single = string.match(leaves, '^(%d+)$')
+  if single then
+    out = nget('o', single)
+  else
+    local parts = {}
+    for ls in string.gmatch(leaves, '(%d+)') do
+      local leaf = tonumber(ls)
+      if nnum('s', leaf) == 3 then
+        local o = nget('o', leaf)
+        if not o or o == '' then o = 'null' end
+        parts[#parts + 1] = '"' .. nget('id', leaf) .. '":' .. o
+      end
+    end
+    out = '{' .. table.concat(parts, ',') .. '}'
+  end
+  if out then redis.call('HSET', X, 'out', out) end
+  end_exec(3, 10, '')
+end
+
+-- Persists counters, publishes to watchers, and returns the transition.
+local function result(code, extra)
+  redis.call('HSET', X, 'done', done)
+  if #events > 0 and (tonumber(redis.call('HGET', X, 'wu')) or 0) > NOW then
+    redis.call('PUBLISH', redis.call('HGET', X, 'ch'), cjson.encode({ d = done, n = N, t = NOW, e = events }))
+  end
+  return { code, done, N, execStatus or -1, events, jobs, extra or {}, NOW }
+end

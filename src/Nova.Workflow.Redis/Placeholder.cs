@@ -1,1 +1,0 @@
-namespace Nova.Workflow.Redis; internal static class Placeholder {}

@@ -1,0 +1,332 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.Extensions.Options;
+using Nova.Workflow.Storage;
+using Nova.Workflow.Storage.InMemory;
+using StackExchange.Redis;
+
+namespace Nova.Workflow.Redis;
+
+/// <summary>
+/// The job queue on Redis. Per queue (one hash slot): a ready sorted set by (priority, sequence), an
+/// age set for the anti-starvation rule, a delayed set by not-before time, a leased set by lease expiry,
+/// and hashes for payloads, tokens and delivery counts. Dequeue is one script that also promotes due
+/// jobs and takes back lapsed leases. Idle workers wait on a pub/sub wake-up; polling is the safety net.
+/// </summary>
+internal sealed class RedisJobQueue : IJobQueue, IDisposable
+{
+    private readonly IConnectionMultiplexer _redis;
+    private readonly RedisKeys _keys;
+    private readonly int _database;
+    private readonly TimeProvider _time;
+    private readonly ConcurrentDictionary<string, QueueKeys> _queueKeys = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, WakeSignal> _wake = new(StringComparer.Ordinal);
+
+    public RedisJobQueue(IConnectionMultiplexer redis, IOptions<RedisProviderOptions> options, TimeProvider time)
+    {
+        _redis = redis;
+        _keys = new RedisKeys(options.Value.Prefix);
+        _database = options.Value.Database;
+        _time = time;
+    }
+
+    private IDatabase Db => _redis.GetDatabase(_database);
+
+    public async ValueTask EnqueueAsync(IReadOnlyList<Job> jobs, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(jobs);
+        if (jobs.Count == 0)
+        {
+            return;
+        }
+
+        var calls = new List<Task>();
+        foreach (var group in jobs.GroupBy(j => j.Queue, StringComparer.Ordinal))
+        {
+            var q = Keys(group.Key);
+            var args = new List<RedisValue> { _keys.Wake(group.Key).ToString() };
+            foreach (var job in group)
+            {
+                args.Add(JobId(job));
+                args.Add(JsonSerializer.Serialize(new JobPayload(job.ExecutionId, job.NodeId, job.Attempt, job.Queue, job.Priority, job.TraceParent), PayloadContext.Default.JobPayload));
+                args.Add(job.Priority);
+                args.Add(job.NotBefore is { } nb ? ScriptResults.Ms(nb) : "0");
+            }
+
+            calls.Add(RedisScripts.Enqueue.EvaluateAsync(Db, [q.Ready, q.Age, q.Delayed, q.Jobs, q.Meta, q.Score], [.. args]));
+        }
+
+        await Task.WhenAll(calls).ConfigureAwait(false);
+    }
+
+    public async ValueTask<IReadOnlyList<LeasedJob>> DequeueAsync(IReadOnlyList<string> queues, int maxCount, TimeSpan lease, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(queues);
+        var result = new List<LeasedJob>();
+        foreach (var queue in queues)
+        {
+            var want = maxCount - result.Count;
+            if (want <= 0)
+            {
+                break;
+            }
+
+            var q = Keys(queue);
+            var args = new RedisValue[3 + want];
+            args[0] = want;
+            args[1] = ScriptResults.Ms(lease);
+            args[2] = InMemoryJobQueue.FairnessInterval;
+            for (var k = 0; k < want; k++)
+            {
+                args[3 + k] = Guid.NewGuid().ToString("N");
+            }
+
+            var raw = (RedisResult[])(await RedisScripts.Dequeue.EvaluateAsync(Db, [q.Ready, q.Age, q.Delayed, q.Leased, q.Jobs, q.Meta, q.Score, q.Token, q.Deliveries], args).ConfigureAwait(false))!;
+            for (var k = 0; k < raw.Length; k += 5)
+            {
+                var payload = (string?)raw[k];
+                var token = Guid.ParseExact((string)raw[k + 1]!, "N");
+                var expires = DateTimeOffset.FromUnixTimeMilliseconds((long)raw[k + 3]);
+                var id = (string)raw[k + 4]!;
+                var job = TryParse(payload);
+                if (job is null)
+                {
+                    // A job nobody can read goes to the dead letters; it never reaches (or stalls) a worker.
+                    await DeadLetterRawAsync(queue, id, token, payload).ConfigureAwait(false);
+                    continue;
+                }
+
+                result.Add(new LeasedJob(job, token, (int)raw[k + 2], expires));
+            }
+        }
+
+        return result;
+    }
+
+    public async ValueTask WaitAsync(IReadOnlyList<string> queues, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        // Take the signals before looking, so a wake-up between the look and the wait is not missed.
+        var wakeSignals = queues.Select(Signal).ToList();
+        foreach (var wake in wakeSignals)
+        {
+            await wake.Subscribed.ConfigureAwait(false);
+        }
+
+        var signals = wakeSignals.Select(s => s.Current).ToList();
+        var deadline = timeout;
+        var batch = Db.CreateBatch();
+        var checks = queues.Select(queue =>
+        {
+            var q = Keys(queue);
+            return (Ready: batch.SortedSetLengthAsync(q.Ready), Delayed: batch.SortedSetRangeByRankWithScoresAsync(q.Delayed, 0, 0), Leased: batch.SortedSetRangeByRankWithScoresAsync(q.Leased, 0, 0));
+        }).ToList();
+        var timeTask = batch.ExecuteAsync("TIME");
+        batch.Execute();
+        var time = (RedisResult[])(await timeTask.ConfigureAwait(false))!;
+        var now = long.Parse((string)time[0]!, CultureInfo.InvariantCulture) * 1000 + long.Parse((string)time[1]!, CultureInfo.InvariantCulture) / 1000;
+        foreach (var (ready, delayed, leased) in checks)
+        {
+            if (await ready.ConfigureAwait(false) > 0)
+            {
+                return;
+            }
+
+            foreach (var due in (await delayed.ConfigureAwait(false)).Concat(await leased.ConfigureAwait(false)))
+            {
+                var wait = TimeSpan.FromMilliseconds(Math.Max(0, due.Score - now));
+                if (wait < deadline)
+                {
+                    deadline = wait;
+                }
+            }
+        }
+
+        if (deadline <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        try
+        {
+            await Task.WhenAny(signals).WaitAsync(deadline, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // The safety net: look again.
+        }
+    }
+
+    public async ValueTask<IReadOnlyList<bool>> ExtendLeasesAsync(IReadOnlyList<LeasedJob> jobs, TimeSpan lease, CancellationToken cancellationToken = default)
+    {
+        var held = new bool[jobs.Count];
+        var calls = Enumerable.Range(0, jobs.Count).GroupBy(i => jobs[i].Job.Queue, StringComparer.Ordinal).Select(async group =>
+        {
+            var indices = group.ToArray();
+            var q = Keys(group.Key);
+            var args = new RedisValue[1 + indices.Length * 2];
+            args[0] = ScriptResults.Ms(lease);
+            for (var k = 0; k < indices.Length; k++)
+            {
+                args[1 + k * 2] = JobId(jobs[indices[k]].Job);
+                args[2 + k * 2] = jobs[indices[k]].LeaseToken.ToString("N");
+            }
+
+            var result = (RedisResult[])(await RedisScripts.Extend.EvaluateAsync(Db, [q.Leased, q.Token], args).ConfigureAwait(false))!;
+            for (var k = 0; k < indices.Length; k++)
+            {
+                held[indices[k]] = (int)result[k] == 1;
+            }
+        });
+        await Task.WhenAll(calls).ConfigureAwait(false);
+        return held;
+    }
+
+    public async ValueTask<bool> AckAsync(LeasedJob job, CancellationToken cancellationToken = default) =>
+        await AckAsync(job.Job.Queue, JobId(job.Job), job.LeaseToken).ConfigureAwait(false);
+
+    public async ValueTask<bool> ReleaseAsync(LeasedJob job, TimeSpan delay, CancellationToken cancellationToken = default)
+    {
+        var q = Keys(job.Job.Queue);
+        return (int)await RedisScripts.ReleaseJob.EvaluateAsync(
+            Db,
+            [q.Ready, q.Age, q.Delayed, q.Leased, q.Token, q.Deliveries, q.Score],
+            [_keys.Wake(job.Job.Queue).ToString(), JobId(job.Job), job.LeaseToken.ToString("N"), ScriptResults.Ms(delay)]).ConfigureAwait(false) == 1;
+    }
+
+    public async ValueTask DeadLetterAsync(DeadLetter entry, LeasedJob? job, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        await RedisScripts.DeadLetters.EvaluateAsync(Db, _keys.DeadLetters, ["add", entry.Id.ToString("N"), JsonSerializer.Serialize(entry, PayloadContext.Default.DeadLetter)]).ConfigureAwait(false);
+        if (job is not null)
+        {
+            await AckAsync(job, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(int max, CancellationToken cancellationToken = default)
+    {
+        var keys = _keys.DeadLetters;
+        var ids = await Db.SortedSetRangeByRankAsync(keys[0], 0, max - 1, Order.Descending).ConfigureAwait(false);
+        if (ids.Length == 0)
+        {
+            return [];
+        }
+
+        var entries = await Db.HashGetAsync(keys[1], ids).ConfigureAwait(false);
+        return [.. entries.Where(e => !e.IsNullOrEmpty).Select(e => JsonSerializer.Deserialize((string)e!, PayloadContext.Default.DeadLetter)!)];
+    }
+
+    public async ValueTask<DeadLetter?> TakeDeadLetterAsync(Guid id, CancellationToken cancellationToken = default)
+    {
+        var entry = await RedisScripts.DeadLetters.EvaluateAsync(Db, _keys.DeadLetters, ["take", id.ToString("N")]).ConfigureAwait(false);
+        return entry.IsNull ? null : JsonSerializer.Deserialize((string)entry!, PayloadContext.Default.DeadLetter);
+    }
+
+    public async ValueTask<long> GetDepthAsync(string queue, CancellationToken cancellationToken = default)
+    {
+        var q = Keys(queue);
+        var batch = Db.CreateBatch();
+        var ready = batch.SortedSetLengthAsync(q.Ready);
+        var delayed = batch.SortedSetLengthAsync(q.Delayed);
+        batch.Execute();
+        return await ready.ConfigureAwait(false) + await delayed.ConfigureAwait(false);
+    }
+
+    /// <summary>Test and operations seam: writes a payload nobody can parse, as a corrupted store would hold.</summary>
+    internal async Task InjectRawAsync(string queue, string id, string payload)
+    {
+        var q = Keys(queue);
+        var score = (9 * 10_000_000_000_000L + 1).ToString(CultureInfo.InvariantCulture);
+        var batch = Db.CreateBatch();
+        var tasks = new[]
+        {
+            batch.HashSetAsync(q.Jobs, id, payload),
+            batch.HashSetAsync(q.Score, id, score),
+            batch.SortedSetAddAsync(q.Ready, id, double.Parse(score, CultureInfo.InvariantCulture)),
+            batch.SortedSetAddAsync(q.Age, id, 1),
+        };
+        batch.Execute();
+        await Task.WhenAll(tasks).ConfigureAwait(false);
+    }
+
+    public void Dispose()
+    {
+        foreach (var signal in _wake.Values)
+        {
+            signal.Dispose();
+        }
+    }
+
+    private async Task<bool> AckAsync(string queue, string id, Guid token)
+    {
+        var q = Keys(queue);
+        return (int)await RedisScripts.Ack.EvaluateAsync(Db, [q.Leased, q.Jobs, q.Token, q.Deliveries, q.Score], [id, token.ToString("N")]).ConfigureAwait(false) == 1;
+    }
+
+    private async Task DeadLetterRawAsync(string queue, string id, Guid token, string? payload)
+    {
+        var raw = payload is null ? null : payload.Length > 512 ? payload[..512] : payload;
+        var entry = new DeadLetter(Guid.CreateVersion7(), Guid.Empty, null, 0, queue, DeadLetterReason.Undeserializable, "The stored job could not be read.", _time.GetUtcNow(), raw);
+        await RedisScripts.DeadLetters.EvaluateAsync(Db, _keys.DeadLetters, ["add", entry.Id.ToString("N"), JsonSerializer.Serialize(entry, PayloadContext.Default.DeadLetter)]).ConfigureAwait(false);
+        await AckAsync(queue, id, token).ConfigureAwait(false);
+    }
+
+    private static Job? TryParse(string? payload)
+    {
+        if (string.IsNullOrEmpty(payload))
+        {
+            return null;
+        }
+
+        try
+        {
+            var p = JsonSerializer.Deserialize(payload, PayloadContext.Default.JobPayload);
+            return p is null || string.IsNullOrEmpty(p.N) || string.IsNullOrEmpty(p.Q) ? null : new Job(p.E, p.N, p.A, p.Q, p.P, null, p.Tp);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static string JobId(Job job) => $"{job.ExecutionId:N}:{job.NodeId}:{job.Attempt}";
+
+    private QueueKeys Keys(string queue) => _queueKeys.GetOrAdd(queue, _keys.Queue);
+
+    private WakeSignal Signal(string queue) => _wake.GetOrAdd(queue, q => new WakeSignal(_redis.GetSubscriber(), _keys.Wake(q)));
+
+    /// <summary>A pub/sub subscription that completes the current task on every wake-up message.</summary>
+    private sealed class WakeSignal : IDisposable
+    {
+        private readonly ISubscriber _subscriber;
+        private readonly RedisChannel _channel;
+        private TaskCompletionSource _current = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public WakeSignal(ISubscriber subscriber, RedisChannel channel)
+        {
+            _subscriber = subscriber;
+            _channel = channel;
+            Subscribed = _subscriber.SubscribeAsync(channel, (_, _) => Interlocked.Exchange(ref _current, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult());
+        }
+
+        public Task Subscribed { get; }
+
+        public Task Current => Volatile.Read(ref _current).Task;
+
+        public void Dispose() => _subscriber.Unsubscribe(_channel);
+    }
+}
+
+internal sealed record JobPayload(
+    [property: JsonPropertyName("e")] Guid E,
+    [property: JsonPropertyName("n")] string N,
+    [property: JsonPropertyName("a")] int A,
+    [property: JsonPropertyName("q")] string Q,
+    [property: JsonPropertyName("p")] int P,
+    [property: JsonPropertyName("tp")] string? Tp);
+
+[JsonSerializable(typeof(JobPayload))]
+[JsonSerializable(typeof(DeadLetter))]
+internal sealed partial class PayloadContext : JsonSerializerContext;

@@ -1,0 +1,110 @@
+using System.Security.Cryptography;
+using System.Text;
+using StackExchange.Redis;
+
+namespace Nova.Workflow.Redis;
+
+/// <summary>A Lua script sent once per server: EVALSHA by its hash, EVAL (which caches it) only after a NOSCRIPT.</summary>
+internal sealed class RedisScript
+{
+    private readonly string _source;
+    private readonly byte[] _hash;
+
+    public RedisScript(string source)
+    {
+        _source = source;
+#pragma warning disable CA5350 // SHA1 is what Redis names scripts by, not a security use.
+        _hash = SHA1.HashData(Encoding.UTF8.GetBytes(source));
+#pragma warning restore CA5350
+    }
+
+    public async Task<RedisResult> EvaluateAsync(IDatabaseAsync database, RedisKey[] keys, RedisValue[] values)
+    {
+        try
+        {
+            return await database.ScriptEvaluateAsync(_hash, keys, values).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+        {
+            return await database.ScriptEvaluateAsync(_source, keys, values).ConfigureAwait(false);
+        }
+    }
+}
+
+/// <summary>The provider's scripts, read once from the embedded Lua files. State scripts share the prelude.</summary>
+internal static class RedisScripts
+{
+    private static readonly string Prelude = Read("prelude");
+
+    public static readonly RedisScript Create = State("create");
+    public static readonly RedisScript Start = State("start");
+    public static readonly RedisScript Complete = State("complete");
+    public static readonly RedisScript Heartbeat = State("heartbeat");
+    public static readonly RedisScript Release = State("release");
+    public static readonly RedisScript Control = State("control");
+    public static readonly RedisScript Enqueue = new(Read("q_enqueue"));
+    public static readonly RedisScript Dequeue = new(Read("q_dequeue"));
+    public static readonly RedisScript Ack = new(Read("q_ack"));
+    public static readonly RedisScript Extend = new(Read("q_extend"));
+    public static readonly RedisScript ReleaseJob = new(Read("q_release"));
+    public static readonly RedisScript Rate = new(Read("rate"));
+    public static readonly RedisScript DeadLetters = new(Read("dlq"));
+
+    private static RedisScript State(string name) => new(Prelude + "\n" + Read(name));
+
+    private static string Read(string name)
+    {
+        using var stream = typeof(RedisScripts).Assembly.GetManifestResourceStream($"Nova.Workflow.Redis.Lua.{name}.lua")
+            ?? throw new InvalidOperationException($"Embedded script {name}.lua is missing.");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+}
+
+/// <summary>
+/// Key names. Every key of one execution shares the hash tag <c>{execution id}</c> and every key of
+/// one queue the tag <c>{queue}</c>, so each script touches one slot and the layout holds on Redis Cluster.
+/// </summary>
+internal sealed class RedisKeys(string prefix)
+{
+    public string Prefix { get; } = prefix;
+
+    public RedisKey[] Execution(Guid id)
+    {
+        var tag = $"{Prefix}:{{{id:N}}}";
+        return [tag + ":x", tag + ":s", tag + ":h"];
+    }
+
+    public RedisKey Idempotency(string key) =>
+        $"{Prefix}:idem:{Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(key)))}";
+
+    public RedisKey Rate(string handler) => $"{Prefix}:rate:{{{handler}}}";
+
+    public RedisKey ExecutionIndex => $"{Prefix}:{{idx}}:execs";
+
+    public RedisKey ActiveIndex => $"{Prefix}:{{idx}}:active";
+
+    public RedisKey[] DeadLetters => [$"{Prefix}:{{dlq}}:z", $"{Prefix}:{{dlq}}:h"];
+
+    public RedisChannel Events(Guid id) => RedisChannel.Literal($"{Prefix}:ev:{id:N}");
+
+    public RedisChannel Wake(string queue) => RedisChannel.Literal($"{Prefix}:wake:{queue}");
+
+    public RedisChannel Cancel => RedisChannel.Literal($"{Prefix}:cancel");
+
+    public QueueKeys Queue(string queue) => new($"{Prefix}:q:{{{queue}}}");
+}
+
+/// <summary>The keys of one queue.</summary>
+internal sealed class QueueKeys(string tag)
+{
+    public RedisKey Ready { get; } = tag + ":ready";
+    public RedisKey Age { get; } = tag + ":age";
+    public RedisKey Delayed { get; } = tag + ":delayed";
+    public RedisKey Leased { get; } = tag + ":leased";
+    public RedisKey Jobs { get; } = tag + ":jobs";
+    public RedisKey Meta { get; } = tag + ":meta";
+    public RedisKey Score { get; } = tag + ":score";
+    public RedisKey Token { get; } = tag + ":token";
+    public RedisKey Deliveries { get; } = tag + ":deliveries";
+}

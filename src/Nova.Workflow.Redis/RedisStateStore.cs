@@ -1,0 +1,562 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using Nova.Workflow.Hosting;
+using Nova.Workflow.Storage;
+using Nova.Workflow.Storage.InMemory;
+using StackExchange.Redis;
+
+namespace Nova.Workflow.Redis;
+
+/// <summary>
+/// The state store on Redis: each transition is one Lua script on the execution's keys (one round
+/// trip, atomic, lease arithmetic on the server's TIME). Finished executions expire by key TTL.
+/// </summary>
+internal sealed class RedisStateStore : IStateStore
+{
+    private static readonly ConditionalWeakTable<ExecutionPlan, RedisValue[]> PlanFields = new();
+
+    private readonly IConnectionMultiplexer _redis;
+    private readonly RedisKeys _keys;
+    private readonly int _database;
+    private readonly WorkflowRegistry _registry;
+    private readonly NovaWorkflowOptions _options;
+
+    public RedisStateStore(IConnectionMultiplexer redis, IOptions<RedisProviderOptions> redisOptions, IOptions<NovaWorkflowOptions> options, WorkflowRegistry registry)
+    {
+        _redis = redis;
+        _keys = new RedisKeys(redisOptions.Value.Prefix);
+        _database = redisOptions.Value.Database;
+        _options = options.Value;
+        _registry = registry;
+    }
+
+    internal RedisKeys Keys => _keys;
+
+    private IDatabase Db => _redis.GetDatabase(_database);
+
+    public async ValueTask<CreateExecutionResult> CreateExecutionAsync(NewExecution execution, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(execution);
+        var plan = execution.Plan;
+        var exec = _keys.Execution(execution.Id);
+        var clustered = IsCluster();
+        var idemKey = execution.IdempotencyKey is { } key ? _keys.Idempotency(key) : default;
+        if (execution.IdempotencyKey is not null && clustered)
+        {
+            // Cluster: the key lives in another slot, so claim it first; a loser returns the winner's id.
+            var retention = _options.Retention + TimeSpan.FromDays(7);
+            if (!await Db.StringSetAsync(idemKey, execution.Id.ToString("N"), retention, When.NotExists).ConfigureAwait(false))
+            {
+                var existing = await Db.StringGetAsync(idemKey).ConfigureAwait(false);
+                return new CreateExecutionResult(Guid.ParseExact(existing.ToString(), "N"), false, StoreTransition.None);
+            }
+        }
+
+        RedisKey[] keys = execution.IdempotencyKey is not null && !clustered ? [exec[0], exec[1], exec[2], idemKey] : exec;
+        var fields = PlanFields.GetValue(plan, BuildPlanFields);
+        var args = new RedisValue[12 + fields.Length];
+        args[0] = plan.NodeCount;
+        args[1] = plan.Workflow;
+        args[2] = plan.Version;
+        args[3] = Raw(execution.Input);
+        args[4] = execution.TraceParent ?? string.Empty;
+        args[5] = execution.IdempotencyKey ?? string.Empty;
+        args[6] = plan.Definition.FailureMode == FailureMode.FailFast ? "0" : "1";
+        args[7] = string.Join(',', plan.Leaves);
+        args[8] = ScriptResults.Ms(_options.Retention);
+        args[9] = _keys.Events(execution.Id).ToString();
+        args[10] = execution.Id.ToString("N");
+        args[11] = string.Join(',', plan.Roots);
+        fields.CopyTo(args, 12);
+        var result = (RedisResult[])(await RedisScripts.Create.EvaluateAsync(Db, keys, args).ConfigureAwait(false))!;
+        var code = ScriptResults.Code(result);
+        if (code == 1)
+        {
+            return new CreateExecutionResult(Guid.ParseExact((string)result[1]!, "N"), false, StoreTransition.None);
+        }
+
+        if (code == 2)
+        {
+            throw new InvalidOperationException($"Execution {execution.Id} already exists.");
+        }
+
+        var batch = Db.CreateBatch();
+        var index = batch.SortedSetAddAsync(_keys.ExecutionIndex, execution.Id.ToString("N"), ScriptResults.Now(result).ToUnixTimeMilliseconds());
+        var active = batch.SetAddAsync(_keys.ActiveIndex, execution.Id.ToString("N"));
+        batch.Execute();
+        await Task.WhenAll(index, active).ConfigureAwait(false);
+        return new CreateExecutionResult(execution.Id, true, ScriptResults.Transition(result, execution.Id, execution.TraceParent));
+    }
+
+    public async ValueTask<StartNodeResult> TryStartNodeAsync(StartNodeRequest request, CancellationToken cancellationToken = default)
+    {
+        var job = request.Job.Job;
+        var keys = _keys.Execution(job.ExecutionId);
+        RedisValue[] args =
+        [
+            job.NodeId, job.Attempt, request.Job.LeaseToken.ToString("N"), request.WorkerId,
+            ScriptResults.Ms(request.Lease), request.MaxWorkerLosses, "0",
+            ErrorJson(new NodeError("WorkerLost", $"Workers were lost on this node {request.MaxWorkerLosses} times in a row.", ErrorClass.Permanent)),
+        ];
+        var result = (RedisResult[])(await RedisScripts.Start.EvaluateAsync(Db, keys, args).ConfigureAwait(false))!;
+        if (ScriptResults.Code(result) == 4)
+        {
+            // The node is rate limited: take a slot of the handler's global sliding log, then start for real.
+            var wait = (long)(await RedisScripts.Rate.EvaluateAsync(Db, [_keys.Rate((string)result[1]!)], [result[2].ToString(), result[3].ToString(), request.Job.LeaseToken.ToString("N")]).ConfigureAwait(false));
+            if (wait > 0)
+            {
+                return new StartNodeResult { Outcome = StartOutcome.RateLimited, RetryAfter = TimeSpan.FromMilliseconds(wait) };
+            }
+
+            args[6] = "1";
+            result = (RedisResult[])(await RedisScripts.Start.EvaluateAsync(Db, keys, args).ConfigureAwait(false))!;
+        }
+
+        var transition = ScriptResults.Transition(result, job.ExecutionId, job.TraceParent);
+        switch (ScriptResults.Code(result))
+        {
+            case 0:
+                var extra = ScriptResults.Extra(result);
+                var plan = _registry.Get((string)extra[1]!, int.Parse((string)extra[2]!, CultureInfo.InvariantCulture));
+                var flat = (RedisResult[])extra[3]!;
+                var outputs = new Dictionary<string, JsonElement>(flat.Length / 2, StringComparer.Ordinal);
+                for (var k = 0; k < flat.Length; k += 2)
+                {
+                    if (ParseJson((string?)flat[k + 1]) is { } output)
+                    {
+                        outputs[(string)flat[k]!] = output;
+                    }
+                }
+
+                return new StartNodeResult { Outcome = StartOutcome.Started, Plan = plan, WorkflowInput = ParseInput((string?)extra[0]), ParentOutputs = outputs, Transition = transition };
+            case 2:
+                return new StartNodeResult { Outcome = StartOutcome.Duplicate };
+            case 3:
+                return new StartNodeResult { Outcome = StartOutcome.Paused, Transition = transition };
+            case 5:
+                await OnTransitionAsync(job.ExecutionId, result).ConfigureAwait(false);
+                return new StartNodeResult { Outcome = StartOutcome.WorkerLost, Transition = transition };
+            default:
+                return new StartNodeResult { Outcome = StartOutcome.Stale };
+        }
+    }
+
+    public async ValueTask<IReadOnlyList<bool>> HeartbeatAsync(IReadOnlyList<LeasedJob> runs, TimeSpan lease, CancellationToken cancellationToken = default)
+    {
+        var owned = new bool[runs.Count];
+        var byExecution = Enumerable.Range(0, runs.Count).GroupBy(i => runs[i].Job.ExecutionId);
+        var calls = byExecution.Select(async group =>
+        {
+            var indices = group.ToArray();
+            var args = new RedisValue[1 + indices.Length * 3];
+            args[0] = ScriptResults.Ms(lease);
+            for (var k = 0; k < indices.Length; k++)
+            {
+                var run = runs[indices[k]];
+                args[1 + k * 3] = run.Job.NodeId;
+                args[2 + k * 3] = run.Job.Attempt;
+                args[3 + k * 3] = run.LeaseToken.ToString("N");
+            }
+
+            var result = (RedisResult[])(await RedisScripts.Heartbeat.EvaluateAsync(Db, _keys.Execution(group.Key), args).ConfigureAwait(false))!;
+            for (var k = 0; k < indices.Length; k++)
+            {
+                owned[indices[k]] = (int)result[k] == 1;
+            }
+        });
+        await Task.WhenAll(calls).ConfigureAwait(false);
+        return owned;
+    }
+
+    public async ValueTask<CompleteNodeResult> CompleteNodeAsync(CompleteNodeRequest request, CancellationToken cancellationToken = default)
+    {
+        var job = request.Run.Job;
+        var args = new List<RedisValue>(14 + request.PriorAttempts.Count)
+        {
+            job.NodeId,
+            job.Attempt,
+            request.Run.LeaseToken.ToString("N"),
+            request.Outcome switch { AttemptOutcome.Succeeded => "0", AttemptOutcome.Failed => "1", _ => "2" },
+            request.FinalAttempt,
+            ScriptResults.Ms(request.StartedAt),
+            request.Output is { } output ? Raw(output) : "null",
+            request.TakenEdges is { } taken ? new string([.. taken.Select(t => t ? '1' : '0')]) : string.Empty,
+            request.Error is { } error ? ErrorJson(error) : string.Empty,
+            request.Error?.Type ?? string.Empty,
+            request.Error?.Message ?? string.Empty,
+            request.TimedOut ? "1" : "0",
+            request.RetryAt is { } retryAt ? ScriptResults.Ms(retryAt) : string.Empty,
+        };
+        foreach (var prior in request.PriorAttempts)
+        {
+            args.Add(HistoryJson(prior));
+        }
+
+        var result = (RedisResult[])(await RedisScripts.Complete.EvaluateAsync(Db, _keys.Execution(job.ExecutionId), [.. args]).ConfigureAwait(false))!;
+        if (ScriptResults.Code(result) != 0)
+        {
+            return CompleteNodeResult.Rejected;
+        }
+
+        await OnTransitionAsync(job.ExecutionId, result).ConfigureAwait(false);
+        return new CompleteNodeResult(true, ScriptResults.Transition(result, job.ExecutionId, request.TraceParent));
+    }
+
+    public async ValueTask<bool> ReleaseNodeAsync(LeasedJob run, CancellationToken cancellationToken = default) =>
+        (int)await RedisScripts.Release.EvaluateAsync(Db, _keys.Execution(run.Job.ExecutionId), [run.Job.NodeId, run.Job.Attempt, run.LeaseToken.ToString("N")]).ConfigureAwait(false) == 1;
+
+    public ValueTask<StoreTransition> PauseAsync(Guid executionId, CancellationToken cancellationToken = default) =>
+        ControlAsync(executionId, ["pause"]);
+
+    public async ValueTask<StoreTransition> ResumeAsync(Guid executionId, ReviewDecision? decision, CancellationToken cancellationToken = default)
+    {
+        var args = new List<RedisValue> { "resume", decision is null ? "0" : "1", decision?.Approved == true ? "1" : "0", decision?.Output is { } o ? Raw(o) : "null" };
+        args.Add(decision is { Approved: false } ? ErrorJson(new NodeError("ReviewRejected", decision.Reason ?? "Rejected by review.", ErrorClass.Permanent)) : string.Empty);
+        args.Add(decision?.Reason ?? string.Empty);
+        if (decision is { Approved: true })
+        {
+            // Conditions are C# (or JSON paths evaluated in C#): decide the branches here, the script applies them atomically.
+            var snapshot = await GetExecutionAsync(executionId, cancellationToken).ConfigureAwait(false) ?? throw new ExecutionNotFoundException(executionId);
+            var plan = _registry.Get(snapshot.Workflow, snapshot.Version);
+            for (var i = 0; i < snapshot.Nodes.Count; i++)
+            {
+                if (snapshot.Nodes[i].Status == NodeStatus.AwaitingReview && plan.EvaluateEdges(i, decision.Output) is { } taken)
+                {
+                    args.Add(i);
+                    args.Add(new string([.. taken.Select(t => t ? '1' : '0')]));
+                }
+            }
+        }
+
+        return await ControlAsync(executionId, [.. args]).ConfigureAwait(false);
+    }
+
+    public ValueTask<StoreTransition> CancelAsync(Guid executionId, CancellationToken cancellationToken = default) =>
+        ControlAsync(executionId, ["cancel", _keys.Cancel.ToString(), executionId.ToString("N")]);
+
+    public ValueTask<StoreTransition> RetryAsync(Guid executionId, string? nodeId, CancellationToken cancellationToken = default) =>
+        ControlAsync(executionId, ["retry", nodeId ?? string.Empty]);
+
+    public async ValueTask<ExecutionSnapshot?> GetExecutionAsync(Guid executionId, CancellationToken cancellationToken = default)
+    {
+        var keys = _keys.Execution(executionId);
+        var batch = Db.CreateBatch();
+        var execTask = batch.HashGetAllAsync(keys[0]);
+        var nodesTask = batch.HashGetAllAsync(keys[1]);
+        batch.Execute();
+        var exec = (await execTask.ConfigureAwait(false)).ToDictionary(e => (string)e.Name!, e => e.Value);
+        if (exec.Count == 0)
+        {
+            return null;
+        }
+
+        var nodes = (await nodesTask.ConfigureAwait(false)).ToDictionary(e => (string)e.Name!, e => e.Value);
+        var count = (int)exec["n"];
+        var done = 0;
+        var snapshots = new NodeSnapshot[count];
+        for (var i = 0; i < count; i++)
+        {
+            var status = (NodeStatus)(int)nodes["s" + i];
+            if (ExecutionState.IsTerminal(status))
+            {
+                done++;
+            }
+
+            snapshots[i] = new NodeSnapshot
+            {
+                Id = nodes["id" + i]!,
+                Handler = nodes["h" + i]!,
+                Status = status,
+                Attempt = (int)nodes["a" + i],
+                StartedAt = Time(nodes.GetValueOrDefault("sa" + i)),
+                EndedAt = Time(nodes.GetValueOrDefault("ea" + i)),
+                WorkerId = nodes.GetValueOrDefault("w" + i) is { IsNullOrEmpty: false } w ? (string?)w : null,
+                Output = status == NodeStatus.Succeeded ? ParseJson(nodes.GetValueOrDefault("o" + i)) : null,
+                Error = ParseError(nodes.GetValueOrDefault("e" + i)),
+            };
+        }
+
+        var execStatus = (ExecutionStatus)(int)exec["st"];
+        return new ExecutionSnapshot
+        {
+            Id = executionId,
+            Workflow = exec["wf"]!,
+            Version = (int)exec["ver"],
+            Status = execStatus,
+            CreatedAt = Time(exec["ca"])!.Value,
+            EndedAt = Time(exec.GetValueOrDefault("ea")),
+            Input = ParseInput(exec.GetValueOrDefault("in")),
+            Output = execStatus == ExecutionStatus.Succeeded ? ParseJson(exec.GetValueOrDefault("out")) : null,
+            Error = ParseError(exec.GetValueOrDefault("err")),
+            Progress = new ExecutionProgress(done, count),
+            Nodes = snapshots,
+        };
+    }
+
+    public async ValueTask<IReadOnlyList<NodeRunRecord>?> GetHistoryAsync(Guid executionId, CancellationToken cancellationToken = default)
+    {
+        var keys = _keys.Execution(executionId);
+        var batch = Db.CreateBatch();
+        var exists = batch.KeyExistsAsync(keys[0]);
+        var entries = batch.ListRangeAsync(keys[2]);
+        batch.Execute();
+        if (!await exists.ConfigureAwait(false))
+        {
+            return null;
+        }
+
+        return [.. (await entries.ConfigureAwait(false)).Select(e => ParseHistory(executionId, e!))];
+    }
+
+    public async ValueTask<IReadOnlyList<ExecutionSummary>> ListExecutionsAsync(ExecutionQuery query, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        var ids = await Db.SortedSetRangeByRankAsync(_keys.ExecutionIndex, 0, 9_999, Order.Descending).ConfigureAwait(false);
+        var batch = Db.CreateBatch();
+        var reads = ids.Select(id => (Id: Guid.ParseExact(id.ToString(), "N"), Task: batch.HashGetAsync(_keys.Execution(Guid.ParseExact(id.ToString(), "N"))[0], ["st", "wf", "ca", "rv"]))).ToList();
+        batch.Execute();
+        var result = new List<ExecutionSummary>();
+        foreach (var (id, task) in reads)
+        {
+            var values = await task.ConfigureAwait(false);
+            if (values[0].IsNull)
+            {
+                continue;
+            }
+
+            var status = (ExecutionStatus)(int)values[0];
+            var reviewing = (int)values[3] > 0;
+            if ((query.Status is null || status == query.Status) && (query.Workflow is null || query.Workflow == values[1]) && (!query.AwaitingReview || reviewing))
+            {
+                IReadOnlyList<string> awaiting = [];
+                if (reviewing)
+                {
+                    var snapshot = await GetExecutionAsync(id, cancellationToken).ConfigureAwait(false);
+                    awaiting = snapshot is null ? [] : [.. snapshot.Nodes.Where(n => n.Status == NodeStatus.AwaitingReview).Select(n => n.Id)];
+                }
+
+                result.Add(new ExecutionSummary(id, values[1]!, status, Time(values[2])!.Value, awaiting));
+                if (result.Count >= query.Limit)
+                {
+                    break;
+                }
+            }
+        }
+
+        return result;
+    }
+
+    public async ValueTask<IReadOnlyList<HandlerStats>> GetHandlerStatsAsync(DateTimeOffset since, CancellationToken cancellationToken = default)
+    {
+        var ids = await Db.SortedSetRangeByRankAsync(_keys.ExecutionIndex, 0, 9_999, Order.Descending).ConfigureAwait(false);
+        var batch = Db.CreateBatch();
+        var reads = ids.Select(id => (Id: Guid.ParseExact(id.ToString(), "N"), Task: batch.ListRangeAsync(_keys.Execution(Guid.ParseExact(id.ToString(), "N"))[2]))).ToList();
+        batch.Execute();
+        var records = new List<NodeRunRecord>();
+        foreach (var (id, task) in reads)
+        {
+            records.AddRange((await task.ConfigureAwait(false)).Select(e => ParseHistory(id, e!)).Where(r => r.StartedAt >= since));
+        }
+
+        return HandlerStatsCalculator.Compute(records);
+    }
+
+    public async ValueTask<IReadOnlyList<Job>> FindStrandedAsync(DateTimeOffset queuedBefore, int max, CancellationToken cancellationToken = default)
+    {
+        var now = await GetTimeAsync(cancellationToken).ConfigureAwait(false);
+        var strandedAfter = ScriptResults.Ms(now - queuedBefore);
+        var jobs = new List<Job>();
+        foreach (var member in await Db.SetMembersAsync(_keys.ActiveIndex).ConfigureAwait(false))
+        {
+            var id = Guid.ParseExact(member.ToString(), "N");
+            var result = (RedisResult[])(await RedisScripts.Control.EvaluateAsync(Db, _keys.Execution(id), ["stranded", strandedAfter]).ConfigureAwait(false))!;
+            if (!ScriptResults.IsFull(result) || ScriptResults.Status(result) is not (ExecutionStatus.Running or ExecutionStatus.Paused))
+            {
+                await Db.SetRemoveAsync(_keys.ActiveIndex, member).ConfigureAwait(false);
+                continue;
+            }
+
+            jobs.AddRange(ScriptResults.Transition(result, id, null).Jobs);
+            if (jobs.Count >= max)
+            {
+                break;
+            }
+        }
+
+        return jobs;
+    }
+
+    public async ValueTask<int> PurgeFinishedAsync(DateTimeOffset endedBefore, CancellationToken cancellationToken = default)
+    {
+        // Finished executions expire by key TTL (set by the scripts); this only drops index entries that point at nothing.
+        var ids = await Db.SortedSetRangeByScoreAsync(_keys.ExecutionIndex, double.NegativeInfinity, endedBefore.ToUnixTimeMilliseconds()).ConfigureAwait(false);
+        var batch = Db.CreateBatch();
+        var checks = ids.Select(id => (Id: id, Task: batch.KeyExistsAsync(_keys.Execution(Guid.ParseExact(id.ToString(), "N"))[0]))).ToList();
+        batch.Execute();
+        var gone = new List<RedisValue>();
+        foreach (var (id, task) in checks)
+        {
+            if (!await task.ConfigureAwait(false))
+            {
+                gone.Add(id);
+            }
+        }
+
+        if (gone.Count > 0)
+        {
+            await Db.SortedSetRemoveAsync(_keys.ExecutionIndex, [.. gone]).ConfigureAwait(false);
+        }
+
+        return gone.Count;
+    }
+
+    public async ValueTask<DateTimeOffset> GetTimeAsync(CancellationToken cancellationToken = default)
+    {
+        var time = (RedisResult[])(await Db.ExecuteAsync("TIME").ConfigureAwait(false))!;
+        return DateTimeOffset.FromUnixTimeMilliseconds(long.Parse((string)time[0]!, CultureInfo.InvariantCulture) * 1000 + long.Parse((string)time[1]!, CultureInfo.InvariantCulture) / 1000);
+    }
+
+    private bool IsCluster() => _redis.GetEndPoints().Length > 1 && _redis.GetServer(_redis.GetEndPoints()[0]).ServerType == ServerType.Cluster;
+
+    private async ValueTask<StoreTransition> ControlAsync(Guid executionId, RedisValue[] args)
+    {
+        var result = (RedisResult[])(await RedisScripts.Control.EvaluateAsync(Db, _keys.Execution(executionId), args).ConfigureAwait(false))!;
+        switch (ScriptResults.Code(result))
+        {
+            case 1:
+                throw new ExecutionNotFoundException(executionId);
+            case 2:
+                throw new InvalidExecutionStateException(executionId, $"Execution {executionId}: {(string?)result[1]}.");
+            case 3:
+                var ids = ((RedisResult[])result[1]!).Select(r => (string)r!);
+                throw new InvalidExecutionStateException(executionId, $"Execution {executionId} awaits review of {string.Join(", ", ids)}; resume it with a ReviewDecision.");
+        }
+
+        await OnTransitionAsync(executionId, result).ConfigureAwait(false);
+        return ScriptResults.Transition(result, executionId, null);
+    }
+
+    private async Task OnTransitionAsync(Guid executionId, RedisResult[] result)
+    {
+        if (ScriptResults.Status(result) is ExecutionStatus.Succeeded or ExecutionStatus.Failed or ExecutionStatus.Canceled)
+        {
+            await Db.SetRemoveAsync(_keys.ActiveIndex, executionId.ToString("N"), CommandFlags.FireAndForget).ConfigureAwait(false);
+        }
+        else if (ScriptResults.Status(result) is ExecutionStatus.Running && result.Length >= 8)
+        {
+            await Db.SetAddAsync(_keys.ActiveIndex, executionId.ToString("N"), CommandFlags.FireAndForget).ConfigureAwait(false);
+        }
+    }
+
+    private static RedisValue[] BuildPlanFields(ExecutionPlan plan)
+    {
+        var graph = plan.Graph;
+        var fields = new List<RedisValue>(plan.NodeCount * 30);
+        void Add(string name, int i, RedisValue value)
+        {
+            fields.Add(name + i.ToString(CultureInfo.InvariantCulture));
+            fields.Add(value);
+        }
+
+        for (var i = 0; i < plan.NodeCount; i++)
+        {
+            var node = plan.Nodes[i];
+            Add("id", i, node.Id);
+            Add("h", i, node.Handler);
+            Add("q", i, node.Queue);
+            Add("pr", i, node.Priority);
+            Add("r", i, (int)node.TriggerRule);
+            Add("pc", i, graph.ParentCount(i));
+            Add("ps", i, graph.ParentStart[i]);
+            Add("pa", i, string.Join(',', graph.ParentsOf(i).ToArray()));
+            var children = new StringBuilder();
+            for (var s = graph.ChildStart[i]; s < graph.ChildStart[i + 1]; s++)
+            {
+                children.Append(children.Length == 0 ? string.Empty : ",").Append(graph.Children[s]).Append(':').Append(graph.ChildSlotToParentSlot[s]);
+            }
+
+            Add("ch", i, children.ToString());
+            if (node.RateLimit is { } rate)
+            {
+                Add("rl", i, $"{rate.Limit}:{(long)rate.Period.TotalMilliseconds}");
+            }
+
+            Add("s", i, 0);
+            Add("a", i, 0);
+            Add("pp", i, graph.ParentCount(i));
+            Add("ra", i, 0);
+            fields.Add("n2i:" + node.Id);
+            fields.Add(i);
+        }
+
+        return [.. fields];
+    }
+
+    private static string Raw(JsonElement element) =>
+        element.ValueKind == JsonValueKind.Undefined ? "null" : Encoding.UTF8.GetString(JsonMarshal.GetRawUtf8Value(element));
+
+    // Outputs stored as JSON null read back as no output, as the in-memory store keeps them.
+    private static JsonElement? ParseJson(RedisValue value) =>
+        value.IsNullOrEmpty || value == "null" ? null : JsonDocument.Parse((string)value!).RootElement;
+
+    private static JsonElement ParseInput(RedisValue value) =>
+        JsonDocument.Parse(value.IsNullOrEmpty ? "null" : (string)value!).RootElement;
+
+    private static DateTimeOffset? Time(RedisValue value) =>
+        value.IsNullOrEmpty || (long)value == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds((long)value);
+
+    private static string ErrorJson(NodeError error) =>
+        JsonSerializer.Serialize(new ErrorDto(error.Type, error.Message, (int)error.Class));
+
+    private static NodeError? ParseError(RedisValue value)
+    {
+        if (value.IsNullOrEmpty)
+        {
+            return null;
+        }
+
+        var dto = JsonSerializer.Deserialize<ErrorDto>((string)value!)!;
+        return new NodeError(dto.T, dto.M, (ErrorClass)dto.C);
+    }
+
+    private static string HistoryJson(NodeRunRecord r) => JsonSerializer.Serialize(new HistoryDto(
+        r.NodeId, r.Handler, r.Attempt, (int)r.Status, r.StartedAt.ToUnixTimeMilliseconds(), r.EndedAt.ToUnixTimeMilliseconds(), r.WorkerId ?? string.Empty, r.ErrorType ?? string.Empty, r.ErrorMessage ?? string.Empty));
+
+    private static NodeRunRecord ParseHistory(Guid executionId, string json)
+    {
+        var d = JsonSerializer.Deserialize<HistoryDto>(json)!;
+        return new NodeRunRecord
+        {
+            ExecutionId = executionId,
+            NodeId = d.N,
+            Handler = d.H,
+            Attempt = d.A,
+            Status = (NodeRunStatus)d.S,
+            StartedAt = DateTimeOffset.FromUnixTimeMilliseconds(d.Sa),
+            EndedAt = DateTimeOffset.FromUnixTimeMilliseconds(d.Ea),
+            WorkerId = string.IsNullOrEmpty(d.W) ? null : d.W,
+            ErrorType = string.IsNullOrEmpty(d.Et) ? null : d.Et,
+            ErrorMessage = string.IsNullOrEmpty(d.Em) ? null : d.Em,
+        };
+    }
+
+    private sealed record ErrorDto(
+        [property: System.Text.Json.Serialization.JsonPropertyName("t")] string T,
+        [property: System.Text.Json.Serialization.JsonPropertyName("m")] string M,
+        [property: System.Text.Json.Serialization.JsonPropertyName("c")] int C);
+
+    private sealed record HistoryDto(
+        [property: System.Text.Json.Serialization.JsonPropertyName("n")] string N,
+        [property: System.Text.Json.Serialization.JsonPropertyName("h")] string H,
+        [property: System.Text.Json.Serialization.JsonPropertyName("a")] int A,
+        [property: System.Text.Json.Serialization.JsonPropertyName("s")] int S,
+        [property: System.Text.Json.Serialization.JsonPropertyName("sa")] long Sa,
+        [property: System.Text.Json.Serialization.JsonPropertyName("ea")] long Ea,
+        [property: System.Text.Json.Serialization.JsonPropertyName("w")] string W,
+        [property: System.Text.Json.Serialization.JsonPropertyName("et")] string Et,
+        [property: System.Text.Json.Serialization.JsonPropertyName("em")] string Em);
+}

@@ -1,0 +1,79 @@
+using System.Globalization;
+using Nova.Workflow.Storage;
+using StackExchange.Redis;
+
+namespace Nova.Workflow.Redis;
+
+/// <summary>Reads what the state scripts return: {code, done, total, status, events, jobs, extra, now}.</summary>
+internal static class ScriptResults
+{
+    private static readonly string[] EventNames =
+    [
+        EventTypes.ExecutionStarted, EventTypes.NodeQueued, EventTypes.NodeStarted, EventTypes.NodeSucceeded,
+        EventTypes.NodeRetrying, EventTypes.NodeFailed, EventTypes.NodeSkipped, EventTypes.NodeCanceled,
+        EventTypes.NodeAwaitingReview, EventTypes.ExecutionPaused, EventTypes.ExecutionSucceeded,
+        EventTypes.ExecutionFailed, EventTypes.ExecutionCanceled, EventTypes.ExecutionResumed,
+    ];
+
+    public static int Code(RedisResult[] result) => (int)result[0];
+
+    public static bool IsFull(RedisResult[] result) => result.Length >= 8;
+
+    public static ExecutionStatus? Status(RedisResult[] result) =>
+        IsFull(result) && (int)result[3] >= 0 ? (ExecutionStatus)(int)result[3] : null;
+
+    public static RedisResult[] Extra(RedisResult[] result) => (RedisResult[])result[6]!;
+
+    public static DateTimeOffset Now(RedisResult[] result) => DateTimeOffset.FromUnixTimeMilliseconds((long)result[7]);
+
+    public static StoreTransition Transition(RedisResult[] result, Guid executionId, string? traceParent)
+    {
+        if (!IsFull(result))
+        {
+            return StoreTransition.None;
+        }
+
+        var now = Now(result);
+        var events = ParseEvents((RedisResult[])result[4]!, executionId, new ExecutionProgress((int)result[1], (int)result[2]), now);
+        var raw = (RedisResult[])result[5]!;
+        var jobs = raw.Length == 0 ? (IReadOnlyList<Job>)[] : new Job[raw.Length / 5];
+        for (var k = 0; k < raw.Length; k += 5)
+        {
+            var notBefore = (long)raw[k + 2];
+            ((Job[])jobs)[k / 5] = new Job(
+                executionId,
+                (string)raw[k]!,
+                (int)raw[k + 1],
+                (string)raw[k + 3]!,
+                (int)raw[k + 4],
+                notBefore > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(notBefore) : null,
+                traceParent);
+        }
+
+        return events.Count == 0 && jobs.Count == 0 ? StoreTransition.None : new StoreTransition(jobs, events);
+    }
+
+    public static List<WorkflowEvent> ParseEvents(RedisResult[] flat, Guid executionId, ExecutionProgress progress, DateTimeOffset now)
+    {
+        var events = new List<WorkflowEvent>(flat.Length / 4);
+        for (var k = 0; k < flat.Length; k += 4)
+        {
+            var node = (string?)flat[k + 1];
+            var message = (string?)flat[k + 3];
+            events.Add(new WorkflowEvent(
+                EventNames[(int)flat[k]],
+                executionId,
+                string.IsNullOrEmpty(node) ? null : node,
+                (int)flat[k + 2],
+                now,
+                progress,
+                string.IsNullOrEmpty(message) ? null : message));
+        }
+
+        return events;
+    }
+
+    public static string Ms(DateTimeOffset time) => time.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
+
+    public static string Ms(TimeSpan span) => ((long)span.TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
+}

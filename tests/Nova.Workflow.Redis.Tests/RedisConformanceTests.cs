@@ -1,0 +1,36 @@
+using Nova.Workflow.Conformance;
+using Nova.Workflow.Storage;
+using StackExchange.Redis;
+using Xunit;
+
+namespace Nova.Workflow.Redis.Tests;
+
+/// <summary>The provider conformance suite on a real Redis; each test gets its own key prefix.</summary>
+public sealed class RedisConformanceTests(RedisServer server) : ConformanceTests, IClassFixture<RedisServer>
+{
+    protected override ValueTask<IStorageHandle> CreateStorageAsync() => new(new RedisStorageHandle(server.Connection));
+}
+
+internal sealed class RedisStorageHandle(IConnectionMultiplexer connection) : IStorageHandle
+{
+    private readonly string _prefix = "t" + Guid.NewGuid().ToString("N")[..12];
+
+    public ProviderCapabilities Capabilities => ProviderCapabilities.RawJobStorage;
+
+    public void Configure(NovaWorkflowBuilder builder)
+    {
+        builder.Services.AddSingletonConnection(connection);
+        builder.UseRedis(o => o.Prefix = _prefix);
+    }
+
+    public async ValueTask InjectPoisonJobAsync(IJobQueue queue, string queueName, CancellationToken cancellationToken) =>
+        await ((RedisJobQueue)queue).InjectRawAsync(queueName, "poison-" + Guid.NewGuid().ToString("N"), "{ this is not a job");
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+}
+
+internal static class ServiceCollectionTestExtensions
+{
+    public static void AddSingletonConnection(this Microsoft.Extensions.DependencyInjection.IServiceCollection services, IConnectionMultiplexer connection) =>
+        Microsoft.Extensions.DependencyInjection.Extensions.ServiceCollectionDescriptorExtensions.TryAddSingleton(services, connection);
+}
