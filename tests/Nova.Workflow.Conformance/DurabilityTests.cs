@@ -186,6 +186,7 @@ public abstract partial class ConformanceTests
         Assert.Equal(ExecutionStatus.Failed, result.Status);
         Assert.Equal("WorkerLost", result.Error!.Type);
         Assert.Equal(0, probe.Calls("a"));
+        await Eventually.TrueAsync(async () => (await worker.Client.ListDeadLettersAsync()).Count == 1, "the dead letter");
         var letter = Assert.Single(await worker.Client.ListDeadLettersAsync());
         Assert.Equal(DeadLetterReason.WorkerLost, letter.Reason);
         Assert.Equal(3, (await worker.Client.GetHistoryAsync(id)).Count(r => r.Status == NodeRunStatus.Lost));
@@ -474,8 +475,8 @@ public abstract partial class ConformanceTests
         var second = await host.Client.StartAsync("dlq");
         Assert.Equal(ExecutionStatus.Failed, (await Finished(host, first)).Status);
         Assert.Equal(ExecutionStatus.Failed, (await Finished(host, second)).Status);
+        await Eventually.TrueAsync(async () => (await host.Client.ListDeadLettersAsync()).Count == 2, "both dead letters");
         var letters = await host.Client.ListDeadLettersAsync();
-        Assert.Equal(2, letters.Count);
         var letter = letters.Single(l => l.ExecutionId == first);
         Assert.Equal(DeadLetterReason.Exhausted, letter.Reason);
         Assert.Equal("upstream down", letter.Error);

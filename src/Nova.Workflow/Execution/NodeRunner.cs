@@ -82,9 +82,10 @@ internal sealed class NodeRunner
                     await _queue.ReleaseAsync(leased, start.RetryAfter, abort).ConfigureAwait(false);
                     return;
                 case StartOutcome.WorkerLost:
-                    await _dispatcher.ApplyAsync(start.Transition, abort).ConfigureAwait(false);
+                    // Dead-letter before telling watchers, so whoever sees the failure also finds the entry.
                     Log.DeadLettered(_logger, job.NodeId, job.ExecutionId, DeadLetterReason.WorkerLost);
                     await _queue.DeadLetterAsync(NewDeadLetter(job, DeadLetterReason.WorkerLost, "Workers were lost on this node too many times in a row."), leased, abort).ConfigureAwait(false);
+                    await _dispatcher.ApplyAsync(start.Transition, abort).ConfigureAwait(false);
                     return;
                 default:
                     // Stale, duplicate or paused: the state does not want this delivery.
@@ -187,15 +188,18 @@ internal sealed class NodeRunner
             return;
         }
 
-        await _dispatcher.ApplyAsync(result.Transition, CancellationToken.None).ConfigureAwait(false);
         if (request.Outcome == AttemptOutcome.Failed && request.RetryAt is null)
         {
+            // Dead-letter (which also acks) before telling watchers, so whoever sees the failure also finds the entry.
             NovaDiagnostics.NodesFailed.Add(1);
             Log.DeadLettered(_logger, job.NodeId, job.ExecutionId, DeadLetterReason.Exhausted);
             await _queue.DeadLetterAsync(NewDeadLetter(job with { Attempt = state.Attempt }, DeadLetterReason.Exhausted, request.Error?.Message), leased, CancellationToken.None).ConfigureAwait(false);
+            await _dispatcher.ApplyAsync(result.Transition, CancellationToken.None).ConfigureAwait(false);
         }
         else
         {
+            // Ready children are enqueued before the ack: a crash in between redelivers a job the state then drops.
+            await _dispatcher.ApplyAsync(result.Transition, CancellationToken.None).ConfigureAwait(false);
             await _queue.AckAsync(leased, CancellationToken.None).ConfigureAwait(false);
         }
     }
