@@ -1,3 +1,11 @@
 using BenchmarkDotNet.Running;
+using Nova.Workflow.Benchmarks;
 
-BenchmarkSwitcher.FromAssembly(typeof(Nova.Workflow.Benchmarks.SorterBenchmarks).Assembly).Run(args);
+// "e2e [inmemory|redis ...]" runs the end-to-end runner; anything else goes to BenchmarkDotNet.
+if (args.Length > 0 && args[0] == "e2e")
+{
+    await EndToEndRunner.RunAsync(args[1..]);
+    return;
+}
+
+BenchmarkSwitcher.FromAssembly(typeof(SorterBenchmarks).Assembly).Run(args);

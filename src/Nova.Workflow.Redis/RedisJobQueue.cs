@@ -24,6 +24,8 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
     private readonly ConcurrentDictionary<string, QueueKeys> _queueKeys = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, WakeSignal> _wake = new(StringComparer.Ordinal);
 
+    internal QueueKeys KeysOf(string queue) => Keys(queue);
+
     public RedisJobQueue(IConnectionMultiplexer redis, IOptions<RedisProviderOptions> options, TimeProvider time)
     {
         _redis = redis;
@@ -291,7 +293,7 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
         }
     }
 
-    private static string JobId(Job job) => $"{job.ExecutionId:N}:{job.NodeId}:{job.Attempt}";
+    internal static string JobId(Job job) => $"{job.ExecutionId:N}:{job.NodeId}:{job.Attempt}";
 
     private QueueKeys Keys(string queue) => _queueKeys.GetOrAdd(queue, _keys.Queue);
 
@@ -315,7 +317,18 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
 
         public Task Current => Volatile.Read(ref _current).Task;
 
-        public void Dispose() => _subscriber.Unsubscribe(_channel);
+        // Fire-and-forget: disposal must not block on (or fail with) a connection the app may already have closed.
+        public void Dispose()
+        {
+            try
+            {
+                _subscriber.Unsubscribe(_channel, flags: CommandFlags.FireAndForget);
+            }
+            catch (Exception ex) when (ex is RedisException or ObjectDisposedException)
+            {
+                // The connection is gone, and the subscription with it.
+            }
+        }
     }
 }
 

@@ -35,10 +35,13 @@ internal sealed class RedisScript
 internal static class RedisScripts
 {
     private static readonly string Prelude = Read("prelude");
+    private static readonly string Unfused = "local FUSED = false\nlocal function fused_enqueue() end\n";
 
     public static readonly RedisScript Create = State("create");
+    public static readonly RedisScript CreateFused = Fused("create");
     public static readonly RedisScript Start = State("start");
     public static readonly RedisScript Complete = State("complete");
+    public static readonly RedisScript CompleteFused = Fused("complete");
     public static readonly RedisScript Heartbeat = State("heartbeat");
     public static readonly RedisScript Release = State("release");
     public static readonly RedisScript Control = State("control");
@@ -50,7 +53,9 @@ internal static class RedisScripts
     public static readonly RedisScript Rate = new(Read("rate"));
     public static readonly RedisScript DeadLetters = new(Read("dlq"));
 
-    private static RedisScript State(string name) => new(Prelude + "\n" + Read(name));
+    private static RedisScript State(string name) => new(Prelude + "\n" + Unfused + Read(name));
+
+    private static RedisScript Fused(string name) => new(Prelude + "\n" + Read("fused") + "\n" + Read(name));
 
     private static string Read(string name)
     {

@@ -18,15 +18,21 @@ namespace Nova.Workflow.Redis;
 internal sealed class RedisStateStore : IStateStore
 {
     private static readonly ConditionalWeakTable<ExecutionPlan, RedisValue[]> PlanFields = new();
+    private static readonly ConditionalWeakTable<ExecutionPlan, string[]> PlanQueues = new();
 
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisKeys _keys;
     private readonly int _database;
     private readonly WorkflowRegistry _registry;
     private readonly NovaWorkflowOptions _options;
+    private readonly RedisJobQueue? _queue;
+    private readonly Lazy<bool> _fused;
 
-    public RedisStateStore(IConnectionMultiplexer redis, IOptions<RedisProviderOptions> redisOptions, IOptions<NovaWorkflowOptions> options, WorkflowRegistry registry)
+    public RedisStateStore(IConnectionMultiplexer redis, IOptions<RedisProviderOptions> redisOptions, IOptions<NovaWorkflowOptions> options, WorkflowRegistry registry, IJobQueue queue)
     {
+        // With the queue on the same single server, transitions also enqueue (and ack) in the same script.
+        _queue = queue as RedisJobQueue;
+        _fused = new Lazy<bool>(() => _queue is not null && !IsCluster());
         _redis = redis;
         _keys = new RedisKeys(redisOptions.Value.Prefix);
         _database = redisOptions.Value.Database;
@@ -56,9 +62,15 @@ internal sealed class RedisStateStore : IStateStore
             }
         }
 
-        RedisKey[] keys = execution.IdempotencyKey is not null && !clustered ? [exec[0], exec[1], exec[2], idemKey] : exec;
+        var fused = _fused.Value;
+        var keys = new List<RedisKey>(exec);
+        if (!clustered)
+        {
+            keys.Add(execution.IdempotencyKey is not null ? idemKey : (RedisKey)string.Empty);
+        }
+
         var fields = PlanFields.GetValue(plan, BuildPlanFields);
-        var args = new RedisValue[12 + fields.Length];
+        var args = new List<RedisValue>(new RedisValue[13]);
         args[0] = plan.NodeCount;
         args[1] = plan.Workflow;
         args[2] = plan.Version;
@@ -71,8 +83,15 @@ internal sealed class RedisStateStore : IStateStore
         args[9] = _keys.Events(execution.Id).ToString();
         args[10] = execution.Id.ToString("N");
         args[11] = string.Join(',', plan.Roots);
-        fields.CopyTo(args, 12);
-        var result = (RedisResult[])(await RedisScripts.Create.EvaluateAsync(Db, keys, args).ConfigureAwait(false))!;
+        args[12] = fields.Length;
+        args.AddRange(fields);
+        if (fused)
+        {
+            AddFusedArguments(keys, args, plan, execution.Id, execution.TraceParent, null);
+        }
+
+        var script = fused ? RedisScripts.CreateFused : RedisScripts.Create;
+        var result = (RedisResult[])(await script.EvaluateAsync(Db, [.. keys], [.. args]).ConfigureAwait(false))!;
         var code = ScriptResults.Code(result);
         if (code == 1)
         {
@@ -89,7 +108,7 @@ internal sealed class RedisStateStore : IStateStore
         var active = batch.SetAddAsync(_keys.ActiveIndex, execution.Id.ToString("N"));
         batch.Execute();
         await Task.WhenAll(index, active).ConfigureAwait(false);
-        return new CreateExecutionResult(execution.Id, true, ScriptResults.Transition(result, execution.Id, execution.TraceParent));
+        return new CreateExecutionResult(execution.Id, true, Fuse(ScriptResults.Transition(result, execution.Id, execution.TraceParent), fused));
     }
 
     public async ValueTask<StartNodeResult> TryStartNodeAsync(StartNodeRequest request, CancellationToken cancellationToken = default)
@@ -191,19 +210,28 @@ internal sealed class RedisStateStore : IStateStore
             request.TimedOut ? "1" : "0",
             request.RetryAt is { } retryAt ? ScriptResults.Ms(retryAt) : string.Empty,
         };
+        args.Add(request.PriorAttempts.Count);
         foreach (var prior in request.PriorAttempts)
         {
             args.Add(HistoryJson(prior));
         }
 
-        var result = (RedisResult[])(await RedisScripts.Complete.EvaluateAsync(Db, _keys.Execution(job.ExecutionId), [.. args]).ConfigureAwait(false))!;
+        var keys = new List<RedisKey>(_keys.Execution(job.ExecutionId));
+        var fused = false;
+        if (_fused.Value && request.Plan is { } plan)
+        {
+            fused = AddFusedArguments(keys, args, plan, job.ExecutionId, request.TraceParent, request.Run);
+        }
+
+        var script = fused ? RedisScripts.CompleteFused : RedisScripts.Complete;
+        var result = (RedisResult[])(await script.EvaluateAsync(Db, [.. keys], [.. args]).ConfigureAwait(false))!;
         if (ScriptResults.Code(result) != 0)
         {
             return CompleteNodeResult.Rejected;
         }
 
         await OnTransitionAsync(job.ExecutionId, result).ConfigureAwait(false);
-        return new CompleteNodeResult(true, ScriptResults.Transition(result, job.ExecutionId, request.TraceParent));
+        return new CompleteNodeResult(true, Fuse(ScriptResults.Transition(result, job.ExecutionId, request.TraceParent), fused), fused);
     }
 
     public async ValueTask<bool> ReleaseNodeAsync(LeasedJob run, CancellationToken cancellationToken = default) =>
@@ -419,6 +447,36 @@ internal sealed class RedisStateStore : IStateStore
         var time = (RedisResult[])(await Db.ExecuteAsync("TIME").ConfigureAwait(false))!;
         return DateTimeOffset.FromUnixTimeMilliseconds(long.Parse((string)time[0]!, CultureInfo.InvariantCulture) * 1000 + long.Parse((string)time[1]!, CultureInfo.InvariantCulture) / 1000);
     }
+
+    /// <summary>Adds the keys and arguments of the fused enqueue (and ack); false when the run's queue is not in the plan.</summary>
+    private bool AddFusedArguments(List<RedisKey> keys, List<RedisValue> args, ExecutionPlan plan, Guid executionId, string? traceParent, LeasedJob? ack)
+    {
+        var queues = PlanQueues.GetValue(plan, p => [.. p.Nodes.Select(n => n.Queue).Distinct(StringComparer.Ordinal)]);
+        if (ack is not null && !queues.Contains(ack.Job.Queue, StringComparer.Ordinal))
+        {
+            return false;
+        }
+
+        args.Add(queues.Length);
+        foreach (var queue in queues)
+        {
+            var q = _queue!.KeysOf(queue);
+            keys.AddRange([q.Ready, q.Age, q.Delayed, q.Leased, q.Jobs, q.Meta, q.Score, q.Token, q.Deliveries]);
+            args.Add(queue);
+        }
+
+        args.Add(_keys.Prefix + ":wake:");
+        args.Add(executionId.ToString("N"));
+        args.Add(executionId.ToString("D"));
+        args.Add(traceParent ?? string.Empty);
+        args.Add(ack?.Job.Queue ?? string.Empty);
+        args.Add(ack is null ? string.Empty : RedisJobQueue.JobId(ack.Job));
+        args.Add(ack?.LeaseToken.ToString("N") ?? string.Empty);
+        return true;
+    }
+
+    private static StoreTransition Fuse(StoreTransition transition, bool fused) =>
+        fused && transition.Jobs.Count > 0 ? transition with { JobsEnqueued = true } : transition;
 
     private bool IsCluster() => _redis.GetEndPoints().Length > 1 && _redis.GetServer(_redis.GetEndPoints()[0]).ServerType == ServerType.Cluster;
 

@@ -10,6 +10,7 @@ namespace Nova.Workflow.Redis.Tests;
 /// Three worker processes (the sample worker host) on one Redis; 1,000 executions of a 10-node DAG whose
 /// handler logs every run; one worker is killed with SIGKILL mid-run and started again.
 /// </summary>
+[Collection(ProcessTests.Name)]
 public sealed class RedisCrashTests(RedisServer server) : IClassFixture<RedisServer>
 {
     private const int Executions = 1000;

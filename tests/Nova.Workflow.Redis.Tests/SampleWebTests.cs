@@ -7,6 +7,7 @@ using Xunit;
 namespace Nova.Workflow.Redis.Tests;
 
 /// <summary>The web API sample and the worker sample as two processes on one Redis.</summary>
+[Collection(ProcessTests.Name)]
 public sealed class SampleWebTests(RedisServer server) : IClassFixture<RedisServer>
 {
     [Fact]

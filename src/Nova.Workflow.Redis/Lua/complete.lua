@@ -1,12 +1,14 @@
 -- ARGV: nodeId, attempt, token, outcome (0 succeeded, 1 failed, 2 review), finalAttempt, startedAtMs, output,
--- taken, errorJson, errorType, errorMessage, timedOut, retryAtMs, then prior-attempt history JSON entries.
+-- taken, errorJson, errorType, errorMessage, timedOut, retryAtMs, prior-attempt count P, P history JSON entries,
+-- then (fused variant) the enqueue/ack arguments.
 if not execStatus then return { 1 } end
 local i = tonumber(redis.call('HGET', S, 'n2i:' .. ARGV[1]))
 if not i or finished() or nnum('s', i) ~= 2 or nget('t', i) ~= ARGV[3] or nnum('a', i) ~= tonumber(ARGV[2]) then return { 1 } end
-for k = 14, #ARGV do redis.call('RPUSH', H, ARGV[k]) end
+local priors = tonumber(ARGV[14])
+for k = 15, 14 + priors do redis.call('RPUSH', H, ARGV[k]) end
 local attempt = tonumber(ARGV[5])
 local started = tonumber(ARGV[6])
-if #ARGV < 14 then started = nnum('sa', i) or started end
+if priors == 0 then started = nnum('sa', i) or started end
 local worker = nget('w', i)
 redis.call('HSET', S, 'a' .. i, attempt, 'l' .. i, 0, 't' .. i, '')
 local outcome = ARGV[4]
@@ -40,4 +42,5 @@ else
   end
 end
 check_finished()
+if FUSED then fused_enqueue(15 + priors, 3) end
 return result(0)

@@ -200,7 +200,10 @@ internal sealed class NodeRunner
         {
             // Ready children are enqueued before the ack: a crash in between redelivers a job the state then drops.
             await _dispatcher.ApplyAsync(result.Transition, CancellationToken.None).ConfigureAwait(false);
-            await _queue.AckAsync(leased, CancellationToken.None).ConfigureAwait(false);
+            if (!result.JobAcknowledged)
+            {
+                await _queue.AckAsync(leased, CancellationToken.None).ConfigureAwait(false);
+            }
         }
     }
 
@@ -233,6 +236,7 @@ internal sealed class NodeRunner
             StartedAt = state.StartedAt,
             Output = output,
             TakenEdges = taken,
+            Plan = plan,
             TraceParent = activity?.Id ?? leased.Job.TraceParent,
             PriorAttempts = state.Prior,
         };

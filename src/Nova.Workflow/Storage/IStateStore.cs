@@ -181,6 +181,8 @@ public sealed record CompleteNodeRequest
     public bool TimedOut { get; init; }
     /// <summary>On failure, retry with a new attempt not before this time; null fails the node for good.</summary>
     public DateTimeOffset? RetryAt { get; init; }
+    /// <summary>The execution's pinned plan, when the worker has it (lets a store enqueue ready children itself).</summary>
+    public ExecutionPlan? Plan { get; init; }
     /// <summary>W3C trace context of the attempt, copied into the jobs it makes ready.</summary>
     public string? TraceParent { get; init; }
     /// <summary>Attempts that failed and were retried in process before the final one (history only).</summary>
@@ -190,7 +192,8 @@ public sealed record CompleteNodeRequest
 /// <summary>The answer to <see cref="IStateStore.CompleteNodeAsync"/>.</summary>
 /// <param name="Accepted">False when the run token no longer held: nothing was recorded.</param>
 /// <param name="Transition">Ready children and events.</param>
-public sealed record CompleteNodeResult(bool Accepted, StoreTransition Transition)
+/// <param name="JobAcknowledged">True when a fused store also acked the completed job in the same atomic step.</param>
+public sealed record CompleteNodeResult(bool Accepted, StoreTransition Transition, bool JobAcknowledged = false)
 {
     internal static CompleteNodeResult Rejected { get; } = new(false, StoreTransition.None);
 }
