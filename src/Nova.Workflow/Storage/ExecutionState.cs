@@ -28,6 +28,40 @@ internal sealed class ExecutionState
         InEdges = new EdgeOutcome[Plan.Graph.Parents.Length];
     }
 
+    /// <summary>Rebuilds a persisted execution (history is not loaded: only new records accumulate).</summary>
+    public ExecutionState(ExecutionDocument doc, ExecutionPlan plan)
+    {
+        Id = doc.Id;
+        Plan = plan;
+        Input = doc.Input;
+        IdempotencyKey = doc.IdempotencyKey;
+        TraceParent = doc.TraceParent;
+        CreatedAt = doc.CreatedAt;
+        Status = doc.Status;
+        EndedAt = doc.EndedAt;
+        Error = doc.Error;
+        Output = doc.Output;
+        Done = doc.Done;
+        Nodes = doc.Nodes;
+        InEdges = doc.InEdges;
+    }
+
+    public ExecutionDocument ToDocument() => new()
+    {
+        Id = Id,
+        Input = Input,
+        IdempotencyKey = IdempotencyKey,
+        TraceParent = TraceParent,
+        CreatedAt = CreatedAt,
+        Status = Status,
+        EndedAt = EndedAt,
+        Error = Error,
+        Output = Output,
+        Done = Done,
+        Nodes = Nodes,
+        InEdges = InEdges,
+    };
+
     public Guid Id { get; }
 
     public ExecutionPlan Plan { get; }
@@ -770,6 +804,27 @@ internal sealed class NodeRun
     public int PendingParents { get; set; }
     public int Losses { get; set; }
 }
+
+/// <summary>The persisted form of an <see cref="ExecutionState"/> (its plan is found again by workflow name and version).</summary>
+internal sealed class ExecutionDocument
+{
+    public Guid Id { get; set; }
+    public JsonElement Input { get; set; }
+    public string? IdempotencyKey { get; set; }
+    public string? TraceParent { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public ExecutionStatus Status { get; set; }
+    public DateTimeOffset? EndedAt { get; set; }
+    public NodeError? Error { get; set; }
+    public JsonElement? Output { get; set; }
+    public int Done { get; set; }
+    public NodeRun[] Nodes { get; set; } = [];
+    public EdgeOutcome[] InEdges { get; set; } = [];
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(ExecutionDocument))]
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+internal sealed partial class ExecutionDocumentContext : System.Text.Json.Serialization.JsonSerializerContext;
 
 /// <summary>How an incoming edge ended.</summary>
 internal enum EdgeOutcome : byte

@@ -1,1 +1,0 @@
-namespace Nova.Workflow.Postgres; internal static class Placeholder {}

@@ -1,0 +1,400 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.Extensions.Options;
+using Nova.Workflow.Storage;
+using Nova.Workflow.Storage.InMemory;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Nova.Workflow.Postgres;
+
+/// <summary>
+/// The job queue on PostgreSQL. A claim is one statement: lapsed leases are taken back, then
+/// <c>UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) … RETURNING</c> leases a batch in priority
+/// order, with every 10th take (a shared sequence) going to the oldest ready job. Inserts notify
+/// idle workers through LISTEN/NOTIFY; polling is the safety net.
+/// </summary>
+internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
+{
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly TimeProvider _time;
+    private readonly string _s;
+    private readonly string _channel;
+    private readonly ConcurrentDictionary<string, TaskCompletionSource> _signals = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Lock _listenLock = new();
+    private Task? _listener;
+    private int _disposed;
+
+    public PostgresJobQueue(NpgsqlDataSource dataSource, IOptions<PostgresProviderOptions> options, TimeProvider time)
+    {
+        _dataSource = dataSource;
+        _time = time;
+        _s = options.Value.Schema;
+        _channel = $"nova_{_s}_wake";
+    }
+
+    public async ValueTask EnqueueAsync(IReadOnlyList<Job> jobs, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(jobs);
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var batch = new NpgsqlBatch(connection);
+        if (AddEnqueue(batch, jobs))
+        {
+            await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Adds the insert of <paramref name="jobs"/> (and the wake-up) to a batch, so a store can enqueue inside its own transaction.</summary>
+    internal bool AddEnqueue(NpgsqlBatch batch, IReadOnlyList<Job> jobs)
+    {
+        if (jobs.Count == 0)
+        {
+            return false;
+        }
+
+        var insert = new NpgsqlBatchCommand(
+            $"INSERT INTO {_s}.jobs (id, queue, priority, not_before, payload) " +
+            "SELECT id, queue, priority, coalesce(not_before, now()), payload FROM unnest($1::text[], $2::text[], $3::smallint[], $4::timestamptz[], $5::jsonb[]) AS t(id, queue, priority, not_before, payload) " +
+            "ON CONFLICT (id) DO NOTHING");
+        insert.Parameters.AddWithValue(jobs.Select(JobId).ToArray());
+        insert.Parameters.AddWithValue(jobs.Select(j => j.Queue).ToArray());
+        insert.Parameters.AddWithValue(jobs.Select(j => (short)j.Priority).ToArray());
+        insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, Value = jobs.Select(j => j.NotBefore is { } nb ? (object)nb : DBNull.Value).ToArray() });
+        insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb, Value = jobs.Select(Payload).ToArray() });
+        batch.BatchCommands.Add(insert);
+        foreach (var queue in jobs.Select(j => j.Queue).Distinct(StringComparer.Ordinal))
+        {
+            var notify = new NpgsqlBatchCommand("SELECT pg_notify($1, $2)");
+            notify.Parameters.AddWithValue(_channel);
+            notify.Parameters.AddWithValue(queue);
+            batch.BatchCommands.Add(notify);
+        }
+
+        return true;
+    }
+
+    /// <summary>Adds the fenced delete of a finished job to a batch.</summary>
+    internal void AddAck(NpgsqlBatch batch, LeasedJob job)
+    {
+        var ack = new NpgsqlBatchCommand($"DELETE FROM {_s}.jobs WHERE id = $1 AND lease_token = $2");
+        ack.Parameters.AddWithValue(JobId(job.Job));
+        ack.Parameters.AddWithValue(job.LeaseToken);
+        batch.BatchCommands.Add(ack);
+    }
+
+    public async ValueTask<IReadOnlyList<LeasedJob>> DequeueAsync(IReadOnlyList<string> queues, int maxCount, TimeSpan lease, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(queues);
+        var result = new List<LeasedJob>();
+        foreach (var queue in queues)
+        {
+            var want = maxCount - result.Count;
+            if (want <= 0)
+            {
+                break;
+            }
+
+            await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var batch = new NpgsqlBatch(connection);
+            var reclaim = new NpgsqlBatchCommand($"UPDATE {_s}.jobs SET lease_token = NULL, lease_expires = NULL WHERE queue = $1 AND lease_token IS NOT NULL AND lease_expires <= now()");
+            reclaim.Parameters.AddWithValue(queue);
+            var claim = new NpgsqlBatchCommand(
+                $"WITH takes AS (SELECT count(*) FILTER (WHERE nextval('{_s}.take_seq') % {InMemoryJobQueue.FairnessInterval} = 0) AS fair FROM generate_series(1, $2)), " +
+                $"fair AS (SELECT id FROM {_s}.jobs WHERE queue = $1 AND lease_token IS NULL AND not_before <= now() ORDER BY seq LIMIT (SELECT fair FROM takes) FOR UPDATE SKIP LOCKED), " +
+                $"prio AS (SELECT id FROM {_s}.jobs WHERE queue = $1 AND lease_token IS NULL AND not_before <= now() AND id NOT IN (SELECT id FROM fair) ORDER BY priority DESC, seq LIMIT $2 - (SELECT count(*) FROM fair) FOR UPDATE SKIP LOCKED) " +
+                $"UPDATE {_s}.jobs j SET lease_token = gen_random_uuid(), lease_expires = now() + $3 * interval '1 millisecond', deliveries = j.deliveries + 1 " +
+                "FROM (SELECT id FROM fair UNION ALL SELECT id FROM prio) picked WHERE j.id = picked.id " +
+                "RETURNING j.id, j.payload::text, j.lease_token, j.deliveries, j.lease_expires");
+            claim.Parameters.AddWithValue(queue);
+            claim.Parameters.AddWithValue(want);
+            claim.Parameters.AddWithValue(lease.TotalMilliseconds);
+            batch.BatchCommands.Add(reclaim);
+            batch.BatchCommands.Add(claim);
+            var poison = new List<(string Id, Guid Token, string Payload)>();
+            await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    var id = reader.GetString(0);
+                    var payload = reader.GetString(1);
+                    var token = reader.GetGuid(2);
+                    if (TryParse(payload) is { } job)
+                    {
+                        result.Add(new LeasedJob(job, token, reader.GetInt32(3), reader.GetFieldValue<DateTimeOffset>(4)));
+                    }
+                    else
+                    {
+                        poison.Add((id, token, payload));
+                    }
+                }
+            }
+
+            foreach (var (id, token, payload) in poison)
+            {
+                // A job nobody can read goes to the dead letters; it never reaches (or stalls) a worker.
+                var entry = new DeadLetter(Guid.CreateVersion7(), Guid.Empty, null, 0, queue, DeadLetterReason.Undeserializable, "The stored job could not be read.", _time.GetUtcNow(), payload.Length > 512 ? payload[..512] : payload);
+                await DeadLetterAsync(entry, id, token, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        return result;
+    }
+
+    public async ValueTask WaitAsync(IReadOnlyList<string> queues, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        EnsureListening();
+        var signals = queues.Select(q => _signals.GetOrAdd(q, _ => NewSignal()).Task).ToList();
+        await using var command = _dataSource.CreateCommand(
+            $"SELECT (SELECT min(not_before) FROM {_s}.jobs WHERE queue = ANY($1) AND lease_token IS NULL), (SELECT min(lease_expires) FROM {_s}.jobs WHERE queue = ANY($1) AND lease_token IS NOT NULL), now()");
+        command.Parameters.AddWithValue(queues.ToArray());
+        var wait = timeout;
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var now = reader.GetFieldValue<DateTimeOffset>(2);
+            for (var column = 0; column < 2; column++)
+            {
+                if (!reader.IsDBNull(column) && reader.GetFieldValue<DateTimeOffset>(column) - now is var due && due < wait)
+                {
+                    wait = due;
+                }
+            }
+        }
+
+        if (wait <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        try
+        {
+            await Task.WhenAny(signals).WaitAsync(wait, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // The safety net: look again.
+        }
+    }
+
+    public async ValueTask<IReadOnlyList<bool>> ExtendLeasesAsync(IReadOnlyList<LeasedJob> jobs, TimeSpan lease, CancellationToken cancellationToken = default)
+    {
+        await using var command = _dataSource.CreateCommand(
+            $"UPDATE {_s}.jobs j SET lease_expires = now() + $3 * interval '1 millisecond' FROM unnest($1::text[], $2::uuid[]) AS u(id, token) " +
+            "WHERE j.id = u.id AND j.lease_token = u.token RETURNING j.id, j.lease_token");
+        command.Parameters.AddWithValue(jobs.Select(j => JobId(j.Job)).ToArray());
+        command.Parameters.AddWithValue(jobs.Select(j => j.LeaseToken).ToArray());
+        command.Parameters.AddWithValue(lease.TotalMilliseconds);
+        var held = new HashSet<(string, Guid)>();
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                held.Add((reader.GetString(0), reader.GetGuid(1)));
+            }
+        }
+
+        return [.. jobs.Select(j => held.Contains((JobId(j.Job), j.LeaseToken)))];
+    }
+
+    public async ValueTask<bool> AckAsync(LeasedJob job, CancellationToken cancellationToken = default)
+    {
+        await using var command = _dataSource.CreateCommand($"DELETE FROM {_s}.jobs WHERE id = $1 AND lease_token = $2");
+        command.Parameters.AddWithValue(JobId(job.Job));
+        command.Parameters.AddWithValue(job.LeaseToken);
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    public async ValueTask<bool> ReleaseAsync(LeasedJob job, TimeSpan delay, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var batch = new NpgsqlBatch(connection);
+        var release = new NpgsqlBatchCommand(
+            $"UPDATE {_s}.jobs SET lease_token = NULL, lease_expires = NULL, deliveries = deliveries - 1, not_before = now() + $3 * interval '1 millisecond' WHERE id = $1 AND lease_token = $2");
+        release.Parameters.AddWithValue(JobId(job.Job));
+        release.Parameters.AddWithValue(job.LeaseToken);
+        release.Parameters.AddWithValue(delay.TotalMilliseconds);
+        batch.BatchCommands.Add(release);
+        if (delay <= TimeSpan.Zero)
+        {
+            var notify = new NpgsqlBatchCommand("SELECT pg_notify($1, $2)");
+            notify.Parameters.AddWithValue(_channel);
+            notify.Parameters.AddWithValue(job.Job.Queue);
+            batch.BatchCommands.Add(notify);
+        }
+
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        return release.RecordsAffected == 1;
+    }
+
+    public async ValueTask DeadLetterAsync(DeadLetter entry, LeasedJob? job, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        await DeadLetterAsync(entry, job is null ? null : JobId(job.Job), job?.LeaseToken, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(int max, CancellationToken cancellationToken = default)
+    {
+        await using var command = _dataSource.CreateCommand($"SELECT entry::text FROM {_s}.dead_letters ORDER BY at DESC, id DESC LIMIT $1");
+        command.Parameters.AddWithValue(max);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var entries = new List<DeadLetter>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            entries.Add(JsonSerializer.Deserialize(reader.GetString(0), PostgresPayloadContext.Default.DeadLetter)!);
+        }
+
+        return entries;
+    }
+
+    public async ValueTask<DeadLetter?> TakeDeadLetterAsync(Guid id, CancellationToken cancellationToken = default)
+    {
+        await using var command = _dataSource.CreateCommand($"DELETE FROM {_s}.dead_letters WHERE id = $1 RETURNING entry::text");
+        command.Parameters.AddWithValue(id);
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is string json
+            ? JsonSerializer.Deserialize(json, PostgresPayloadContext.Default.DeadLetter)
+            : null;
+    }
+
+    public async ValueTask<long> GetDepthAsync(string queue, CancellationToken cancellationToken = default)
+    {
+        await using var command = _dataSource.CreateCommand($"SELECT count(*) FROM {_s}.jobs WHERE queue = $1 AND lease_token IS NULL");
+        command.Parameters.AddWithValue(queue);
+        return (long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+    }
+
+    /// <summary>Test and operations seam: a row whose payload is not a job, as a corrupted or foreign writer would leave.</summary>
+    internal async Task InjectRawAsync(string queue, string payloadJson)
+    {
+        await using var command = _dataSource.CreateCommand($"INSERT INTO {_s}.jobs (id, queue, priority, not_before, payload) VALUES ($1, $2, 9, now(), $3::jsonb)");
+        command.Parameters.AddWithValue("poison-" + Guid.NewGuid().ToString("N"));
+        command.Parameters.AddWithValue(queue);
+        command.Parameters.AddWithValue(payloadJson);
+        await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        // Registered as itself and as IJobQueue, so the container disposes it twice.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_listener is not null)
+        {
+            try
+            {
+                await _listener.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopped.
+            }
+        }
+
+        _stop.Dispose();
+    }
+
+    internal static string JobId(Job job) => $"{job.ExecutionId:N}:{job.NodeId}:{job.Attempt}";
+
+    private async Task DeadLetterAsync(DeadLetter entry, string? jobId, Guid? token, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var batch = new NpgsqlBatch(connection);
+        var insert = new NpgsqlBatchCommand($"INSERT INTO {_s}.dead_letters (id, at, entry) VALUES ($1, $2, $3::jsonb)");
+        insert.Parameters.AddWithValue(entry.Id);
+        insert.Parameters.AddWithValue(entry.At);
+        insert.Parameters.AddWithValue(JsonSerializer.Serialize(entry, PostgresPayloadContext.Default.DeadLetter));
+        batch.BatchCommands.Add(insert);
+        if (jobId is not null)
+        {
+            var delete = new NpgsqlBatchCommand($"DELETE FROM {_s}.jobs WHERE id = $1 AND lease_token = $2");
+            delete.Parameters.AddWithValue(jobId);
+            delete.Parameters.AddWithValue(token!.Value);
+            batch.BatchCommands.Add(delete);
+        }
+
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private void EnsureListening()
+    {
+        if (_listener is not null)
+        {
+            return;
+        }
+
+        lock (_listenLock)
+        {
+            _listener ??= Task.Run(() => ListenAsync(_stop.Token));
+        }
+    }
+
+    /// <summary>One connection per process LISTENs; a lost connection is reopened (polling covers the gap).</summary>
+    private async Task ListenAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                connection.Notification += (_, e) =>
+                {
+                    if (_signals.TryGetValue(e.Payload, out var signal) && _signals.TryUpdate(e.Payload, NewSignal(), signal))
+                    {
+                        signal.TrySetResult();
+                    }
+                };
+                await using (var listen = new NpgsqlCommand($"LISTEN {_channel}", connection))
+                {
+                    await listen.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                while (!cancellationToken.IsCancellationRequested)
+                {
+                    await connection.WaitAsync(cancellationToken).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (ex is NpgsqlException or System.Net.Sockets.SocketException or IOException or InvalidOperationException)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(500), _time, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private static string Payload(Job job) => JsonSerializer.Serialize(new PgJobPayload(job.ExecutionId, job.NodeId, job.Attempt, job.Queue, job.Priority, job.TraceParent), PostgresPayloadContext.Default.PgJobPayload);
+
+    private static Job? TryParse(string payload)
+    {
+        try
+        {
+            var p = JsonSerializer.Deserialize(payload, PostgresPayloadContext.Default.PgJobPayload);
+            return p is null || string.IsNullOrEmpty(p.N) || string.IsNullOrEmpty(p.Q) ? null : new Job(p.E, p.N, p.A, p.Q, p.P, null, p.Tp);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+}
+
+internal sealed record PgJobPayload(
+    [property: JsonPropertyName("e")] Guid E,
+    [property: JsonPropertyName("n")] string N,
+    [property: JsonPropertyName("a")] int A,
+    [property: JsonPropertyName("q")] string Q,
+    [property: JsonPropertyName("p")] int P,
+    [property: JsonPropertyName("tp")] string? Tp);
+
+[JsonSerializable(typeof(PgJobPayload))]
+[JsonSerializable(typeof(DeadLetter))]
+internal sealed partial class PostgresPayloadContext : JsonSerializerContext;

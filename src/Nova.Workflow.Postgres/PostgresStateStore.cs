@@ -1,0 +1,464 @@
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using Nova.Workflow.Hosting;
+using Nova.Workflow.Storage;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Nova.Workflow.Postgres;
+
+/// <summary>
+/// The state store on PostgreSQL. A transition is one transaction: lock the execution row
+/// (<c>FOR UPDATE</c>), apply the shared state machine, write the row back, append history and — when
+/// the queue is PostgreSQL too — insert the ready jobs and ack the finished one, then commit. Leases use
+/// the database clock (<c>now()</c>).
+/// </summary>
+internal sealed class PostgresStateStore : IStateStore
+{
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly WorkflowRegistry _registry;
+    private readonly NovaWorkflowOptions _options;
+    private readonly PostgresJobQueue? _queue;
+    private readonly string _s;
+
+    public PostgresStateStore(NpgsqlDataSource dataSource, IOptions<PostgresProviderOptions> providerOptions, IOptions<NovaWorkflowOptions> options, WorkflowRegistry registry, IJobQueue queue)
+    {
+        _dataSource = dataSource;
+        _registry = registry;
+        _options = options.Value;
+        _s = providerOptions.Value.Schema;
+
+        // Same database for queue and state: ready jobs are inserted in the transition's own transaction.
+        _queue = queue as PostgresJobQueue;
+    }
+
+    public async ValueTask<CreateExecutionResult> CreateExecutionAsync(NewExecution execution, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(execution);
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        var now = await NowAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
+        var state = new ExecutionState(execution, now);
+        var transition = state.Start(now);
+        await using (var insert = new NpgsqlCommand(
+            $"INSERT INTO {_s}.executions (id, workflow, version, status, created_at, idempotency_key, state) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING",
+            connection,
+            transaction))
+        {
+            insert.Parameters.AddWithValue(execution.Id);
+            insert.Parameters.AddWithValue(execution.Plan.Workflow);
+            insert.Parameters.AddWithValue(execution.Plan.Version);
+            insert.Parameters.AddWithValue((short)state.Status);
+            insert.Parameters.AddWithValue(now);
+            insert.Parameters.AddWithValue((object?)execution.IdempotencyKey ?? DBNull.Value);
+            insert.Parameters.Add(Json(state));
+            if (await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+            {
+                await using var existing = new NpgsqlCommand($"SELECT id FROM {_s}.executions WHERE idempotency_key = $1", connection, transaction);
+                existing.Parameters.AddWithValue(execution.IdempotencyKey!);
+                var id = (Guid)(await existing.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+                return new CreateExecutionResult(id, false, StoreTransition.None);
+            }
+        }
+
+        transition = await WriteJobsAsync(connection, transaction, transition, null, cancellationToken).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return new CreateExecutionResult(execution.Id, true, transition);
+    }
+
+    public async ValueTask<StartNodeResult> TryStartNodeAsync(StartNodeRequest request, CancellationToken cancellationToken = default)
+    {
+        await using var scope = await LockAsync(request.Job.Job.ExecutionId, cancellationToken).ConfigureAwait(false);
+        if (scope is null)
+        {
+            return new StartNodeResult { Outcome = StartOutcome.Stale };
+        }
+
+        (RateLimit Rate, string Handler)? needed = null;
+        var result = scope.State.TryStart(request, scope.Now, (rate, handler) =>
+        {
+            needed = (rate, handler);
+            return TimeSpan.FromTicks(1);
+        });
+        if (result.Outcome == StartOutcome.RateLimited && needed is { } ask)
+        {
+            var wait = await AcquireRateAsync(scope, ask.Rate, ask.Handler, cancellationToken).ConfigureAwait(false);
+            result = wait > TimeSpan.Zero
+                ? new StartNodeResult { Outcome = StartOutcome.RateLimited, RetryAfter = wait }
+                : scope.State.TryStart(request, scope.Now, (_, _) => TimeSpan.Zero);
+        }
+
+        if (result.Outcome is StartOutcome.Stale or StartOutcome.Duplicate)
+        {
+            return result;
+        }
+
+        // Started, paused, rate limited after a takeover, or worker lost: persist whatever changed.
+        var transition = await SaveAsync(scope, result.Transition, null, cancellationToken).ConfigureAwait(false);
+        return result with { Transition = transition };
+    }
+
+    public async ValueTask<IReadOnlyList<bool>> HeartbeatAsync(IReadOnlyList<LeasedJob> runs, TimeSpan lease, CancellationToken cancellationToken = default)
+    {
+        var owned = new bool[runs.Count];
+        foreach (var group in Enumerable.Range(0, runs.Count).GroupBy(i => runs[i].Job.ExecutionId))
+        {
+            await using var scope = await LockAsync(group.Key, cancellationToken).ConfigureAwait(false);
+            if (scope is null)
+            {
+                continue;
+            }
+
+            var any = false;
+            foreach (var i in group)
+            {
+                owned[i] = scope.State.Heartbeat(runs[i], scope.Now, lease);
+                any |= owned[i];
+            }
+
+            if (any)
+            {
+                await SaveAsync(scope, StoreTransition.None, null, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        return owned;
+    }
+
+    public async ValueTask<CompleteNodeResult> CompleteNodeAsync(CompleteNodeRequest request, CancellationToken cancellationToken = default)
+    {
+        await using var scope = await LockAsync(request.Run.Job.ExecutionId, cancellationToken).ConfigureAwait(false);
+        if (scope is null)
+        {
+            return CompleteNodeResult.Rejected;
+        }
+
+        var result = scope.State.Complete(request, scope.Now);
+        if (!result.Accepted)
+        {
+            return result;
+        }
+
+        var ack = _queue is not null ? request.Run : null;
+        var transition = await SaveAsync(scope, result.Transition, ack, cancellationToken).ConfigureAwait(false);
+        return new CompleteNodeResult(true, transition, ack is not null);
+    }
+
+    public async ValueTask<bool> ReleaseNodeAsync(LeasedJob run, CancellationToken cancellationToken = default)
+    {
+        await using var scope = await LockAsync(run.Job.ExecutionId, cancellationToken).ConfigureAwait(false);
+        if (scope is null || !scope.State.Release(run, scope.Now))
+        {
+            return false;
+        }
+
+        await SaveAsync(scope, StoreTransition.None, null, cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    public ValueTask<StoreTransition> PauseAsync(Guid executionId, CancellationToken cancellationToken = default) =>
+        ControlAsync(executionId, (s, now) => s.Pause(now), cancellationToken);
+
+    public ValueTask<StoreTransition> ResumeAsync(Guid executionId, ReviewDecision? decision, CancellationToken cancellationToken = default) =>
+        ControlAsync(executionId, (s, now) => s.Resume(decision, now), cancellationToken);
+
+    public ValueTask<StoreTransition> CancelAsync(Guid executionId, CancellationToken cancellationToken = default) =>
+        ControlAsync(executionId, (s, now) => s.Cancel(now), cancellationToken);
+
+    public ValueTask<StoreTransition> RetryAsync(Guid executionId, string? nodeId, CancellationToken cancellationToken = default) =>
+        ControlAsync(executionId, (s, now) => s.Retry(nodeId, now), cancellationToken);
+
+    public async ValueTask<ExecutionSnapshot?> GetExecutionAsync(Guid executionId, CancellationToken cancellationToken = default)
+    {
+        await using var command = _dataSource.CreateCommand($"SELECT workflow, version, state::text FROM {_s}.executions WHERE id = $1");
+        command.Parameters.AddWithValue(executionId);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
+            ? Restore(reader.GetString(0), reader.GetInt32(1), reader.GetString(2)).ToSnapshot()
+            : null;
+    }
+
+    public async ValueTask<IReadOnlyList<NodeRunRecord>?> GetHistoryAsync(Guid executionId, CancellationToken cancellationToken = default)
+    {
+        await using var command = _dataSource.CreateCommand(
+            $"SELECT e.id IS NOT NULL, r.node_id, r.handler, r.attempt, r.status, r.started_at, r.ended_at, r.worker_id, r.error_type, r.error_message " +
+            $"FROM (SELECT $1::uuid AS want) w LEFT JOIN {_s}.executions e ON e.id = w.want LEFT JOIN {_s}.node_runs r ON r.execution_id = e.id ORDER BY r.seq");
+        command.Parameters.AddWithValue(executionId);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var records = new List<NodeRunRecord>();
+        var exists = false;
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            exists = reader.GetBoolean(0);
+            if (!reader.IsDBNull(1))
+            {
+                records.Add(ReadRecord(executionId, reader, 1));
+            }
+        }
+
+        return exists ? records : null;
+    }
+
+    public async ValueTask<IReadOnlyList<ExecutionSummary>> ListExecutionsAsync(ExecutionQuery query, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        await using var command = _dataSource.CreateCommand(
+            $"SELECT id, workflow, version, status, created_at, awaiting_review, CASE WHEN awaiting_review THEN state::text END FROM {_s}.executions " +
+            "WHERE ($1::smallint IS NULL OR status = $1) AND ($2::text IS NULL OR workflow = $2) AND (NOT $3 OR awaiting_review) ORDER BY created_at DESC, id DESC LIMIT $4");
+        command.Parameters.AddWithValue(NpgsqlDbType.Smallint, query.Status is { } status ? (short)status : DBNull.Value);
+        command.Parameters.AddWithValue(NpgsqlDbType.Text, (object?)query.Workflow ?? DBNull.Value);
+        command.Parameters.AddWithValue(query.AwaitingReview);
+        command.Parameters.AddWithValue(query.Limit);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var result = new List<ExecutionSummary>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            IReadOnlyList<string> awaiting = reader.GetBoolean(5)
+                ? Restore(reader.GetString(1), reader.GetInt32(2), reader.GetString(6)).ToSummary().AwaitingReview
+                : [];
+            result.Add(new ExecutionSummary(reader.GetGuid(0), reader.GetString(1), (ExecutionStatus)reader.GetInt16(3), reader.GetFieldValue<DateTimeOffset>(4), awaiting));
+        }
+
+        return result;
+    }
+
+    public async ValueTask<IReadOnlyList<HandlerStats>> GetHandlerStatsAsync(DateTimeOffset since, CancellationToken cancellationToken = default)
+    {
+        // Failures: every outcome but succeeded (0), awaiting review (5) and canceled (6), as the in-memory store counts.
+        await using var command = _dataSource.CreateCommand(
+            $"SELECT handler, count(*), count(*) FILTER (WHERE status NOT IN (0, 5, 6)), max(ended_at - started_at), avg(ended_at - started_at) " +
+            $"FROM {_s}.node_runs WHERE started_at >= $1 GROUP BY handler ORDER BY handler");
+        command.Parameters.AddWithValue(since);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var stats = new List<HandlerStats>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            stats.Add(new HandlerStats(reader.GetString(0), (int)reader.GetInt64(1), (int)reader.GetInt64(2), reader.GetTimeSpan(3), reader.GetTimeSpan(4)));
+        }
+
+        return stats;
+    }
+
+    public async ValueTask<IReadOnlyList<Job>> FindStrandedAsync(DateTimeOffset queuedBefore, int max, CancellationToken cancellationToken = default)
+    {
+        await using var command = _dataSource.CreateCommand($"SELECT workflow, version, state::text, now() FROM {_s}.executions WHERE status = 1");
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var jobs = new List<Job>();
+        while (jobs.Count < max && await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            Restore(reader.GetString(0), reader.GetInt32(1), reader.GetString(2)).CollectStranded(queuedBefore, reader.GetFieldValue<DateTimeOffset>(3), jobs, max);
+        }
+
+        return jobs;
+    }
+
+    public async ValueTask<int> PurgeFinishedAsync(DateTimeOffset endedBefore, CancellationToken cancellationToken = default)
+    {
+        await using var command = _dataSource.CreateCommand($"DELETE FROM {_s}.executions WHERE ended_at < $1");
+        command.Parameters.AddWithValue(endedBefore);
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask<DateTimeOffset> GetTimeAsync(CancellationToken cancellationToken = default)
+    {
+        await using var command = _dataSource.CreateCommand("SELECT now()");
+        return Utc(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false));
+    }
+
+    private async ValueTask<StoreTransition> ControlAsync(Guid executionId, Func<ExecutionState, DateTimeOffset, StoreTransition> apply, CancellationToken cancellationToken)
+    {
+        await using var scope = await LockAsync(executionId, cancellationToken).ConfigureAwait(false) ?? throw new ExecutionNotFoundException(executionId);
+        var transition = apply(scope.State, scope.Now);
+        return await SaveAsync(scope, transition, null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Opens a transaction holding the execution's row lock; null when there is no such execution.</summary>
+    private async Task<Scope?> LockAsync(Guid executionId, CancellationToken cancellationToken)
+    {
+        var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        NpgsqlTransaction? transaction = null;
+        try
+        {
+            transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            await using var command = new NpgsqlCommand($"SELECT workflow, version, state::text, now() FROM {_s}.executions WHERE id = $1 FOR UPDATE", connection, transaction);
+            command.Parameters.AddWithValue(executionId);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await reader.DisposeAsync().ConfigureAwait(false);
+                await transaction.DisposeAsync().ConfigureAwait(false);
+                await connection.DisposeAsync().ConfigureAwait(false);
+                return null;
+            }
+
+            var state = Restore(reader.GetString(0), reader.GetInt32(1), reader.GetString(2));
+            return new Scope(connection, transaction, state, reader.GetFieldValue<DateTimeOffset>(3));
+        }
+        catch
+        {
+            if (transaction is not null)
+            {
+                await transaction.DisposeAsync().ConfigureAwait(false);
+            }
+
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Writes the execution back with its new history (and, fused, its ready jobs and the ack) and commits.</summary>
+    private async Task<StoreTransition> SaveAsync(Scope scope, StoreTransition transition, LeasedJob? ack, CancellationToken cancellationToken)
+    {
+        var state = scope.State;
+        var batch = new NpgsqlBatch(scope.Connection, scope.Transaction);
+        var update = new NpgsqlBatchCommand($"UPDATE {_s}.executions SET state = $2, status = $3, ended_at = $4, awaiting_review = $5 WHERE id = $1");
+        update.Parameters.AddWithValue(state.Id);
+        update.Parameters.Add(Json(state));
+        update.Parameters.AddWithValue((short)state.Status);
+        update.Parameters.AddWithValue(NpgsqlDbType.TimestampTz, state.EndedAt is { } ended ? ended : DBNull.Value);
+        update.Parameters.AddWithValue(Array.Exists(state.Nodes, n => n.Status == NodeStatus.AwaitingReview));
+        batch.BatchCommands.Add(update);
+        if (state.History.Count > 0)
+        {
+            var history = new NpgsqlBatchCommand(
+                $"INSERT INTO {_s}.node_runs (execution_id, node_id, handler, attempt, status, started_at, ended_at, worker_id, error_type, error_message) " +
+                "SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::smallint[], $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[])");
+            var h = state.History;
+            history.Parameters.AddWithValue(state.Id);
+            history.Parameters.AddWithValue(h.Select(r => r.NodeId).ToArray());
+            history.Parameters.AddWithValue(h.Select(r => r.Handler).ToArray());
+            history.Parameters.AddWithValue(h.Select(r => r.Attempt).ToArray());
+            history.Parameters.AddWithValue(h.Select(r => (short)r.Status).ToArray());
+            history.Parameters.AddWithValue(h.Select(r => r.StartedAt).ToArray());
+            history.Parameters.AddWithValue(h.Select(r => r.EndedAt).ToArray());
+            history.Parameters.AddWithValue(h.Select(r => r.WorkerId).ToArray());
+            history.Parameters.AddWithValue(h.Select(r => r.ErrorType).ToArray());
+            history.Parameters.AddWithValue(h.Select(r => r.ErrorMessage).ToArray());
+            batch.BatchCommands.Add(history);
+        }
+
+        var enqueued = false;
+        if (_queue is not null)
+        {
+            enqueued = _queue.AddEnqueue(batch, transition.Jobs);
+            if (ack is not null)
+            {
+                _queue.AddAck(batch, ack);
+            }
+        }
+
+        await using (batch)
+        {
+            await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await scope.Transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return enqueued ? transition with { JobsEnqueued = true } : transition;
+    }
+
+    private async Task<StoreTransition> WriteJobsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, StoreTransition transition, LeasedJob? ack, CancellationToken cancellationToken)
+    {
+        if (_queue is null)
+        {
+            return transition;
+        }
+
+        await using var batch = new NpgsqlBatch(connection, transaction);
+        var enqueued = _queue.AddEnqueue(batch, transition.Jobs);
+        if (ack is not null)
+        {
+            _queue.AddAck(batch, ack);
+        }
+
+        if (batch.BatchCommands.Count > 0)
+        {
+            await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return enqueued ? transition with { JobsEnqueued = true } : transition;
+    }
+
+    private async Task<TimeSpan> AcquireRateAsync(Scope scope, RateLimit rate, string handler, CancellationToken cancellationToken)
+    {
+        // Sliding log per handler, serialised by a transaction-scoped advisory lock on the handler's name.
+        await using (var lockCommand = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))", scope.Connection, scope.Transaction))
+        {
+            lockCommand.Parameters.AddWithValue("nova.rate." + handler);
+            await lockCommand.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        long used;
+        DateTimeOffset? oldest;
+        await using (var count = new NpgsqlCommand(
+            $"WITH trimmed AS (DELETE FROM {_s}.rate_events WHERE handler = $1 AND at <= $2) SELECT count(*), min(at) FROM {_s}.rate_events WHERE handler = $1 AND at > $2",
+            scope.Connection,
+            scope.Transaction))
+        {
+            count.Parameters.AddWithValue(handler);
+            count.Parameters.AddWithValue(scope.Now - rate.Period);
+            await using var reader = await count.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            used = reader.GetInt64(0);
+            oldest = reader.IsDBNull(1) ? null : reader.GetFieldValue<DateTimeOffset>(1);
+        }
+
+        if (used >= rate.Limit)
+        {
+            var wait = oldest!.Value + rate.Period - scope.Now;
+            return wait > TimeSpan.Zero ? wait : TimeSpan.FromMilliseconds(1);
+        }
+
+        await using var insert = new NpgsqlCommand($"INSERT INTO {_s}.rate_events (handler, at) VALUES ($1, $2)", scope.Connection, scope.Transaction);
+        insert.Parameters.AddWithValue(handler);
+        insert.Parameters.AddWithValue(scope.Now);
+        await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        return TimeSpan.Zero;
+    }
+
+    private ExecutionState Restore(string workflow, int version, string json)
+    {
+        var document = JsonSerializer.Deserialize(json, ExecutionDocumentContext.Default.ExecutionDocument)!;
+        return new ExecutionState(document, _registry.Get(workflow, version));
+    }
+
+    private static NpgsqlParameter Json(ExecutionState state) =>
+        new() { NpgsqlDbType = NpgsqlDbType.Jsonb, Value = JsonSerializer.Serialize(state.ToDocument(), ExecutionDocumentContext.Default.ExecutionDocument) };
+
+    private static async Task<DateTimeOffset> NowAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("SELECT now()", connection, transaction);
+        return Utc(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false));
+    }
+
+    // timestamptz arrives as a UTC DateTime.
+    private static DateTimeOffset Utc(object? value) => new(DateTime.SpecifyKind((DateTime)value!, DateTimeKind.Utc));
+
+    private static NodeRunRecord ReadRecord(Guid executionId, NpgsqlDataReader reader, int o) => new()
+    {
+        ExecutionId = executionId,
+        NodeId = reader.GetString(o),
+        Handler = reader.GetString(o + 1),
+        Attempt = reader.GetInt32(o + 2),
+        Status = (NodeRunStatus)reader.GetInt16(o + 3),
+        StartedAt = reader.GetFieldValue<DateTimeOffset>(o + 4),
+        EndedAt = reader.GetFieldValue<DateTimeOffset>(o + 5),
+        WorkerId = reader.IsDBNull(o + 6) ? null : reader.GetString(o + 6),
+        ErrorType = reader.IsDBNull(o + 7) ? null : reader.GetString(o + 7),
+        ErrorMessage = reader.IsDBNull(o + 8) ? null : reader.GetString(o + 8),
+    };
+
+    /// <summary>A transaction holding one execution's row lock, with the state read under it.</summary>
+    private sealed class Scope(NpgsqlConnection connection, NpgsqlTransaction transaction, ExecutionState state, DateTimeOffset now) : IAsyncDisposable
+    {
+        public NpgsqlConnection Connection { get; } = connection;
+        public NpgsqlTransaction Transaction { get; } = transaction;
+        public ExecutionState State { get; } = state;
+        public DateTimeOffset Now { get; } = now;
+
+        public async ValueTask DisposeAsync()
+        {
+            await Transaction.DisposeAsync().ConfigureAwait(false);
+            await Connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}
