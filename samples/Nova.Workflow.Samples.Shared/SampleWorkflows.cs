@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Nova.Workflow.Postgres;
 using Nova.Workflow.Redis;
 
 namespace Nova.Workflow.Samples;
@@ -10,7 +11,8 @@ public static class SampleWorkflows
 {
     /// <summary>
     /// Picks storage from configuration: <c>Nova:Storage</c> = <c>InMemory</c> (default), <c>Redis</c>
-    /// (<c>ConnectionStrings:Redis</c>) or <c>Postgres</c>; <c>Nova:Prefix</c> names the key prefix / schema.
+    /// (<c>ConnectionStrings:Redis</c>), <c>Postgres</c> (<c>ConnectionStrings:Postgres</c>) or <c>Mixed</c>
+    /// (Redis queue, PostgreSQL state); <c>Nova:Prefix</c> names the Redis key prefix / PostgreSQL schema.
     /// <c>Nova:Options</c> binds <see cref="NovaWorkflowOptions"/>.
     /// </summary>
     public static NovaWorkflowBuilder UseConfiguredStorage(this NovaWorkflowBuilder nova, IConfiguration configuration)
@@ -21,9 +23,19 @@ public static class SampleWorkflows
         {
             nova.UseRedis(configuration.GetConnectionString("Redis") ?? "127.0.0.1:6379", o => o.Prefix = configuration["Nova:Prefix"] ?? "nova");
         }
+        else if (storage.Equals("Postgres", StringComparison.OrdinalIgnoreCase))
+        {
+            nova.UsePostgres(configuration.GetConnectionString("Postgres") ?? "Host=127.0.0.1;Username=postgres", o => o.Schema = configuration["Nova:Prefix"] ?? "nova");
+        }
+        else if (storage.Equals("Mixed", StringComparison.OrdinalIgnoreCase))
+        {
+            nova.UseRedis(configuration.GetConnectionString("Redis") ?? "127.0.0.1:6379", o => o.Prefix = configuration["Nova:Prefix"] ?? "nova");
+            nova.Services.AddSingleton(_ => Npgsql.NpgsqlDataSource.Create(configuration.GetConnectionString("Postgres") ?? "Host=127.0.0.1;Username=postgres"));
+            nova.UsePostgresState(o => o.Schema = configuration["Nova:Prefix"] ?? "nova");
+        }
         else if (!storage.Equals("InMemory", StringComparison.OrdinalIgnoreCase))
         {
-            throw new InvalidOperationException($"Nova:Storage '{storage}' is not one of InMemory, Redis.");
+            throw new InvalidOperationException($"Nova:Storage '{storage}' is not one of InMemory, Redis, Postgres, Mixed.");
         }
 
         return nova;

@@ -3,7 +3,7 @@ using System.Diagnostics;
 namespace Nova.Workflow.Redis.Tests;
 
 /// <summary>Starts a sample host (worker or web) as its own OS process, the way it runs in production.</summary>
-internal sealed class SampleProcess : IDisposable
+public sealed class SampleProcess : IDisposable
 {
     private readonly Process _process;
 
@@ -13,7 +13,7 @@ internal sealed class SampleProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public static SampleProcess Start(string project, IDictionary<string, string> environment, params string[] args)
+    internal static SampleProcess Start(string project, IDictionary<string, string> environment, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add(Locate(project));
