@@ -1,6 +1,4 @@
 using System.Collections.Concurrent;
-using System.Text.Json;
-using System.Text.Json.Serialization;
 using Microsoft.Extensions.Options;
 using Nova.Workflow.Storage;
 using Nova.Workflow.Storage.InMemory;
@@ -62,7 +60,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         insert.Parameters.AddWithValue(jobs.Select(j => j.Queue).ToArray());
         insert.Parameters.AddWithValue(jobs.Select(j => (short)j.Priority).ToArray());
         insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, Value = jobs.Select(j => j.NotBefore is { } nb ? (object)nb : DBNull.Value).ToArray() });
-        insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb, Value = jobs.Select(Payload).ToArray() });
+        insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb, Value = jobs.Select(JobCodec.Serialize).ToArray() });
         batch.BatchCommands.Add(insert);
         foreach (var queue in jobs.Select(j => j.Queue).Distinct(StringComparer.Ordinal))
         {
@@ -120,7 +118,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
                     var id = reader.GetString(0);
                     var payload = reader.GetString(1);
                     var token = reader.GetGuid(2);
-                    if (TryParse(payload) is { } job)
+                    if (JobCodec.TryParse(payload) is { } job)
                     {
                         result.Add(new LeasedJob(job, token, reader.GetInt32(3), reader.GetFieldValue<DateTimeOffset>(4)));
                     }
@@ -134,7 +132,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
             foreach (var (id, token, payload) in poison)
             {
                 // A job nobody can read goes to the dead letters; it never reaches (or stalls) a worker.
-                var entry = new DeadLetter(Guid.CreateVersion7(), Guid.Empty, null, 0, queue, DeadLetterReason.Undeserializable, "The stored job could not be read.", _time.GetUtcNow(), payload.Length > 512 ? payload[..512] : payload);
+                var entry = JobCodec.Unreadable(queue, payload, _time.GetUtcNow());
                 await DeadLetterAsync(entry, id, token, cancellationToken).ConfigureAwait(false);
             }
         }
@@ -163,19 +161,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
             }
         }
 
-        if (wait <= TimeSpan.Zero)
-        {
-            return;
-        }
-
-        try
-        {
-            await Task.WhenAny(signals).WaitAsync(wait, _time, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            // The safety net: look again.
-        }
+        await WakeWait.WaitAsync(signals, wait, _time, cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask<IReadOnlyList<bool>> ExtendLeasesAsync(IReadOnlyList<LeasedJob> jobs, TimeSpan lease, CancellationToken cancellationToken = default)
@@ -242,7 +228,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         var entries = new List<DeadLetter>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            entries.Add(JsonSerializer.Deserialize(reader.GetString(0), PostgresPayloadContext.Default.DeadLetter)!);
+            entries.Add(JobCodec.ParseDeadLetter(reader.GetString(0))!);
         }
 
         return entries;
@@ -253,7 +239,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         await using var command = _dataSource.CreateCommand($"DELETE FROM {_s}.dead_letters WHERE id = $1 RETURNING entry::text");
         command.Parameters.AddWithValue(id);
         return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is string json
-            ? JsonSerializer.Deserialize(json, PostgresPayloadContext.Default.DeadLetter)
+            ? JobCodec.ParseDeadLetter(json)
             : null;
     }
 
@@ -298,7 +284,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         _stop.Dispose();
     }
 
-    internal static string JobId(Job job) => $"{job.ExecutionId:N}:{job.NodeId}:{job.Attempt}";
+    internal static string JobId(Job job) => JobCodec.Id(job);
 
     private async Task DeadLetterAsync(DeadLetter entry, string? jobId, Guid? token, CancellationToken cancellationToken)
     {
@@ -307,7 +293,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         var insert = new NpgsqlBatchCommand($"INSERT INTO {_s}.dead_letters (id, at, entry) VALUES ($1, $2, $3::jsonb)");
         insert.Parameters.AddWithValue(entry.Id);
         insert.Parameters.AddWithValue(entry.At);
-        insert.Parameters.AddWithValue(JsonSerializer.Serialize(entry, PostgresPayloadContext.Default.DeadLetter));
+        insert.Parameters.AddWithValue(JobCodec.Serialize(entry));
         batch.BatchCommands.Add(insert);
         if (jobId is not null)
         {
@@ -370,31 +356,4 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
     }
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    private static string Payload(Job job) => JsonSerializer.Serialize(new PgJobPayload(job.ExecutionId, job.NodeId, job.Attempt, job.Queue, job.Priority, job.TraceParent), PostgresPayloadContext.Default.PgJobPayload);
-
-    private static Job? TryParse(string payload)
-    {
-        try
-        {
-            var p = JsonSerializer.Deserialize(payload, PostgresPayloadContext.Default.PgJobPayload);
-            return p is null || string.IsNullOrEmpty(p.N) || string.IsNullOrEmpty(p.Q) ? null : new Job(p.E, p.N, p.A, p.Q, p.P, null, p.Tp);
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
-    }
 }
-
-internal sealed record PgJobPayload(
-    [property: JsonPropertyName("e")] Guid E,
-    [property: JsonPropertyName("n")] string N,
-    [property: JsonPropertyName("a")] int A,
-    [property: JsonPropertyName("q")] string Q,
-    [property: JsonPropertyName("p")] int P,
-    [property: JsonPropertyName("tp")] string? Tp);
-
-[JsonSerializable(typeof(PgJobPayload))]
-[JsonSerializable(typeof(DeadLetter))]
-internal sealed partial class PostgresPayloadContext : JsonSerializerContext;

@@ -1,7 +1,5 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using System.Text.Json;
-using System.Text.Json.Serialization;
 using Microsoft.Extensions.Options;
 using Nova.Workflow.Storage;
 using Nova.Workflow.Storage.InMemory;
@@ -52,7 +50,7 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
             foreach (var job in group)
             {
                 args.Add(JobId(job));
-                args.Add(JsonSerializer.Serialize(new JobPayload(job.ExecutionId, job.NodeId, job.Attempt, job.Queue, job.Priority, job.TraceParent), PayloadContext.Default.JobPayload));
+                args.Add(JobCodec.Serialize(job));
                 args.Add(job.Priority);
                 args.Add(job.NotBefore is { } nb ? ScriptResults.Ms(nb) : "0");
             }
@@ -92,7 +90,7 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
                 var token = Guid.ParseExact((string)raw[k + 1]!, "N");
                 var expires = DateTimeOffset.FromUnixTimeMilliseconds((long)raw[k + 3]);
                 var id = (string)raw[k + 4]!;
-                var job = TryParse(payload);
+                var job = JobCodec.TryParse(payload);
                 if (job is null)
                 {
                     // A job nobody can read goes to the dead letters; it never reaches (or stalls) a worker.
@@ -145,19 +143,7 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
             }
         }
 
-        if (deadline <= TimeSpan.Zero)
-        {
-            return;
-        }
-
-        try
-        {
-            await Task.WhenAny(signals).WaitAsync(deadline, _time, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            // The safety net: look again.
-        }
+        await WakeWait.WaitAsync(signals, deadline, _time, cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask<IReadOnlyList<bool>> ExtendLeasesAsync(IReadOnlyList<LeasedJob> jobs, TimeSpan lease, CancellationToken cancellationToken = default)
@@ -200,7 +186,7 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
     public async ValueTask DeadLetterAsync(DeadLetter entry, LeasedJob? job, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(entry);
-        await RedisScripts.DeadLetters.EvaluateAsync(Db, _keys.DeadLetters, ["add", entry.Id.ToString("N"), JsonSerializer.Serialize(entry, PayloadContext.Default.DeadLetter)]).ConfigureAwait(false);
+        await RedisScripts.DeadLetters.EvaluateAsync(Db, _keys.DeadLetters, ["add", entry.Id.ToString("N"), JobCodec.Serialize(entry)]).ConfigureAwait(false);
         if (job is not null)
         {
             await AckAsync(job, cancellationToken).ConfigureAwait(false);
@@ -217,13 +203,13 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
         }
 
         var entries = await Db.HashGetAsync(keys[1], ids).ConfigureAwait(false);
-        return [.. entries.Where(e => !e.IsNullOrEmpty).Select(e => JsonSerializer.Deserialize((string)e!, PayloadContext.Default.DeadLetter)!)];
+        return [.. entries.Where(e => !e.IsNullOrEmpty).Select(e => JobCodec.ParseDeadLetter((string)e!)!)];
     }
 
     public async ValueTask<DeadLetter?> TakeDeadLetterAsync(Guid id, CancellationToken cancellationToken = default)
     {
         var entry = await RedisScripts.DeadLetters.EvaluateAsync(Db, _keys.DeadLetters, ["take", id.ToString("N")]).ConfigureAwait(false);
-        return entry.IsNull ? null : JsonSerializer.Deserialize((string)entry!, PayloadContext.Default.DeadLetter);
+        return entry.IsNull ? null : JobCodec.ParseDeadLetter((string)entry!);
     }
 
     public async ValueTask<long> GetDepthAsync(string queue, CancellationToken cancellationToken = default)
@@ -269,31 +255,12 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
 
     private async Task DeadLetterRawAsync(string queue, string id, Guid token, string? payload)
     {
-        var raw = payload is null ? null : payload.Length > 512 ? payload[..512] : payload;
-        var entry = new DeadLetter(Guid.CreateVersion7(), Guid.Empty, null, 0, queue, DeadLetterReason.Undeserializable, "The stored job could not be read.", _time.GetUtcNow(), raw);
-        await RedisScripts.DeadLetters.EvaluateAsync(Db, _keys.DeadLetters, ["add", entry.Id.ToString("N"), JsonSerializer.Serialize(entry, PayloadContext.Default.DeadLetter)]).ConfigureAwait(false);
+        var entry = JobCodec.Unreadable(queue, payload, _time.GetUtcNow());
+        await RedisScripts.DeadLetters.EvaluateAsync(Db, _keys.DeadLetters, ["add", entry.Id.ToString("N"), JobCodec.Serialize(entry)]).ConfigureAwait(false);
         await AckAsync(queue, id, token).ConfigureAwait(false);
     }
 
-    private static Job? TryParse(string? payload)
-    {
-        if (string.IsNullOrEmpty(payload))
-        {
-            return null;
-        }
-
-        try
-        {
-            var p = JsonSerializer.Deserialize(payload, PayloadContext.Default.JobPayload);
-            return p is null || string.IsNullOrEmpty(p.N) || string.IsNullOrEmpty(p.Q) ? null : new Job(p.E, p.N, p.A, p.Q, p.P, null, p.Tp);
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
-    }
-
-    internal static string JobId(Job job) => $"{job.ExecutionId:N}:{job.NodeId}:{job.Attempt}";
+    internal static string JobId(Job job) => JobCodec.Id(job);
 
     private QueueKeys Keys(string queue) => _queueKeys.GetOrAdd(queue, _keys.Queue);
 
@@ -331,15 +298,3 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
         }
     }
 }
-
-internal sealed record JobPayload(
-    [property: JsonPropertyName("e")] Guid E,
-    [property: JsonPropertyName("n")] string N,
-    [property: JsonPropertyName("a")] int A,
-    [property: JsonPropertyName("q")] string Q,
-    [property: JsonPropertyName("p")] int P,
-    [property: JsonPropertyName("tp")] string? Tp);
-
-[JsonSerializable(typeof(JobPayload))]
-[JsonSerializable(typeof(DeadLetter))]
-internal sealed partial class PayloadContext : JsonSerializerContext;
