@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using Nova.Workflow.Postgres;
 using Nova.Workflow.Redis;
 using Nova.Workflow.Storage;
+using Nova.Workflow.TestServers;
 using Npgsql;
 using StackExchange.Redis;
 
@@ -30,8 +31,8 @@ internal static class EndToEndRunner
         Console.WriteLine($"| --- | --- | --- |");
         foreach (var storage in storages)
         {
-            using var redis = storage == "redis" ? new LocalRedis() : null;
-            using var postgres = storage == "postgres" ? new LocalPostgres() : null;
+            using var redis = storage == "redis" ? LocalRedis.Start() : null;
+            using var postgres = storage == "postgres" ? await LocalPostgres.StartAsync() : null;
             IConnectionMultiplexer? connection = redis is null ? null : await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
             var dataSource = postgres is null ? null : await OpenPostgresAsync(postgres.ConnectionString);
             var host = await StartAsync(connection, dataSource);

@@ -1,7 +1,5 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Net;
 using System.Net.Sockets;
+using Nova.Workflow.TestServers;
 using Npgsql;
 using Xunit;
 
@@ -13,34 +11,15 @@ namespace Nova.Workflow.Postgres.Tests;
 /// </summary>
 public sealed class PostgresServer : IAsyncLifetime
 {
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "nova-pg-" + Guid.NewGuid().ToString("N")[..8]);
-    private Process? _process;
+    private LocalPostgres? _server;
 
-    public int Port { get; private set; }
-
-    public string ConnectionString => $"Host=127.0.0.1;Port={Port};Username=postgres;Database=postgres;Maximum Pool Size=60;Timeout=15";
+    public string ConnectionString => _server!.ConnectionString;
 
     public NpgsqlDataSource DataSource { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
-        var bin = Directory.GetDirectories("/usr/lib/postgresql").OrderDescending().Select(d => Path.Combine(d, "bin")).First(d => File.Exists(Path.Combine(d, "initdb")));
-        Directory.CreateDirectory(_dir);
-        await RunAsync("chown", "postgres", _dir);
-        var data = Path.Combine(_dir, "data");
-        await RunAsync("runuser", "-u", "postgres", "--", Path.Combine(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8");
-        Port = FreePort();
-        var info = new ProcessStartInfo("runuser") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { "-u", "postgres", "--", Path.Combine(bin, "postgres"), "-D", data, "-p", Port.ToString(CultureInfo.InvariantCulture), "-c", "listen_addresses=127.0.0.1", "-c", $"unix_socket_directories={_dir}", "-c", "max_connections=300", "-c", "shared_buffers=128MB" })
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        _process = Process.Start(info)!;
-        _process.OutputDataReceived += (_, _) => { };
-        _process.ErrorDataReceived += (_, _) => { };
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
+        _server = await LocalPostgres.StartAsync();
         DataSource = NpgsqlDataSource.Create(ConnectionString);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (true)
@@ -49,7 +28,7 @@ public sealed class PostgresServer : IAsyncLifetime
             {
                 await using var command = DataSource.CreateCommand("SELECT 1");
                 await command.ExecuteScalarAsync();
-                break;
+                return;
             }
             catch (Exception ex) when ((ex is NpgsqlException or SocketException) && DateTime.UtcNow < deadline)
             {
@@ -60,46 +39,11 @@ public sealed class PostgresServer : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        await DataSource.DisposeAsync();
-        if (_process is not null)
+        if (DataSource is not null)
         {
-            // runuser forwards SIGTERM; postgres then shuts down (smart mode) and exits.
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
-            _process.Dispose();
+            await DataSource.DisposeAsync();
         }
 
-        try
-        {
-            Directory.Delete(_dir, true);
-        }
-        catch (IOException)
-        {
-            // Best effort.
-        }
-    }
-
-    private static async Task RunAsync(string file, params string[] args)
-    {
-        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(info)!;
-        var output = await process.StandardOutput.ReadToEndAsync() + await process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed: {output}");
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        _server?.Dispose();
     }
 }

@@ -1,7 +1,7 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using Nova.Workflow.TestServers;
 using StackExchange.Redis;
 using Xunit;
 
@@ -10,20 +10,16 @@ namespace Nova.Workflow.Redis.Tests;
 /// <summary>A real 3-master Redis Cluster on 127.0.0.1 (cluster mode, joined with redis-cli), started for the tests.</summary>
 public sealed class RedisCluster : IAsyncLifetime
 {
-    private readonly List<Process> _processes = [];
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "nova-cluster-" + Guid.NewGuid().ToString("N")[..8]);
+    private readonly List<LocalRedis> _servers = [];
 
     public IConnectionMultiplexer Connection { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
-        Directory.CreateDirectory(_dir);
         var ports = ClusterPorts(3);
         foreach (var port in ports)
         {
-            var dir = Path.Combine(_dir, port.ToString(CultureInfo.InvariantCulture));
-            Directory.CreateDirectory(dir);
-            _processes.Add(RedisServer.StartServer(dir, port, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"));
+            _servers.Add(LocalRedis.Start(port, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"));
         }
 
         foreach (var port in ports)
@@ -73,18 +69,9 @@ public sealed class RedisCluster : IAsyncLifetime
             Connection.Dispose();
         }
 
-        foreach (var process in _processes)
+        foreach (var server in _servers)
         {
-            RedisServer.Stop(process);
-        }
-
-        try
-        {
-            Directory.Delete(_dir, true);
-        }
-        catch (IOException)
-        {
-            // Best effort.
+            server.Dispose();
         }
     }
 

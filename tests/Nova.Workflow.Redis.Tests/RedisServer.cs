@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Nova.Workflow.TestServers;
 using StackExchange.Redis;
 using Xunit;
 
@@ -9,20 +9,17 @@ namespace Nova.Workflow.Redis.Tests;
 /// <summary>A real redis-server on 127.0.0.1 at a free port in a temp dir, started for the tests and removed after.</summary>
 public sealed class RedisServer : IAsyncLifetime
 {
-    private readonly List<Process> _processes = [];
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "nova-redis-" + Guid.NewGuid().ToString("N")[..8]);
+    private LocalRedis? _server;
 
-    public int Port { get; private set; }
+    public int Port => _server!.Port;
 
     public IConnectionMultiplexer Connection { get; private set; } = null!;
 
-    public string ConnectionString => $"127.0.0.1:{Port},allowAdmin=true";
+    public string ConnectionString => _server!.ConnectionString;
 
     public async Task InitializeAsync()
     {
-        Directory.CreateDirectory(_dir);
-        Port = FreePort();
-        _processes.Add(StartServer(_dir, Port));
+        _server = LocalRedis.Start();
         Connection = await ConnectAsync(ConnectionString);
     }
 
@@ -34,41 +31,7 @@ public sealed class RedisServer : IAsyncLifetime
             Connection.Dispose();
         }
 
-        foreach (var process in _processes)
-        {
-            Stop(process);
-        }
-
-        try
-        {
-            Directory.Delete(_dir, true);
-        }
-        catch (IOException)
-        {
-            // Best effort.
-        }
-    }
-
-    internal static Process StartServer(string dir, int port, params string[] extra)
-    {
-        var info = new ProcessStartInfo("redis-server")
-        {
-            WorkingDirectory = dir,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in new[] { "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--maxmemory-policy", "noeviction" }.Concat(extra))
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        var process = Process.Start(info) ?? throw new InvalidOperationException("redis-server did not start; install it with: apt-get install -y redis-server");
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
+        _server?.Dispose();
     }
 
     internal static async Task<IConnectionMultiplexer> ConnectAsync(string configuration)
@@ -87,24 +50,6 @@ public sealed class RedisServer : IAsyncLifetime
                 await Task.Delay(50);
             }
         }
-    }
-
-    internal static void Stop(Process process)
-    {
-        try
-        {
-            if (!process.HasExited)
-            {
-                process.Kill(true);
-                process.WaitForExit(5000);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            // Already gone.
-        }
-
-        process.Dispose();
     }
 
     internal static int FreePort()
