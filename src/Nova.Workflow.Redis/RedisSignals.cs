@@ -16,7 +16,8 @@ namespace Nova.Workflow.Redis;
 internal sealed class RedisRemoteEvents(IConnectionMultiplexer redis, IOptions<RedisProviderOptions> options, TimeProvider time) : IRemoteEvents
 {
     private static readonly TimeSpan WatchMark = TimeSpan.FromSeconds(60);
-    private const string MarkScript = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'wu', ARGV[1]) end return 0";
+    // The mark is compared with the server's TIME by the scripts, so it is set from the server's TIME too.
+    private const string MarkScript = "if redis.call('EXISTS', KEYS[1]) == 1 then local t = redis.call('TIME') redis.call('HSET', KEYS[1], 'wu', tonumber(t[1]) * 1000 + tonumber(ARGV[1])) end return 0";
     private readonly RedisKeys _keys = new(options.Value.Prefix);
     private readonly int _database = options.Value.Database;
 
@@ -46,8 +47,7 @@ internal sealed class RedisRemoteEvents(IConnectionMultiplexer redis, IOptions<R
 
     private async Task MarkAsync(Guid executionId)
     {
-        var until = time.GetUtcNow().Add(WatchMark).ToUnixTimeMilliseconds();
-        await redis.GetDatabase(_database).ScriptEvaluateAsync(MarkScript, [_keys.Execution(executionId)[0]], [until]).ConfigureAwait(false);
+        await redis.GetDatabase(_database).ScriptEvaluateAsync(MarkScript, [_keys.Execution(executionId)[0]], [(long)WatchMark.TotalMilliseconds]).ConfigureAwait(false);
     }
 
     private async Task RefreshAsync(Guid executionId, CancellationToken cancellationToken)

@@ -153,7 +153,7 @@ internal sealed class RedisStateStore : IStateStore
 
                 return new StartNodeResult { Outcome = StartOutcome.Started, Plan = plan, WorkflowInput = ParseInput((string?)extra[0]), ParentOutputs = outputs, Transition = transition };
             case 2:
-                return new StartNodeResult { Outcome = StartOutcome.Duplicate };
+                return new StartNodeResult { Outcome = StartOutcome.Duplicate, RetryAfter = TimeSpan.FromMilliseconds((long)result[1]) };
             case 3:
                 return new StartNodeResult { Outcome = StartOutcome.Paused, Transition = transition };
             case 5:
@@ -242,25 +242,34 @@ internal sealed class RedisStateStore : IStateStore
 
     public async ValueTask<StoreTransition> ResumeAsync(Guid executionId, ReviewDecision? decision, CancellationToken cancellationToken = default)
     {
-        var args = new List<RedisValue> { "resume", decision is null ? "0" : "1", decision?.Approved == true ? "1" : "0", decision?.Output is { } o ? Raw(o) : "null" };
-        args.Add(decision is { Approved: false } ? ErrorJson(new NodeError("ReviewRejected", decision.Reason ?? "Rejected by review.", ErrorClass.Permanent)) : string.Empty);
-        args.Add(decision?.Reason ?? string.Empty);
-        if (decision is { Approved: true })
+        var reason = decision?.Reason ?? "Rejected by review.";
+        for (var round = 0; ; round++)
         {
-            // Conditions are C# (or JSON paths evaluated in C#): decide the branches here, the script applies them atomically.
-            var snapshot = await GetExecutionAsync(executionId, cancellationToken).ConfigureAwait(false) ?? throw new ExecutionNotFoundException(executionId);
-            var plan = _registry.Get(snapshot.Workflow, snapshot.Version);
-            for (var i = 0; i < snapshot.Nodes.Count; i++)
+            var args = new List<RedisValue> { "resume", decision is null ? "0" : "1", decision?.Approved == true ? "1" : "0", decision?.Output is { } o ? Raw(o) : "null" };
+            args.Add(decision is { Approved: false } ? ErrorJson(new NodeError("ReviewRejected", reason, ErrorClass.Permanent)) : string.Empty);
+            args.Add(reason);
+            if (decision is { Approved: true })
             {
-                if (snapshot.Nodes[i].Status == NodeStatus.AwaitingReview && plan.EvaluateEdges(i, decision.Output) is { } taken)
+                // Conditions are C# (or JSON paths evaluated in C#): decide the branches of every node seen awaiting
+                // review here; the script applies them atomically, or asks again if another node joined the review.
+                var snapshot = await GetExecutionAsync(executionId, cancellationToken).ConfigureAwait(false) ?? throw new ExecutionNotFoundException(executionId);
+                var plan = _registry.Get(snapshot.Workflow, snapshot.Version);
+                for (var i = 0; i < snapshot.Nodes.Count; i++)
                 {
-                    args.Add(i);
-                    args.Add(new string([.. taken.Select(t => t ? '1' : '0')]));
+                    if (snapshot.Nodes[i].Status == NodeStatus.AwaitingReview)
+                    {
+                        args.Add(i);
+                        args.Add(plan.EvaluateEdges(i, decision.Output) is { } taken ? new string([.. taken.Select(t => t ? '1' : '0')]) : string.Empty);
+                    }
                 }
             }
-        }
 
-        return await ControlAsync(executionId, [.. args]).ConfigureAwait(false);
+            var result = (RedisResult[])(await RedisScripts.Control.EvaluateAsync(Db, _keys.Execution(executionId), [.. args]).ConfigureAwait(false))!;
+            if (ScriptResults.Code(result) != 4 || round >= 10)
+            {
+                return await FinishControlAsync(executionId, result).ConfigureAwait(false);
+            }
+        }
     }
 
     public ValueTask<StoreTransition> CancelAsync(Guid executionId, CancellationToken cancellationToken = default) =>
@@ -480,9 +489,11 @@ internal sealed class RedisStateStore : IStateStore
 
     private bool IsCluster() => _redis.GetEndPoints().Length > 1 && _redis.GetServer(_redis.GetEndPoints()[0]).ServerType == ServerType.Cluster;
 
-    private async ValueTask<StoreTransition> ControlAsync(Guid executionId, RedisValue[] args)
+    private async ValueTask<StoreTransition> ControlAsync(Guid executionId, RedisValue[] args) =>
+        await FinishControlAsync(executionId, (RedisResult[])(await RedisScripts.Control.EvaluateAsync(Db, _keys.Execution(executionId), args).ConfigureAwait(false))!).ConfigureAwait(false);
+
+    private async ValueTask<StoreTransition> FinishControlAsync(Guid executionId, RedisResult[] result)
     {
-        var result = (RedisResult[])(await RedisScripts.Control.EvaluateAsync(Db, _keys.Execution(executionId), args).ConfigureAwait(false))!;
         switch (ScriptResults.Code(result))
         {
             case 1:
@@ -492,6 +503,8 @@ internal sealed class RedisStateStore : IStateStore
             case 3:
                 var ids = ((RedisResult[])result[1]!).Select(r => (string)r!);
                 throw new InvalidExecutionStateException(executionId, $"Execution {executionId} awaits review of {string.Join(", ", ids)}; resume it with a ReviewDecision.");
+            case 4:
+                throw new InvalidExecutionStateException(executionId, $"Execution {executionId}: nodes kept joining the review while it was being resumed; try again.");
         }
 
         await OnTransitionAsync(executionId, result).ConfigureAwait(false);

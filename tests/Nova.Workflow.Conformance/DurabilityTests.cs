@@ -349,6 +349,42 @@ public abstract partial class ConformanceTests
         Assert.Equal("not plausible", result.Error!.Message);
     }
 
+    [Fact]
+    public async Task Rejecting_a_review_that_two_nodes_await_fails_the_execution_once_and_counts_each_node_once()
+    {
+        // Both nodes must be running before either asks for review (a paused execution starts nothing new).
+        var rounds = new System.Collections.Concurrent.ConcurrentDictionary<int, (int Entered, TaskCompletionSource Both)>();
+        var host = await StartAsync(nova => nova
+            .AddHandler("review", async (ctx, ct) =>
+            {
+                var round = rounds.AddOrUpdate(ctx.Attempt, _ => (1, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)), (_, r) => (r.Entered + 1, r.Both));
+                if (round.Entered == 2)
+                {
+                    round.Both.TrySetResult();
+                }
+
+                await round.Both.Task.WaitAsync(ct);
+                throw new NeedsReviewException("check me");
+            })
+            .AddWorkflow(Flow("two-reviews").Node("a", "review").Node("b", "review").Build()));
+        var id = await host.Client.StartAsync("two-reviews");
+        await NodeReaches(host, id, "a", NodeStatus.AwaitingReview);
+        await NodeReaches(host, id, "b", NodeStatus.AwaitingReview);
+        await host.Client.ResumeAsync(id, ReviewDecision.Reject("no"));
+        var result = await Finished(host, id);
+        Assert.Equal(ExecutionStatus.Failed, result.Status);
+        Assert.Equal(new ExecutionProgress(2, 2), result.Progress);
+        Assert.Single(result.Nodes, n => n.Status == NodeStatus.Failed);
+        Assert.Single(result.Nodes, n => n.Status == NodeStatus.Canceled);
+        Assert.Empty(await host.Client.ListAsync(new() { AwaitingReview = true }));
+
+        // A retry re-runs both and, with the counts right, the execution ends only when both have.
+        await host.Client.RetryAsync(id);
+        await NodeReaches(host, id, "a", NodeStatus.AwaitingReview);
+        await NodeReaches(host, id, "b", NodeStatus.AwaitingReview);
+        Assert.Equal(new ExecutionProgress(0, 2), (await host.Client.GetAsync(id)).Progress);
+    }
+
     // ---- Item 6: queues and priorities ----
 
     [Fact]

@@ -3,8 +3,8 @@
 if not execStatus then return { 1 } end
 local cmd = ARGV[1]
 if cmd == 'stranded' then
-  -- ARGV[2]: stranded-after ms. Queued too long, or Running with a lapsed lease.
-  if execStatus ~= 1 then return { 0 } end
+  -- ARGV[2]: stranded-after ms. Queued too long, or Running with a lapsed lease. A paused execution has none yet.
+  if execStatus ~= 1 then return { 0, done, N, execStatus, {}, {}, {}, NOW } end
   for i = 0, N - 1 do
     local s = nnum('s', i)
     if (s == 1 and (nnum('ra', i) or 0) <= NOW - tonumber(ARGV[2])) or (s == 2 and (nnum('le', i) or 0) <= NOW) then
@@ -37,11 +37,19 @@ elseif cmd == 'resume' then
   end
   local takenOf = {}
   for k = 7, #ARGV, 2 do takenOf[tonumber(ARGV[k])] = ARGV[k + 1] end
+  if ARGV[3] == '1' then
+    -- The caller evaluated the edge conditions of the nodes it saw awaiting review; another may have joined since.
+    for _, i in ipairs(reviewing) do
+      if takenOf[i] == nil then return { 4 } end
+    end
+  end
   execStatus = 1
   redis.call('HSET', X, 'st', 1, 'rv', 0)
   ev(13, -1, 0)
   for _, i in ipairs(reviewing) do
-    if ARGV[3] == '1' then
+    -- A rejection under FailFast ends the execution and cancels the other reviewed nodes: skip them.
+    if nnum('s', i) ~= 7 then
+    elseif ARGV[3] == '1' then
       redis.call('HSET', S, 'o' .. i, ARGV[4], 'e' .. i, '')
       finish(i, 3, 3, 'Approved by review')
       local taken = takenOf[i]
@@ -89,6 +97,7 @@ elseif cmd == 'retry' then
   for _, n in ipairs(order) do
     if terminal(nnum('s', n)) then done = done - 1 end
     redis.call('HSET', S, 's' .. n, 0, 'o' .. n, '', 'e' .. n, '', 't' .. n, '', 'l' .. n, 0)
+    redis.call('HDEL', S, 'ea' .. n)
   end
   for _, n in ipairs(order) do
     local pending = 0

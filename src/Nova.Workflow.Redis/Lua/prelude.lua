@@ -107,7 +107,7 @@ end
 
 local function end_exec(status, code, msg)
   execStatus = status
-  redis.call('HSET', X, 'st', status, 'ea', NOW)
+  redis.call('HSET', X, 'st', status, 'ea', NOW, 'rv', 0)
   ev(code, -1, 0, msg)
   local ret = tonumber(redis.call('HGET', X, 'ret')) or 86400000
   redis.call('PEXPIRE', X, ret)
@@ -141,8 +141,10 @@ local function check_finished()
   if finished() or done < N then return end
   for i = 0, N - 1 do
     if nnum('s', i) == 4 then
-      redis.call('HSET', X, 'err', nget('e', i))
-      end_exec(4, 11, '')
+      local e = nget('e', i)
+      redis.call('HSET', X, 'err', e)
+      local ok, decoded = pcall(cjson.decode, e)
+      end_exec(4, 11, ok and decoded.m or '')
       return
     end
   end

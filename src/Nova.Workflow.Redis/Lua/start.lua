@@ -10,7 +10,7 @@ if s == 2 then
     redis.call('HSET', S, 'le' .. i, NOW + tonumber(ARGV[5]))
     s = -1
   elseif (nnum('le', i) or 0) > NOW then
-    return { 2 }
+    return { 2, nnum('le', i) - NOW }
   else
     -- The lease lapsed: the worker holding it died or froze.
     history(i, nnum('a', i), 4, nnum('sa', i) or NOW, NOW, nget('w', i), 'WorkerLost', 'The worker stopped renewing its lease.')

@@ -17,6 +17,7 @@ internal interface IRemoteEvents
 internal sealed class ExecutionEventHub
 {
     private readonly ConcurrentDictionary<Guid, List<ChannelWriter<WorkflowEvent>>> _watchers = new();
+    private readonly Lock _subscriptionLock = new();
     private int _count;
 
     public bool HasWatchers => Volatile.Read(ref _count) > 0;
@@ -45,10 +46,15 @@ internal sealed class ExecutionEventHub
 
     public IDisposable Subscribe(Guid executionId, ChannelWriter<WorkflowEvent> writer)
     {
-        var writers = _watchers.GetOrAdd(executionId, _ => []);
-        lock (writers)
+        // Subscribe and unsubscribe share one lock, so a writer never lands in a list that was just dropped.
+        List<ChannelWriter<WorkflowEvent>> writers;
+        lock (_subscriptionLock)
         {
-            writers.Add(writer);
+            writers = _watchers.GetOrAdd(executionId, _ => []);
+            lock (writers)
+            {
+                writers.Add(writer);
+            }
         }
 
         Interlocked.Increment(ref _count);
@@ -66,12 +72,15 @@ internal sealed class ExecutionEventHub
                 return;
             }
 
-            lock (writers)
+            lock (hub._subscriptionLock)
             {
-                writers.Remove(writer);
-                if (writers.Count == 0)
+                lock (writers)
                 {
-                    hub._watchers.TryRemove(new KeyValuePair<Guid, List<ChannelWriter<WorkflowEvent>>>(id, writers));
+                    writers.Remove(writer);
+                    if (writers.Count == 0)
+                    {
+                        hub._watchers.TryRemove(new KeyValuePair<Guid, List<ChannelWriter<WorkflowEvent>>>(id, writers));
+                    }
                 }
             }
 

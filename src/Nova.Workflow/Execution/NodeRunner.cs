@@ -81,6 +81,10 @@ internal sealed class NodeRunner
                 case StartOutcome.RateLimited:
                     await _queue.ReleaseAsync(leased, start.RetryAfter, abort).ConfigureAwait(false);
                     return;
+                case StartOutcome.Duplicate:
+                    // Not acked: if the holder died, this delivery must be there to take over when its lease lapses.
+                    await _queue.ReleaseAsync(leased, start.RetryAfter + TimeSpan.FromMilliseconds(50), abort).ConfigureAwait(false);
+                    return;
                 case StartOutcome.WorkerLost:
                     // Dead-letter before telling watchers, so whoever sees the failure also finds the entry.
                     Log.DeadLettered(_logger, job.NodeId, job.ExecutionId, DeadLetterReason.WorkerLost);
@@ -88,7 +92,7 @@ internal sealed class NodeRunner
                     await _dispatcher.ApplyAsync(start.Transition, abort).ConfigureAwait(false);
                     return;
                 default:
-                    // Stale, duplicate or paused: the state does not want this delivery.
+                    // Stale or paused: the state does not want this delivery (resume enqueues paused nodes again).
                     await _queue.AckAsync(leased, abort).ConfigureAwait(false);
                     return;
             }
@@ -125,9 +129,12 @@ internal sealed class NodeRunner
         var jobs = Array.ConvertAll(running, r => r.Job);
         var queued = await _queue.ExtendLeasesAsync(jobs, _options.LeaseDuration, cancellationToken).ConfigureAwait(false);
         var owned = await _store.HeartbeatAsync(jobs, _options.LeaseDuration, cancellationToken).ConfigureAwait(false);
+        // The state is the truth: only a lost state lease revokes the run. A lost queue lease alone (a reclaimed
+        // delivery) is harmless, since the redelivery finds the node running and backs off.
+        _ = queued;
         for (var i = 0; i < running.Length; i++)
         {
-            if (!owned[i] || !queued[i])
+            if (!owned[i])
             {
                 Log.LeaseLost(_logger, _options.WorkerId, jobs[i].Job.NodeId, jobs[i].Job.ExecutionId);
                 running[i].Revoke();

@@ -129,7 +129,8 @@ internal sealed class ExecutionState
 
             if (node.LeaseExpiresAt > now)
             {
-                return Outcome(StartOutcome.Duplicate);
+                // Another worker holds it: come back when its lease would lapse (it may have died).
+                return new StartNodeResult { Outcome = StartOutcome.Duplicate, RetryAfter = node.LeaseExpiresAt - now };
             }
 
             // The lease lapsed: the worker holding it died or froze. Record the lost attempt.
@@ -296,21 +297,29 @@ internal sealed class ExecutionState
             throw new InvalidExecutionStateException(Id, $"Execution {Id} awaits review of {string.Join(", ", reviewing.Select(i => Plan.Graph.Ids[i]))}; resume it with a ReviewDecision.");
         }
 
+        // Evaluate the (user) edge conditions before changing anything: a throwing condition leaves the execution as it was.
+        var taken = decision is { Approved: true } ? reviewing.ToDictionary(i => i, i => Plan.EvaluateEdges(i, decision.Output)) : null;
         var t = new TransitionBuilder(this, now, TraceParent);
         Status = ExecutionStatus.Running;
         t.Event(EventTypes.ExecutionResumed, null, 0);
         foreach (var i in reviewing)
         {
-            if (decision!.Approved)
+            // A rejection under FailFast ends the execution and cancels the other reviewed nodes: they are done.
+            if (Nodes[i].Status != NodeStatus.AwaitingReview)
             {
-                Nodes[i].Output = decision.Output;
+                continue;
+            }
+
+            if (taken is not null)
+            {
+                Nodes[i].Output = decision!.Output;
                 Nodes[i].Error = null;
                 Finish(ref t, i, NodeStatus.Succeeded, EventTypes.NodeSucceeded, "Approved by review");
-                Propagate(ref t, i, Plan.EvaluateEdges(i, decision.Output));
+                Propagate(ref t, i, taken[i]);
             }
             else
             {
-                FailNode(ref t, i, new NodeError("ReviewRejected", decision.Reason ?? "Rejected by review.", ErrorClass.Permanent));
+                FailNode(ref t, i, new NodeError("ReviewRejected", decision!.Reason ?? "Rejected by review.", ErrorClass.Permanent));
             }
         }
 
@@ -546,15 +555,9 @@ internal sealed class ExecutionState
         return new StartNodeResult { Outcome = StartOutcome.Started, Plan = Plan, WorkflowInput = Input, ParentOutputs = outputs, Transition = t.Build() };
     }
 
-    private static StartNodeResult Outcome(StartOutcome outcome) => outcome switch
-    {
-        StartOutcome.Stale => StaleResult,
-        StartOutcome.Duplicate => DuplicateResult,
-        _ => PausedResult,
-    };
+    private static StartNodeResult Outcome(StartOutcome outcome) => outcome == StartOutcome.Stale ? StaleResult : PausedResult;
 
     private static readonly StartNodeResult StaleResult = new() { Outcome = StartOutcome.Stale };
-    private static readonly StartNodeResult DuplicateResult = new() { Outcome = StartOutcome.Duplicate };
     private static readonly StartNodeResult PausedResult = new() { Outcome = StartOutcome.Paused };
 
     private void Queue(ref TransitionBuilder t, int i, int attempt, DateTimeOffset? notBefore, bool emitQueued = true)

@@ -120,7 +120,7 @@ public enum StartOutcome
     Started,
     /// <summary>The job no longer matches the state (finished, retried, canceled, unknown): drop it.</summary>
     Stale,
-    /// <summary>The node is running under another live lease: drop this duplicate.</summary>
+    /// <summary>The node is running under another live lease: give the job back until that lease would lapse (<see cref="StartNodeResult.RetryAfter"/>).</summary>
     Duplicate,
     /// <summary>The execution is paused: drop the job; resume enqueues it again.</summary>
     Paused,
@@ -135,7 +135,7 @@ public sealed record StartNodeResult
 {
     /// <summary>The outcome.</summary>
     public required StartOutcome Outcome { get; init; }
-    /// <summary>For <see cref="StartOutcome.RateLimited"/>: how long until a slot frees.</summary>
+    /// <summary>For <see cref="StartOutcome.RateLimited"/>: how long until a slot frees; for <see cref="StartOutcome.Duplicate"/>: until the other lease lapses.</summary>
     public TimeSpan RetryAfter { get; init; }
     /// <summary>The pinned plan (when started).</summary>
     public ExecutionPlan? Plan { get; init; }
