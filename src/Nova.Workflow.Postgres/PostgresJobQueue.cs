@@ -103,14 +103,16 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
                 $"fair AS (SELECT id FROM {_s}.jobs WHERE queue = $1 AND lease_token IS NULL AND not_before <= now() ORDER BY seq LIMIT (SELECT fair FROM takes) FOR UPDATE SKIP LOCKED), " +
                 $"prio AS (SELECT id FROM {_s}.jobs WHERE queue = $1 AND lease_token IS NULL AND not_before <= now() AND id NOT IN (SELECT id FROM fair) ORDER BY priority DESC, seq LIMIT $2 - (SELECT count(*) FROM fair) FOR UPDATE SKIP LOCKED) " +
                 $"UPDATE {_s}.jobs j SET lease_token = gen_random_uuid(), lease_expires = now() + $3 * interval '1 millisecond', deliveries = j.deliveries + 1 " +
-                "FROM (SELECT id FROM fair UNION ALL SELECT id FROM prio) picked WHERE j.id = picked.id " +
-                "RETURNING j.id, j.payload::text, j.lease_token, j.deliveries, j.lease_expires");
+                // ANY(ARRAY(...)) keeps the update on the primary key; a join on the CTEs planned a full scan.
+                "WHERE j.id = ANY(ARRAY(SELECT id FROM fair UNION ALL SELECT id FROM prio)) " +
+                "RETURNING j.id, j.payload::text, j.lease_token, j.deliveries, j.lease_expires, j.priority, j.seq");
             claim.Parameters.AddWithValue(queue);
             claim.Parameters.AddWithValue(want);
             claim.Parameters.AddWithValue(lease.TotalMilliseconds);
             batch.BatchCommands.Add(reclaim);
             batch.BatchCommands.Add(claim);
             var poison = new List<(string Id, Guid Token, string Payload)>();
+            var claimed = new List<(LeasedJob Job, short Priority, long Seq)>();
             await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -120,7 +122,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
                     var token = reader.GetGuid(2);
                     if (JobCodec.TryParse(payload) is { } job)
                     {
-                        result.Add(new LeasedJob(job, token, reader.GetInt32(3), reader.GetFieldValue<DateTimeOffset>(4)));
+                        claimed.Add((new LeasedJob(job, token, reader.GetInt32(3), reader.GetFieldValue<DateTimeOffset>(4)), reader.GetInt16(5), reader.GetInt64(6)));
                     }
                     else
                     {
@@ -128,6 +130,9 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
                     }
                 }
             }
+
+            // RETURNING comes back in storage order: hand the batch out highest priority first, oldest first within.
+            result.AddRange(claimed.OrderByDescending(c => c.Priority).ThenBy(c => c.Seq).Select(c => c.Job));
 
             foreach (var (id, token, payload) in poison)
             {
