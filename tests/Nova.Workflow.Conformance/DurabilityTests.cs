@@ -296,6 +296,7 @@ public abstract partial class ConformanceTests
         Assert.Equal(NodeStatus.Failed, StatusOf(failed, "b"));
         Assert.Equal(NodeStatus.Canceled, StatusOf(failed, "c"));
 
+        // Regression: a watcher started right after the retry must not stop at the first run's late failure event.
         await host.Client.RetryAsync(id);
         var result = await Finished(host, id);
         Assert.Equal(ExecutionStatus.Succeeded, result.Status);

@@ -109,6 +109,12 @@ internal sealed class WorkflowClient(
             {
                 while (channel.Reader.TryRead(out var e))
                 {
+                    // The state decides: a late terminal event of an earlier run (before a retry) is not the end.
+                    if (e.IsTerminal && !(await GetAsync(executionId, cancellationToken).ConfigureAwait(false)).IsFinished)
+                    {
+                        continue;
+                    }
+
                     yield return e;
                     if (e.IsTerminal)
                     {
