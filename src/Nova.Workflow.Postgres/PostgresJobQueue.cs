@@ -20,6 +20,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
     private readonly string _s;
     private readonly string _channel;
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _signals = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int> _wakeState = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stop = new();
     private readonly Lock _listenLock = new();
     private Task? _listener;
@@ -41,10 +42,53 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         if (AddEnqueue(batch, jobs))
         {
             await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            Wake(jobs);
         }
     }
 
-    /// <summary>Adds the insert of <paramref name="jobs"/> (and the wake-up) to a batch, so a store can enqueue inside its own transaction.</summary>
+    /// <summary>
+    /// Wakes idle workers of the queues <paramref name="jobs"/> went to, after their commit. NOTIFY is sent outside
+    /// the enqueuing transaction (a notifying commit holds a database-wide lock) and coalesced per queue: while one
+    /// is in flight, further requests collapse into one more.
+    /// </summary>
+    internal void Wake(IReadOnlyList<Job> jobs)
+    {
+        foreach (var queue in jobs.Where(j => j.NotBefore is null).Select(j => j.Queue).Distinct(StringComparer.Ordinal))
+        {
+            // 0 idle, 1 sending, 2 sending and asked again.
+            if (_wakeState.AddOrUpdate(queue, 1, (_, state) => Math.Min(state + 1, 2)) == 1)
+            {
+                _ = NotifyAsync(queue);
+            }
+        }
+    }
+
+    private async Task NotifyAsync(string queue)
+    {
+        while (true)
+        {
+            try
+            {
+                await using var command = _dataSource.CreateCommand("SELECT pg_notify($1, $2)");
+                command.Parameters.AddWithValue(_channel);
+                command.Parameters.AddWithValue(queue);
+                await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException or ObjectDisposedException)
+            {
+                // A lost wake-up only delays: idle workers poll.
+            }
+
+            if (_wakeState.TryUpdate(queue, 0, 1))
+            {
+                return;
+            }
+
+            _wakeState[queue] = 1;
+        }
+    }
+
+    /// <summary>Adds the insert of <paramref name="jobs"/> to a batch, so a store can enqueue inside its own transaction (then <see cref="Wake"/> after commit).</summary>
     internal bool AddEnqueue(NpgsqlBatch batch, IReadOnlyList<Job> jobs)
     {
         if (jobs.Count == 0)
@@ -62,14 +106,6 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, Value = jobs.Select(j => j.NotBefore is { } nb ? (object)nb : DBNull.Value).ToArray() });
         insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb, Value = jobs.Select(JobCodec.Serialize).ToArray() });
         batch.BatchCommands.Add(insert);
-        foreach (var queue in jobs.Select(j => j.Queue).Distinct(StringComparer.Ordinal))
-        {
-            var notify = new NpgsqlBatchCommand("SELECT pg_notify($1, $2)");
-            notify.Parameters.AddWithValue(_channel);
-            notify.Parameters.AddWithValue(queue);
-            batch.BatchCommands.Add(notify);
-        }
-
         return true;
     }
 

@@ -35,6 +35,21 @@ internal sealed class PostgresStateStore : IStateStore
     public async ValueTask<CreateExecutionResult> CreateExecutionAsync(NewExecution execution, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(execution);
+
+        // An idempotency conflict whose row retention removed in between: the key is free again, so try once more.
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            if (await TryCreateAsync(execution, cancellationToken).ConfigureAwait(false) is { } result)
+            {
+                return result;
+            }
+        }
+
+        throw new InvalidOperationException($"Execution {execution.Id} could not be created: its idempotency key kept conflicting with expiring executions.");
+    }
+
+    private async Task<CreateExecutionResult?> TryCreateAsync(NewExecution execution, CancellationToken cancellationToken)
+    {
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         var now = await NowAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
@@ -56,13 +71,18 @@ internal sealed class PostgresStateStore : IStateStore
             {
                 await using var existing = new NpgsqlCommand($"SELECT id FROM {_s}.executions WHERE idempotency_key = $1", connection, transaction);
                 existing.Parameters.AddWithValue(execution.IdempotencyKey!);
-                var id = (Guid)(await existing.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
-                return new CreateExecutionResult(id, false, StoreTransition.None);
+                return await existing.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is Guid id
+                    ? new CreateExecutionResult(id, false, StoreTransition.None)
+                    : null;
             }
         }
 
         transition = await WriteJobsAsync(connection, transaction, transition, null, cancellationToken).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        if (transition.JobsEnqueued)
+        {
+            _queue!.Wake(transition.Jobs);
+        }
         return new CreateExecutionResult(execution.Id, true, transition);
     }
 
@@ -353,6 +373,11 @@ internal sealed class PostgresStateStore : IStateStore
         }
 
         await scope.Transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        if (enqueued)
+        {
+            _queue!.Wake(transition.Jobs);
+        }
+
         return enqueued ? transition with { JobsEnqueued = true } : transition;
     }
 
