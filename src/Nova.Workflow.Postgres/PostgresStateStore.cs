@@ -120,13 +120,14 @@ internal sealed class PostgresStateStore : IStateStore
 
     public async ValueTask<IReadOnlyList<bool>> HeartbeatAsync(IReadOnlyList<LeasedJob> runs, TimeSpan lease, CancellationToken cancellationToken = default)
     {
+        // One transaction per execution, all at once: a heartbeat that lags past the lease would hand live work to another worker.
         var owned = new bool[runs.Count];
-        foreach (var group in Enumerable.Range(0, runs.Count).GroupBy(i => runs[i].Job.ExecutionId))
+        await Task.WhenAll(Enumerable.Range(0, runs.Count).GroupBy(i => runs[i].Job.ExecutionId).Select(async group =>
         {
             await using var scope = await LockAsync(group.Key, cancellationToken).ConfigureAwait(false);
             if (scope is null)
             {
-                continue;
+                return;
             }
 
             var any = false;
@@ -140,8 +141,7 @@ internal sealed class PostgresStateStore : IStateStore
             {
                 await SaveAsync(scope, StoreTransition.None, null, cancellationToken).ConfigureAwait(false);
             }
-        }
-
+        })).ConfigureAwait(false);
         return owned;
     }
 

@@ -83,7 +83,8 @@ internal sealed class NodeRunner
                     return;
                 case StartOutcome.Duplicate:
                     // Not acked: if the holder died, this delivery must be there to take over when its lease lapses.
-                    await _queue.ReleaseAsync(leased, start.RetryAfter + TimeSpan.FromMilliseconds(50), abort).ConfigureAwait(false);
+                    // One heartbeat interval of slack: a holder whose heartbeat runs late is not taken over at once.
+                    await _queue.ReleaseAsync(leased, start.RetryAfter + _options.HeartbeatInterval, abort).ConfigureAwait(false);
                     return;
                 case StartOutcome.WorkerLost:
                     // Dead-letter before telling watchers, so whoever sees the failure also finds the entry.
