@@ -16,4 +16,7 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-dotnet test Nova.Workflow.sln -c Release "$@"
+# Build once, then run the test assemblies one after another (-m:1): the crash tests start worker
+# processes, and two such suites at once on a small machine starve each other's lease heartbeats.
+dotnet build Nova.Workflow.sln -c Release
+dotnet test Nova.Workflow.sln -c Release --no-build -m:1 "$@"
