@@ -27,12 +27,14 @@ internal sealed class RedisStateStore : IStateStore
     private readonly NovaWorkflowOptions _options;
     private readonly RedisJobQueue? _queue;
     private readonly Lazy<bool> _fused;
+    private readonly Lazy<bool> _cluster;
 
     public RedisStateStore(IConnectionMultiplexer redis, IOptions<RedisProviderOptions> redisOptions, IOptions<NovaWorkflowOptions> options, WorkflowRegistry registry, IJobQueue queue)
     {
         // With the queue on the same single server, transitions also enqueue (and ack) in the same script.
         _queue = queue as RedisJobQueue;
-        _fused = new Lazy<bool>(() => _queue is not null && !IsCluster());
+        _cluster = new Lazy<bool>(IsCluster);
+        _fused = new Lazy<bool>(() => _queue is not null && !_cluster.Value);
         _redis = redis;
         _keys = new RedisKeys(redisOptions.Value.Prefix);
         _database = redisOptions.Value.Database;
@@ -49,7 +51,7 @@ internal sealed class RedisStateStore : IStateStore
         ArgumentNullException.ThrowIfNull(execution);
         var plan = execution.Plan;
         var exec = _keys.Execution(execution.Id);
-        var clustered = IsCluster();
+        var clustered = _cluster.Value;
         var idemKey = execution.IdempotencyKey is { } key ? _keys.Idempotency(key) : default;
         if (execution.IdempotencyKey is not null && clustered)
         {

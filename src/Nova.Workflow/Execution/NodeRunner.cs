@@ -128,11 +128,10 @@ internal sealed class NodeRunner
         }
 
         var jobs = Array.ConvertAll(running, r => r.Job);
-        var queued = await _queue.ExtendLeasesAsync(jobs, _options.LeaseDuration, cancellationToken).ConfigureAwait(false);
+        await _queue.ExtendLeasesAsync(jobs, _options.LeaseDuration, cancellationToken).ConfigureAwait(false);
         var owned = await _store.HeartbeatAsync(jobs, _options.LeaseDuration, cancellationToken).ConfigureAwait(false);
         // The state is the truth: only a lost state lease revokes the run. A lost queue lease alone (a reclaimed
         // delivery) is harmless, since the redelivery finds the node running and backs off.
-        _ = queued;
         for (var i = 0; i < running.Length; i++)
         {
             if (!owned[i])

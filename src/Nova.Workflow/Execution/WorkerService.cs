@@ -21,8 +21,6 @@ internal sealed class WorkerService : BackgroundService
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _abort = new();
-    private readonly Lock _runningLock = new();
-    private readonly HashSet<Task> _running = [];
 
     public WorkerService(IJobQueue queue, NodeRunner runner, WorkerOptions worker, IOptions<NovaWorkflowOptions> options, TimeProvider time, ILoggerFactory loggers)
     {
@@ -42,16 +40,8 @@ internal sealed class WorkerService : BackgroundService
         var loops = _worker.Queues.Select(q => Task.Run(() => FetchLoopAsync(q.Key, q.Value, stoppingToken), CancellationToken.None)).ToList();
         using var heartbeatCts = new CancellationTokenSource();
         var heartbeat = HeartbeatLoopAsync(heartbeatCts.Token);
+        // Each loop returns once fetching stopped and its running nodes finished (or were released at the shutdown timeout).
         await Task.WhenAll(loops).ConfigureAwait(false);
-
-        // Fetching has stopped; running nodes finish (or are released once the host's shutdown timeout aborts them).
-        Task[] running;
-        lock (_runningLock)
-        {
-            running = [.. _running];
-        }
-
-        await Task.WhenAll(running).ConfigureAwait(false);
         await heartbeatCts.CancelAsync().ConfigureAwait(false);
         await heartbeat.ConfigureAwait(false);
     }
@@ -93,7 +83,7 @@ internal sealed class WorkerService : BackgroundService
 
                 foreach (var job in jobs)
                 {
-                    Track(RunAndFreeAsync(job, slots));
+                    _ = RunAndFreeAsync(job, slots);
                 }
 
                 if (jobs.Count == 0)
@@ -137,28 +127,6 @@ internal sealed class WorkerService : BackgroundService
         {
             slots.Release();
         }
-    }
-
-    private void Track(Task task)
-    {
-        lock (_runningLock)
-        {
-            _running.Add(task);
-        }
-
-        task.ContinueWith(
-            (t, state) =>
-            {
-                var self = (WorkerService)state!;
-                lock (self._runningLock)
-                {
-                    self._running.Remove(t);
-                }
-            },
-            this,
-            CancellationToken.None,
-            TaskContinuationOptions.ExecuteSynchronously,
-            TaskScheduler.Default);
     }
 
     private async Task HeartbeatLoopAsync(CancellationToken cancellationToken)
