@@ -109,6 +109,20 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         return true;
     }
 
+    /// <summary>Adds the insert of a job already leased (an eagerly started child) to a batch.</summary>
+    internal void AddLeased(NpgsqlBatch batch, LeasedJob job)
+    {
+        var insert = new NpgsqlBatchCommand(
+            $"INSERT INTO {_s}.jobs (id, queue, priority, not_before, payload, lease_token, lease_expires, deliveries) VALUES ($1, $2, $3, now(), $4, $5, $6, 1) ON CONFLICT (id) DO NOTHING");
+        insert.Parameters.AddWithValue(JobId(job.Job));
+        insert.Parameters.AddWithValue(job.Job.Queue);
+        insert.Parameters.AddWithValue((short)job.Job.Priority);
+        insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Jsonb, Value = JobCodec.Serialize(job.Job) });
+        insert.Parameters.AddWithValue(job.LeaseToken);
+        insert.Parameters.AddWithValue(job.LeaseExpiresAt);
+        batch.BatchCommands.Add(insert);
+    }
+
     /// <summary>Adds the fenced delete of a finished job to a batch.</summary>
     internal void AddAck(NpgsqlBatch batch, LeasedJob job)
     {

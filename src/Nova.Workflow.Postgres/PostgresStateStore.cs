@@ -159,9 +159,15 @@ internal sealed class PostgresStateStore : IStateStore
             return result;
         }
 
-        var ack = _queue is not null ? request.Run : null;
-        var transition = await SaveAsync(scope, result.Transition, ack, cancellationToken).ConfigureAwait(false);
-        return new CompleteNodeResult(true, transition, ack is not null);
+        if (_queue is null)
+        {
+            return new CompleteNodeResult(true, await SaveAsync(scope, result.Transition, null, cancellationToken).ConfigureAwait(false));
+        }
+
+        // Same database for queue and state: ready children, the ack and an eagerly started child commit together.
+        var (transition, next) = scope.State.TryContinue(request, result.Transition, scope.Now);
+        transition = await SaveAsync(scope, transition, request.Run, cancellationToken, next?.Job).ConfigureAwait(false);
+        return new CompleteNodeResult(true, transition, true) { Next = next };
     }
 
     public async ValueTask<bool> ReleaseNodeAsync(LeasedJob run, CancellationToken cancellationToken = default)
@@ -190,11 +196,11 @@ internal sealed class PostgresStateStore : IStateStore
 
     public async ValueTask<ExecutionSnapshot?> GetExecutionAsync(Guid executionId, CancellationToken cancellationToken = default)
     {
-        await using var command = _dataSource.CreateCommand($"SELECT workflow, version, state::text FROM {_s}.executions WHERE id = $1");
+        await using var command = _dataSource.CreateCommand($"SELECT workflow, version, state FROM {_s}.executions WHERE id = $1");
         command.Parameters.AddWithValue(executionId);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
-            ? Restore(reader.GetString(0), reader.GetInt32(1), reader.GetString(2)).ToSnapshot()
+            ? Restore(reader.GetString(0), reader.GetInt32(1), reader.GetFieldValue<byte[]>(2)).ToSnapshot()
             : null;
     }
 
@@ -223,7 +229,7 @@ internal sealed class PostgresStateStore : IStateStore
     {
         ArgumentNullException.ThrowIfNull(query);
         await using var command = _dataSource.CreateCommand(
-            $"SELECT id, workflow, version, status, created_at, awaiting_review, CASE WHEN awaiting_review THEN state::text END FROM {_s}.executions " +
+            $"SELECT id, workflow, version, status, created_at, awaiting_review, CASE WHEN awaiting_review THEN state END FROM {_s}.executions " +
             "WHERE ($1::smallint IS NULL OR status = $1) AND ($2::text IS NULL OR workflow = $2) AND (NOT $3 OR awaiting_review) ORDER BY created_at DESC, id DESC LIMIT $4");
         command.Parameters.AddWithValue(NpgsqlDbType.Smallint, query.Status is { } status ? (short)status : DBNull.Value);
         command.Parameters.AddWithValue(NpgsqlDbType.Text, (object?)query.Workflow ?? DBNull.Value);
@@ -234,7 +240,7 @@ internal sealed class PostgresStateStore : IStateStore
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             IReadOnlyList<string> awaiting = reader.GetBoolean(5)
-                ? Restore(reader.GetString(1), reader.GetInt32(2), reader.GetString(6)).ToSummary().AwaitingReview
+                ? Restore(reader.GetString(1), reader.GetInt32(2), reader.GetFieldValue<byte[]>(6)).ToSummary().AwaitingReview
                 : [];
             result.Add(new ExecutionSummary(reader.GetGuid(0), reader.GetString(1), (ExecutionStatus)reader.GetInt16(3), reader.GetFieldValue<DateTimeOffset>(4), awaiting));
         }
@@ -261,12 +267,12 @@ internal sealed class PostgresStateStore : IStateStore
 
     public async ValueTask<IReadOnlyList<Job>> FindStrandedAsync(DateTimeOffset queuedBefore, int max, CancellationToken cancellationToken = default)
     {
-        await using var command = _dataSource.CreateCommand($"SELECT workflow, version, state::text, now() FROM {_s}.executions WHERE status = 1");
+        await using var command = _dataSource.CreateCommand($"SELECT workflow, version, state, now() FROM {_s}.executions WHERE status = 1");
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var jobs = new List<Job>();
         while (jobs.Count < max && await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            Restore(reader.GetString(0), reader.GetInt32(1), reader.GetString(2)).CollectStranded(queuedBefore, reader.GetFieldValue<DateTimeOffset>(3), jobs, max);
+            Restore(reader.GetString(0), reader.GetInt32(1), reader.GetFieldValue<byte[]>(2)).CollectStranded(queuedBefore, reader.GetFieldValue<DateTimeOffset>(3), jobs, max);
         }
 
         return jobs;
@@ -300,7 +306,12 @@ internal sealed class PostgresStateStore : IStateStore
         try
         {
             transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            await using var command = new NpgsqlCommand($"SELECT workflow, version, state::text, now() FROM {_s}.executions WHERE id = $1 FOR UPDATE", connection, transaction);
+            await using var command = new NpgsqlCommand(
+                // The clock is read once the row lock is held (not now(), the transaction's start): a transition that waited
+                // for the lock must not record a time before the one it waited for (a join starting before its last parent ended).
+                $"WITH locked AS (SELECT workflow, version, state FROM {_s}.executions WHERE id = $1 FOR UPDATE) SELECT workflow, version, state, clock_timestamp() FROM locked",
+                connection,
+                transaction);
             command.Parameters.AddWithValue(executionId);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -311,7 +322,7 @@ internal sealed class PostgresStateStore : IStateStore
                 return null;
             }
 
-            var state = Restore(reader.GetString(0), reader.GetInt32(1), reader.GetString(2));
+            var state = Restore(reader.GetString(0), reader.GetInt32(1), reader.GetFieldValue<byte[]>(2));
             return new Scope(connection, transaction, state, reader.GetFieldValue<DateTimeOffset>(3));
         }
         catch
@@ -327,7 +338,7 @@ internal sealed class PostgresStateStore : IStateStore
     }
 
     /// <summary>Writes the execution back with its new history (and, fused, its ready jobs and the ack) and commits.</summary>
-    private async Task<StoreTransition> SaveAsync(Scope scope, StoreTransition transition, LeasedJob? ack, CancellationToken cancellationToken)
+    private async Task<StoreTransition> SaveAsync(Scope scope, StoreTransition transition, LeasedJob? ack, CancellationToken cancellationToken, LeasedJob? started = null)
     {
         var state = scope.State;
         var batch = new NpgsqlBatch(scope.Connection, scope.Transaction);
@@ -364,6 +375,11 @@ internal sealed class PostgresStateStore : IStateStore
             if (ack is not null)
             {
                 _queue.AddAck(batch, ack);
+            }
+
+            if (started is not null)
+            {
+                _queue.AddLeased(batch, started);
             }
         }
 
@@ -440,14 +456,14 @@ internal sealed class PostgresStateStore : IStateStore
         return TimeSpan.Zero;
     }
 
-    private ExecutionState Restore(string workflow, int version, string json)
+    private ExecutionState Restore(string workflow, int version, byte[] utf8)
     {
-        var document = JsonSerializer.Deserialize(json, ExecutionDocumentContext.Default.ExecutionDocument)!;
+        var document = JsonSerializer.Deserialize(utf8, ExecutionDocumentContext.Default.ExecutionDocument)!;
         return new ExecutionState(document, _registry.Get(workflow, version));
     }
 
     private static NpgsqlParameter Json(ExecutionState state) =>
-        new() { NpgsqlDbType = NpgsqlDbType.Jsonb, Value = JsonSerializer.Serialize(state.ToDocument(), ExecutionDocumentContext.Default.ExecutionDocument) };
+        new() { NpgsqlDbType = NpgsqlDbType.Bytea, Value = JsonSerializer.SerializeToUtf8Bytes(state.ToDocument(), ExecutionDocumentContext.Default.ExecutionDocument) };
 
     private static async Task<DateTimeOffset> NowAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {

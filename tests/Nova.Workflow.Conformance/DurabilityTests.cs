@@ -144,6 +144,80 @@ public abstract partial class ConformanceTests
         Assert.Equal("current", (await host.Client.GetAsync(id)).Output!.Value.GetString());
     }
 
+    [Fact]
+    public async Task Eager_dispatch_starts_the_child_leased_to_the_completing_worker_and_a_lapsed_lease_redelivers_it()
+    {
+        var probe = new Probe();
+        var host = await StartAsync(probe, Flow("eager").Node("a", "probe").Node("b", "probe", n => n.DependsOn("a")).Node("c", "probe", n => n.DependsOn("a")).Build(), withWorker: false);
+        var id = await host.Client.StartAsync("eager");
+        var a = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));
+        Assert.Equal(StartOutcome.Started, (await host.Store.TryStartNodeAsync(new StartNodeRequest(a, "w1", TimeSpan.FromSeconds(30), 3))).Outcome);
+        var offer = new ContinuationOffer("w1", TimeSpan.FromMilliseconds(300), 3);
+        var done = await host.Store.CompleteNodeAsync(new CompleteNodeRequest { Run = a, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow, Output = Json("a"), Continue = offer });
+        Assert.True(done.Accepted);
+        if (!Storage.Capabilities.HasFlag(ProviderCapabilities.EagerDispatch))
+        {
+            // The offer is optional: a store that cannot start the child atomically leaves both children to the queue.
+            Assert.Null(done.Next);
+            return;
+        }
+
+        if (!done.Transition.JobsEnqueued)
+        {
+            await host.Queue.EnqueueAsync(done.Transition.Jobs);
+        }
+
+        // One child is started for this worker, already leased: the queue holds only the other one.
+        var next = Assert.IsType<ContinuedStart>(done.Next);
+        Assert.Equal(StartOutcome.Started, next.Start.Outcome);
+        Assert.Equal("a", next.Start.ParentOutputs["a"].GetString());
+        var snapshot = await host.Client.GetAsync(id);
+        Assert.Equal(NodeStatus.Running, StatusOf(snapshot, next.Job.Job.NodeId));
+        var other = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));
+        Assert.NotEqual(next.Job.Job.NodeId, other.Job.NodeId);
+        Assert.Empty(await host.Queue.DequeueAsync([WorkflowDefinition.DefaultQueue], 10, TimeSpan.FromSeconds(30)));
+
+        // The worker dies on the eager child: its lease lapses, the job comes back and another worker takes over.
+        var again = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));
+        Assert.Equal(next.Job.Job.NodeId, again.Job.NodeId);
+        StartNodeResult takeover = null!;
+        await Eventually.TrueAsync(
+            async () => (takeover = await host.Store.TryStartNodeAsync(new StartNodeRequest(again, "w2", TimeSpan.FromSeconds(30), 3))).Outcome != StartOutcome.Duplicate,
+            "the eager lease to lapse");
+        Assert.Equal(StartOutcome.Started, takeover.Outcome);
+        Assert.False((await host.Store.CompleteNodeAsync(new CompleteNodeRequest { Run = next.Job, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow })).Accepted);
+        Assert.Equal(StartOutcome.Started, (await host.Store.TryStartNodeAsync(new StartNodeRequest(other, "w2", TimeSpan.FromSeconds(30), 3))).Outcome);
+        foreach (var run in new[] { again, other })
+        {
+            var result = await host.Store.CompleteNodeAsync(new CompleteNodeRequest { Run = run, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow });
+            Assert.True(result.Accepted);
+            Assert.Null(result.Next);
+        }
+
+        var final = await host.Client.GetAsync(id);
+        Assert.Equal(ExecutionStatus.Succeeded, final.Status);
+        Assert.Contains(await host.Client.GetHistoryAsync(id), r => r.NodeId == next.Job.Job.NodeId && r.Status == NodeRunStatus.Lost);
+    }
+
+    [Fact]
+    public async Task A_chain_runs_on_eager_dispatch_end_to_end_and_each_node_runs_once()
+    {
+        var probe = new Probe();
+        var chain = Flow("eager-chain").Node("n0", "probe");
+        for (var i = 1; i < 20; i++)
+        {
+            var parent = $"n{i - 1}";
+            chain.Node($"n{i}", "probe", n => n.DependsOn(parent));
+        }
+
+        var host = await StartAsync(probe, chain.Build());
+        var id = await host.Client.StartAsync("eager-chain");
+        var result = await Finished(host, id);
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.All(Enumerable.Range(0, 20), i => Assert.Equal(1, probe.Calls($"n{i}")));
+        Assert.Equal(20, (await host.Client.GetHistoryAsync(id)).Count(r => r.Status == NodeRunStatus.Succeeded));
+    }
+
     // ---- Item 3: sweeper, worker deaths ----
 
     [Fact]
@@ -491,6 +565,8 @@ public abstract partial class ConformanceTests
             worker: w => w.Queue("default", 1));
         var id = await host.Client.StartAsync("deferred");
         await NodeReaches(host, id, "other", NodeStatus.Succeeded);
+        // "other" may run first (eagerly, on the slot "first" freed): then "second" is deferred just after.
+        await Eventually.TrueAsync(async () => await host.Queue.GetDepthAsync("default") == 1, "the rate-limited job back in the queue");
         var snapshot = await host.Client.GetAsync(id);
         Assert.Equal(NodeStatus.Queued, StatusOf(snapshot, "second"));
         Assert.Equal(0, probe.Calls("second"));

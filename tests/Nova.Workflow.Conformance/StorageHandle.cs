@@ -11,6 +11,9 @@ public enum ProviderCapabilities
 
     /// <summary>The queue stores serialized jobs, so a corrupt one can be injected and must be dead-lettered as undeserializable.</summary>
     RawJobStorage = 1,
+
+    /// <summary>A completion can start a ready child for the completing worker in the same atomic step (eager dispatch).</summary>
+    EagerDispatch = 2,
 }
 
 /// <summary>

@@ -17,7 +17,7 @@ internal sealed class PostgresStorageHandle(NpgsqlDataSource dataSource) : IStor
 {
     private readonly string _schema = "t" + Guid.NewGuid().ToString("N")[..12];
 
-    public ProviderCapabilities Capabilities => ProviderCapabilities.RawJobStorage;
+    public ProviderCapabilities Capabilities => ProviderCapabilities.RawJobStorage | ProviderCapabilities.EagerDispatch;
 
     public void Configure(NovaWorkflowBuilder builder)
     {

@@ -37,6 +37,7 @@ internal sealed class NodeRunner
     private readonly ILogger _logger;
     private readonly ErrorClassifier _classifier;
     private readonly ConcurrentDictionary<RetryPolicy, ResiliencePipeline<JsonElement?>> _pipelines = new();
+    private ContinuationOffer? _continuation;
 
     public NodeRunner(
         IStateStore store,
@@ -66,7 +67,11 @@ internal sealed class NodeRunner
     /// <summary>Test seam: when set, heartbeats are skipped (a frozen worker).</summary>
     internal bool SuspendHeartbeats { get; set; }
 
-    public async Task RunAsync(LeasedJob leased, CancellationToken abort)
+    /// <summary>
+    /// Runs a delivered job, then each child the store started for this worker on completion (eager dispatch), until
+    /// none is offered or <paramref name="stopping"/> is signalled.
+    /// </summary>
+    public async Task RunAsync(LeasedJob leased, CancellationToken abort, CancellationToken stopping = default)
     {
         var job = leased.Job;
         try
@@ -76,7 +81,13 @@ internal sealed class NodeRunner
             {
                 case StartOutcome.Started:
                     await _dispatcher.ApplyAsync(start.Transition, abort).ConfigureAwait(false);
-                    await ExecuteAsync(leased, start, abort).ConfigureAwait(false);
+                    var next = await ExecuteAsync(leased, start, abort, stopping).ConfigureAwait(false);
+                    while (next is not null)
+                    {
+                        (leased, job) = (next.Job, next.Job.Job);
+                        next = await ExecuteAsync(leased, next.Start, abort, stopping).ConfigureAwait(false);
+                    }
+
                     return;
                 case StartOutcome.RateLimited:
                     await _queue.ReleaseAsync(leased, start.RetryAfter, abort).ConfigureAwait(false);
@@ -142,7 +153,8 @@ internal sealed class NodeRunner
         }
     }
 
-    private async Task ExecuteAsync(LeasedJob leased, StartNodeResult start, CancellationToken abort)
+    /// <summary>Runs a started attempt and commits its outcome; returns the child the store started for this worker, if any.</summary>
+    private async Task<ContinuedStart?> ExecuteAsync(LeasedJob leased, StartNodeResult start, CancellationToken abort, CancellationToken stopping)
     {
         var job = leased.Job;
         var plan = start.Plan!;
@@ -183,16 +195,21 @@ internal sealed class NodeRunner
             await _store.ReleaseNodeAsync(leased, CancellationToken.None).ConfigureAwait(false);
             await _queue.ReleaseAsync(leased, TimeSpan.Zero, CancellationToken.None).ConfigureAwait(false);
             Log.ReleasedAtShutdown(_logger, _options.WorkerId, job.NodeId, job.ExecutionId);
-            return;
+            return null;
         }
 
         var request = BuildCompletion(leased, plan, index, state, outcome, activity);
+        if (_options.EagerDispatch && !stopping.IsCancellationRequested && !abort.IsCancellationRequested)
+        {
+            request = request with { Continue = _continuation ??= new ContinuationOffer(_options.WorkerId, _options.LeaseDuration, _options.MaxWorkerLosses) };
+        }
+
         var result = await _store.CompleteNodeAsync(request, CancellationToken.None).ConfigureAwait(false);
         if (!result.Accepted)
         {
             Log.CompletionRejected(_logger, job.NodeId, job.ExecutionId, state.Attempt);
             await _queue.AckAsync(leased, CancellationToken.None).ConfigureAwait(false);
-            return;
+            return null;
         }
 
         if (request.Outcome == AttemptOutcome.Failed && request.RetryAt is null)
@@ -212,6 +229,8 @@ internal sealed class NodeRunner
                 await _queue.AckAsync(leased, CancellationToken.None).ConfigureAwait(false);
             }
         }
+
+        return result.Next;
     }
 
     private CompleteNodeRequest BuildCompletion(LeasedJob leased, ExecutionPlan plan, int index, AttemptState state, Outcome<JsonElement?> outcome, Activity? activity)

@@ -83,7 +83,7 @@ internal sealed class WorkerService : BackgroundService
 
                 foreach (var job in jobs)
                 {
-                    _ = RunAndFreeAsync(job, slots);
+                    _ = RunAndFreeAsync(job, slots, stoppingToken);
                 }
 
                 if (jobs.Count == 0)
@@ -116,12 +116,12 @@ internal sealed class WorkerService : BackgroundService
         }
     }
 
-    private async Task RunAndFreeAsync(LeasedJob job, SemaphoreSlim slots)
+    private async Task RunAndFreeAsync(LeasedJob job, SemaphoreSlim slots, CancellationToken stopping)
     {
         try
         {
             await Task.Yield();
-            await _runner.RunAsync(job, _abort.Token).ConfigureAwait(false);
+            await _runner.RunAsync(job, _abort.Token, stopping).ConfigureAwait(false);
         }
         finally
         {

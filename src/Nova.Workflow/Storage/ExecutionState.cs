@@ -251,6 +251,56 @@ internal sealed class ExecutionState
         return new CompleteNodeResult(true, t.Build());
     }
 
+    /// <summary>
+    /// Eager dispatch after a completion: when the worker offered to continue, starts the highest-priority child the
+    /// transition made ready on the completed job's queue (due now, not rate limited) under a fresh lease, and returns the
+    /// transition without that job (the store enqueues it leased) and with the start's events.
+    /// </summary>
+    public (StoreTransition Transition, ContinuedStart? Next) TryContinue(CompleteNodeRequest request, StoreTransition transition, DateTimeOffset now)
+    {
+        if (request.Continue is not { } offer || transition.Jobs.Count == 0)
+        {
+            return (transition, null);
+        }
+
+        var queue = request.Run.Job.Queue;
+        Job? pick = null;
+        foreach (var job in transition.Jobs)
+        {
+            if (job.NotBefore is null && job.Queue == queue && (pick is null || job.Priority > pick.Priority)
+                && Plan.Nodes[Plan.IndexOf(job.NodeId)].RateLimit is null)
+            {
+                pick = job;
+            }
+        }
+
+        if (pick is null)
+        {
+            return (transition, null);
+        }
+
+        var leased = new LeasedJob(pick, Guid.NewGuid(), 1, now + offer.Lease);
+        var start = TryStart(new StartNodeRequest(leased, offer.WorkerId, offer.Lease, offer.MaxWorkerLosses), now, static (_, _) => TimeSpan.Zero);
+        if (start.Outcome != StartOutcome.Started)
+        {
+            return (transition, null);
+        }
+
+        var jobs = new List<Job>(transition.Jobs.Count - 1);
+        foreach (var job in transition.Jobs)
+        {
+            if (!ReferenceEquals(job, pick))
+            {
+                jobs.Add(job);
+            }
+        }
+
+        var events = new List<WorkflowEvent>(transition.Events.Count + start.Transition.Events.Count);
+        events.AddRange(transition.Events);
+        events.AddRange(start.Transition.Events);
+        return (new StoreTransition(jobs, events), new ContinuedStart(leased, start with { Transition = StoreTransition.None }));
+    }
+
     public bool Release(LeasedJob run, DateTimeOffset now)
     {
         var i = Plan.IndexOf(run.Job.NodeId);
@@ -585,6 +635,9 @@ internal sealed class ExecutionState
         node.Status = status;
         node.EndedAt = t.Now;
         node.RunToken = Guid.Empty;
+        // Only queued and running nodes use these; cleared, a finished node's document entry is a third smaller.
+        node.ReadyAt = default;
+        node.LeaseExpiresAt = default;
         Done++;
         t.Event(eventType, i, node.Attempt, message);
     }

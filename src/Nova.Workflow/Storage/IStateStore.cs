@@ -187,7 +187,24 @@ public sealed record CompleteNodeRequest
     public string? TraceParent { get; init; }
     /// <summary>Attempts that failed and were retried in process before the final one (history only).</summary>
     public IReadOnlyList<NodeRunRecord> PriorAttempts { get; init; } = [];
+    /// <summary>
+    /// When set, the worker offers to run one child this completion makes ready, on the completed job's queue, at once:
+    /// a store that can do so in the same atomic step enqueues that child already leased to the worker, starts it, and
+    /// returns it in <see cref="CompleteNodeResult.Next"/> (eager dispatch: no queue round trip per hop). Null: plain completion.
+    /// </summary>
+    public ContinuationOffer? Continue { get; init; }
 }
+
+/// <summary>A worker's offer to start a ready child itself (see <see cref="CompleteNodeRequest.Continue"/>).</summary>
+/// <param name="WorkerId">The worker.</param>
+/// <param name="Lease">How long the child's lease lasts without a heartbeat.</param>
+/// <param name="MaxWorkerLosses">As in <see cref="StartNodeRequest"/>.</param>
+public sealed record ContinuationOffer(string WorkerId, TimeSpan Lease, int MaxWorkerLosses);
+
+/// <summary>A child a completion started for the completing worker: its leased job and its start.</summary>
+/// <param name="Job">The child's job, enqueued already leased to the worker.</param>
+/// <param name="Start">The child's start (always <see cref="StartOutcome.Started"/>).</param>
+public sealed record ContinuedStart(LeasedJob Job, StartNodeResult Start);
 
 /// <summary>The answer to <see cref="IStateStore.CompleteNodeAsync"/>.</summary>
 /// <param name="Accepted">False when the run token no longer held: nothing was recorded.</param>
@@ -195,6 +212,9 @@ public sealed record CompleteNodeRequest
 /// <param name="JobAcknowledged">True when a fused store also acked the completed job in the same atomic step.</param>
 public sealed record CompleteNodeResult(bool Accepted, StoreTransition Transition, bool JobAcknowledged = false)
 {
+    /// <summary>The child started for this worker in the same step, when <see cref="CompleteNodeRequest.Continue"/> was offered and taken.</summary>
+    public ContinuedStart? Next { get; init; }
+
     internal static CompleteNodeResult Rejected { get; } = new(false, StoreTransition.None);
 }
 

@@ -11,10 +11,16 @@ public sealed class InMemoryConformanceTests : ConformanceTests
 
     private sealed class InMemoryStorageHandle : IStorageHandle
     {
-        private readonly InMemoryStateStore _store = new(TimeProvider.System);
-        private readonly InMemoryJobQueue _queue = new(TimeProvider.System);
+        private readonly InMemoryJobQueue _queue;
+        private readonly InMemoryStateStore _store;
 
-        public ProviderCapabilities Capabilities => ProviderCapabilities.None;
+        public InMemoryStorageHandle()
+        {
+            _queue = new(TimeProvider.System);
+            _store = new(TimeProvider.System, _queue);
+        }
+
+        public ProviderCapabilities Capabilities => ProviderCapabilities.EagerDispatch;
 
         public void Configure(NovaWorkflowBuilder builder) => builder.UseStorage(_ => _store, _ => _queue);
 

@@ -51,6 +51,24 @@ internal sealed class InMemoryJobQueue(TimeProvider time) : IJobQueue
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>Adds a job already leased (a child the state store started for the completing worker).</summary>
+    internal void AddLeased(LeasedJob job)
+    {
+        lock (_lock)
+        {
+            var key = (job.Job.ExecutionId, job.Job.NodeId, job.Job.Attempt);
+            if (_live.ContainsKey(key))
+            {
+                return;
+            }
+
+            var entry = new Entry(job.Job, key, ++_sequence) { Token = job.LeaseToken, Deliveries = 1, LeaseExpiresAt = job.LeaseExpiresAt, Leased = true };
+            _live.Add(key, entry);
+            _leased.Add(entry.Token, entry);
+            _leaseExpiry.Enqueue(entry, entry.LeaseExpiresAt);
+        }
+    }
+
     public ValueTask<IReadOnlyList<LeasedJob>> DequeueAsync(IReadOnlyList<string> queues, int maxCount, TimeSpan lease, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(queues);

@@ -6,8 +6,10 @@ namespace Nova.Workflow.Storage.InMemory;
 /// The embedded state store: executions in a concurrent dictionary, each transition applied to
 /// its <see cref="ExecutionState"/> under that execution's lock. Same semantics as the durable stores.
 /// </summary>
-internal sealed class InMemoryStateStore(TimeProvider time) : IStateStore
+internal sealed class InMemoryStateStore(TimeProvider time, IJobQueue queue) : IStateStore
 {
+    // Eager dispatch needs the queue in the same process: the in-memory queue, not a remote one in mixed setups.
+    private readonly InMemoryJobQueue? _queue = queue as InMemoryJobQueue;
     private readonly ConcurrentDictionary<Guid, ExecutionState> _executions = new();
     private readonly ConcurrentDictionary<string, Guid> _idempotency = new(StringComparer.Ordinal);
     private readonly RateLimiterTable _rates = new();
@@ -88,9 +90,23 @@ internal sealed class InMemoryStateStore(TimeProvider time) : IStateStore
             return new(CompleteNodeResult.Rejected);
         }
 
+        var now = time.GetUtcNow();
         lock (state)
         {
-            return new(state.Complete(request, time.GetUtcNow()));
+            var result = state.Complete(request, now);
+            if (!result.Accepted || _queue is null)
+            {
+                return new(result);
+            }
+
+            var (transition, next) = state.TryContinue(request, result.Transition, now);
+            if (next is null)
+            {
+                return new(result);
+            }
+
+            _queue.AddLeased(next.Job);
+            return new(new CompleteNodeResult(true, transition) { Next = next });
         }
     }
 
