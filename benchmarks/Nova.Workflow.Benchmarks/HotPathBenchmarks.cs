@@ -1,0 +1,376 @@
+using System.Text.Json;
+using BenchmarkDotNet.Attributes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Nova.Workflow.Postgres;
+using Nova.Workflow.Redis;
+using Nova.Workflow.Storage;
+using Nova.Workflow.TestServers;
+using Npgsql;
+using StackExchange.Redis;
+
+namespace Nova.Workflow.Benchmarks;
+
+/// <summary>
+/// The state machine's scheduling step with no storage around it: one 10-node diamond DAG from start to its last
+/// completion (10 starts, 10 completions with propagation), and the same with eager dispatch taking each next node.
+/// </summary>
+[MemoryDiagnoser]
+public class SchedulingBenchmarks
+{
+    private static readonly ContinuationOffer Offer = new("bench", TimeSpan.FromSeconds(30), 3);
+    private ExecutionPlan _plan = null!;
+    private JsonElement _input;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _plan = ExecutionPlan.Create(Workloads.TenNode());
+        _input = JsonSerializer.SerializeToElement(1);
+    }
+
+    [Benchmark(OperationsPerInvoke = 10, Description = "scheduling step (start + complete) per node, 10-node DAG")]
+    public int QueueEveryChild() => Run(eager: false);
+
+    [Benchmark(OperationsPerInvoke = 10, Description = "scheduling step per node, eager dispatch")]
+    public int EagerChildren() => Run(eager: true);
+
+    private int Run(bool eager)
+    {
+        var now = DateTimeOffset.UnixEpoch;
+        var state = new ExecutionState(new NewExecution(Guid.NewGuid(), _plan, _input, null, null), now);
+        var ready = new Queue<Job>(state.Start(now).Jobs);
+        var completed = 0;
+        while (ready.Count > 0)
+        {
+            var leased = new LeasedJob(ready.Dequeue(), Guid.NewGuid(), 1, now);
+            var start = state.TryStart(new StartNodeRequest(leased, "bench", TimeSpan.FromSeconds(30), 3), now, static (_, _) => TimeSpan.Zero);
+            while (start.Outcome == StartOutcome.Started)
+            {
+                var request = new CompleteNodeRequest { Run = leased, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = now, Continue = eager ? Offer : null };
+                var result = state.Complete(request, now);
+                var (transition, next) = state.TryContinue(request, result.Transition, now);
+                completed++;
+                foreach (var job in transition.Jobs)
+                {
+                    ready.Enqueue(job);
+                }
+
+                if (next is null)
+                {
+                    break;
+                }
+
+                (leased, start) = (next.Job, next.Start);
+            }
+        }
+
+        return completed;
+    }
+}
+
+/// <summary>Payload serialization on the hot path: a job (every enqueue and claim) and a 50-node execution document (every PostgreSQL transition).</summary>
+[MemoryDiagnoser]
+public class SerializationBenchmarks
+{
+    private Job _job = null!;
+    private string _jobJson = null!;
+    private ExecutionDocument _document = null!;
+    private byte[] _documentBytes = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _job = new Job(Guid.NewGuid(), "extract-invoice-lines", 1, "default", 5, null, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+        _jobJson = JobCodec.Serialize(_job);
+        var plan = ExecutionPlan.Create(Workloads.Layered("doc", 50, 7));
+        var now = DateTimeOffset.UtcNow;
+        var state = new ExecutionState(new NewExecution(Guid.NewGuid(), plan, JsonSerializer.SerializeToElement(new { invoice = 42 }), null, null), now);
+        var ready = new Queue<Job>(state.Start(now).Jobs);
+        // Half the nodes finished with a small output: a document in mid-run.
+        for (var done = 0; done < 25 && ready.Count > 0; done++)
+        {
+            var leased = new LeasedJob(ready.Dequeue(), Guid.NewGuid(), 1, now);
+            state.TryStart(new StartNodeRequest(leased, "worker-1", TimeSpan.FromSeconds(30), 3), now, static (_, _) => TimeSpan.Zero);
+            var result = state.Complete(new CompleteNodeRequest { Run = leased, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = now, Output = JsonSerializer.SerializeToElement(new { ok = true, n = done }) }, now);
+            foreach (var job in result.Transition.Jobs)
+            {
+                ready.Enqueue(job);
+            }
+        }
+
+        _document = state.ToDocument();
+        _documentBytes = JsonSerializer.SerializeToUtf8Bytes(_document, ExecutionDocumentContext.Default.ExecutionDocument);
+    }
+
+    [Benchmark(Description = "job: serialize")]
+    public string SerializeJob() => JobCodec.Serialize(_job);
+
+    [Benchmark(Description = "job: parse")]
+    public Job? ParseJob() => JobCodec.TryParse(_jobJson);
+
+    [Benchmark(Description = "50-node execution document: serialize")]
+    public byte[] SerializeDocument() => JsonSerializer.SerializeToUtf8Bytes(_document, ExecutionDocumentContext.Default.ExecutionDocument);
+
+    [Benchmark(Description = "50-node execution document: parse")]
+    public int ParseDocument() => JsonSerializer.Deserialize(_documentBytes, ExecutionDocumentContext.Default.ExecutionDocument)!.Done;
+}
+
+/// <summary>
+/// Round trips against a real redis-server on 127.0.0.1: the completion script (complete, enqueue the child, ack: one
+/// EVALSHA) of a started node whose child becomes ready; and one claim of a batch of 64.
+/// </summary>
+[MemoryDiagnoser]
+public class RedisBenchmarks
+{
+    private const int Batch = 200;
+    private LocalRedis _redis = null!;
+    private IConnectionMultiplexer _connection = null!;
+    private IHost _host = null!;
+    private IStateStore _store = null!;
+    private IJobQueue _queue = null!;
+    private ExecutionPlan _plan = null!;
+    private readonly List<LeasedJob> _started = [];
+
+    [GlobalSetup]
+    public async Task Setup()
+    {
+        _redis = LocalRedis.Start();
+        _connection = await Servers.ConnectRedisAsync(_redis.ConnectionString);
+        (_host, _store, _queue, _plan) = await Servers.StartStoreAsync(nova =>
+        {
+            nova.Services.AddSingleton(_connection);
+            nova.UseRedis();
+        });
+    }
+
+    [IterationSetup(Target = nameof(Complete))]
+    public void StartNodes() => Servers.StartNodesAsync(_store, _queue, _plan, Batch, _started).GetAwaiter().GetResult();
+
+    [Benchmark(OperationsPerInvoke = Batch, Description = "Redis: completion script round trip (complete + enqueue child + ack)")]
+    public async Task Complete() => await Servers.CompleteAllAsync(_store, _started);
+
+    [IterationSetup(Target = nameof(Claim64))]
+    public void Fill() => Servers.FillAsync(_queue, 64 * 20).GetAwaiter().GetResult();
+
+    [Benchmark(OperationsPerInvoke = 20, Description = "Redis: claim of 64 jobs")]
+    public async Task Claim64() => await Servers.ClaimAsync(_queue, 20);
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _host.Dispose();
+        _connection.Dispose();
+        _redis.Dispose();
+    }
+}
+
+/// <summary>
+/// Statements against a real PostgreSQL (fsync on) on 127.0.0.1: the claim of 64 jobs with 100,000 queued, and the
+/// completion transaction (lock, state write, history, child insert, ack, commit) of a started node.
+/// </summary>
+[MemoryDiagnoser]
+public class PostgresBenchmarks
+{
+    private const int Batch = 100;
+    private LocalPostgres _postgres = null!;
+    private NpgsqlDataSource _dataSource = null!;
+    private IHost _host = null!;
+    private IStateStore _store = null!;
+    private IJobQueue _queue = null!;
+    private ExecutionPlan _plan = null!;
+    private readonly List<LeasedJob> _started = [];
+
+    [GlobalSetup]
+    public async Task Setup()
+    {
+        _postgres = await LocalPostgres.StartAsync();
+        _dataSource = await Servers.OpenPostgresAsync(_postgres.ConnectionString);
+        (_host, _store, _queue, _plan) = await Servers.StartStoreAsync(nova =>
+        {
+            nova.Services.AddSingleton(_dataSource);
+            nova.UsePostgres();
+        });
+        await Servers.FillAsync(_queue, 100_000, "backlog");
+        await using var analyze = _dataSource.CreateCommand("ANALYZE nova.jobs");
+        await analyze.ExecuteNonQueryAsync();
+    }
+
+    [IterationSetup(Target = nameof(Claim64))]
+    public void ReleaseBacklog()
+    {
+        using var release = _dataSource.CreateCommand("UPDATE nova.jobs SET lease_token = NULL, lease_expires = NULL WHERE queue = 'backlog' AND lease_token IS NOT NULL");
+        release.ExecuteNonQuery();
+    }
+
+    [Benchmark(OperationsPerInvoke = 20, Description = "PostgreSQL: claim of 64 jobs, 100,000 queued")]
+    public async Task Claim64() => await Servers.ClaimAsync(_queue, 20, "backlog");
+
+    [IterationSetup(Target = nameof(Complete))]
+    public void StartNodes() => Servers.StartNodesAsync(_store, _queue, _plan, Batch, _started).GetAwaiter().GetResult();
+
+    [Benchmark(OperationsPerInvoke = Batch, Description = "PostgreSQL: completion transaction (lock, write, history, child, ack, commit)")]
+    public async Task Complete() => await Servers.CompleteAllAsync(_store, _started);
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _host.Dispose();
+        _dataSource.Dispose();
+        _postgres.Dispose();
+    }
+}
+
+/// <summary>Server plumbing shared by the storage micro-benchmarks.</summary>
+internal static class Servers
+{
+    public static async Task<IConnectionMultiplexer> ConnectRedisAsync(string connectionString)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await ConnectionMultiplexer.ConnectAsync(connectionString);
+            }
+            catch (RedisConnectionException) when (attempt < 100)
+            {
+                await Task.Delay(100);
+            }
+        }
+    }
+
+    public static async Task<NpgsqlDataSource> OpenPostgresAsync(string connectionString)
+    {
+        var dataSource = NpgsqlDataSource.Create(connectionString);
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                await using var command = dataSource.CreateCommand("SELECT 1");
+                await command.ExecuteScalarAsync();
+                return dataSource;
+            }
+            catch (NpgsqlException) when (attempt < 100)
+            {
+                await Task.Delay(100);
+            }
+        }
+    }
+
+    /// <summary>A host with the store and queue of <paramref name="configure"/> and no worker: the benchmark drives them.</summary>
+    public static async Task<(IHost, IStateStore, IJobQueue, ExecutionPlan)> StartStoreAsync(Action<NovaWorkflowBuilder> configure)
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddLogging(l => l.SetMinimumLevel(LogLevel.Error));
+        var definition = new WorkflowBuilder("pair").Node("a", "noop").Node("b", "noop", n => n.DependsOn("a")).Build();
+        builder.Services.AddNovaWorkflows(nova =>
+        {
+            configure(nova);
+            nova.AddHandler("noop", (_, _) => ValueTask.FromResult<JsonElement?>(null));
+            nova.AddWorkflow(definition);
+        });
+        var host = builder.Build();
+        await host.StartAsync();
+        return (host, host.Services.GetRequiredService<IStateStore>(), host.Services.GetRequiredService<IJobQueue>(), ExecutionPlan.Create(definition));
+    }
+
+    /// <summary>Creates <paramref name="count"/> two-node executions and leases and starts their first node.</summary>
+    public static async Task StartNodesAsync(IStateStore store, IJobQueue queue, ExecutionPlan plan, int count, List<LeasedJob> into)
+    {
+        into.Clear();
+        var input = JsonSerializer.SerializeToElement(1);
+        for (var i = 0; i < count; i++)
+        {
+            var created = await store.CreateExecutionAsync(new NewExecution(Guid.CreateVersion7(), plan, input, null, null));
+            if (!created.Transition.JobsEnqueued)
+            {
+                await queue.EnqueueAsync(created.Transition.Jobs);
+            }
+        }
+
+        while (into.Count < count)
+        {
+            foreach (var job in await queue.DequeueAsync([WorkflowDefinition.DefaultQueue], 64, TimeSpan.FromMinutes(5)))
+            {
+                var start = await store.TryStartNodeAsync(new StartNodeRequest(job, "bench", TimeSpan.FromMinutes(5), 3));
+                if (start.Outcome == StartOutcome.Started)
+                {
+                    into.Add(job);
+                }
+            }
+        }
+    }
+
+    public static async Task CompleteAllAsync(IStateStore store, List<LeasedJob> started)
+    {
+        foreach (var run in started)
+        {
+            var result = await store.CompleteNodeAsync(new CompleteNodeRequest { Run = run, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow });
+            if (!result.Accepted)
+            {
+                throw new InvalidOperationException("Completion rejected.");
+            }
+        }
+    }
+
+    public static async Task FillAsync(IJobQueue queue, int count, string name = WorkflowDefinition.DefaultQueue)
+    {
+        var execution = Guid.CreateVersion7();
+        for (var start = 0; start < count; start += 1000)
+        {
+            await queue.EnqueueAsync([.. Enumerable.Range(start, Math.Min(1000, count - start)).Select(i => new Job(execution, $"n{i}", 1, name, i % 10))]);
+        }
+    }
+
+    public static async Task ClaimAsync(IJobQueue queue, int claims, string name = WorkflowDefinition.DefaultQueue)
+    {
+        for (var i = 0; i < claims; i++)
+        {
+            var claimed = await queue.DequeueAsync([name], 64, TimeSpan.FromMinutes(5));
+            if (claimed.Count != 64)
+            {
+                throw new InvalidOperationException($"Claimed {claimed.Count} of 64.");
+            }
+        }
+    }
+}
+
+/// <summary>Workflow shapes shared by the benchmarks.</summary>
+internal static class Workloads
+{
+    /// <summary>A 10-node diamond-rich DAG (the shape of the sample report workflow).</summary>
+    public static WorkflowDefinition TenNode(string name = "ten") => new WorkflowBuilder(name)
+        .Node("n0", "noop")
+        .Node("n1", "noop", n => n.DependsOn("n0")).Node("n2", "noop", n => n.DependsOn("n0")).Node("n3", "noop", n => n.DependsOn("n0"))
+        .Node("n4", "noop", n => n.DependsOn("n1", "n2")).Node("n5", "noop", n => n.DependsOn("n2", "n3")).Node("n6", "noop", n => n.DependsOn("n3"))
+        .Node("n7", "noop", n => n.DependsOn("n4")).Node("n8", "noop", n => n.DependsOn("n5", "n6"))
+        .Node("n9", "noop", n => n.DependsOn("n7", "n8"))
+        .Build();
+
+    /// <summary>A random layered DAG: <paramref name="nodes"/> nodes in layers, each depending on 1–3 nodes of the layer before.</summary>
+    public static WorkflowDefinition Layered(string name, int nodes, int seed)
+    {
+        var random = new Random(seed);
+        var builder = new WorkflowBuilder(name);
+        var layers = Math.Max(2, (int)Math.Round(Math.Sqrt(nodes)));
+        var previous = new List<string>();
+        var made = 0;
+        for (var layer = 0; layer < layers && made < nodes; layer++)
+        {
+            var width = layer == layers - 1 ? nodes - made : Math.Max(1, Math.Min(nodes - made, (nodes / layers) + random.Next(-2, 3)));
+            var current = new List<string>();
+            for (var k = 0; k < width; k++, made++)
+            {
+                var id = $"l{layer}n{k}";
+                var parents = previous.Count == 0 ? [] : previous.OrderBy(_ => random.Next()).Take(random.Next(1, Math.Min(3, previous.Count) + 1)).ToArray();
+                builder.Node(id, "noop", n => n.DependsOn(parents));
+                current.Add(id);
+            }
+
+            previous = current;
+        }
+
+        return builder.Build();
+    }
+}
