@@ -109,26 +109,38 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         return true;
     }
 
-    /// <summary>Adds the insert of a job already leased (an eagerly started child) to a batch.</summary>
-    internal void AddLeased(NpgsqlBatch batch, LeasedJob job)
+    /// <summary>Adds the insert of jobs already leased (eagerly started children) to a batch.</summary>
+    internal void AddLeased(NpgsqlBatch batch, IReadOnlyList<LeasedJob> jobs)
     {
+        if (jobs.Count == 0)
+        {
+            return;
+        }
+
         var insert = new NpgsqlBatchCommand(
-            $"INSERT INTO {_s}.jobs (id, queue, priority, not_before, payload, lease_token, lease_expires, deliveries) VALUES ($1, $2, $3, now(), $4, $5, $6, 1) ON CONFLICT (id) DO NOTHING");
-        insert.Parameters.AddWithValue(JobId(job.Job));
-        insert.Parameters.AddWithValue(job.Job.Queue);
-        insert.Parameters.AddWithValue((short)job.Job.Priority);
-        insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Jsonb, Value = JobCodec.Serialize(job.Job) });
-        insert.Parameters.AddWithValue(job.LeaseToken);
-        insert.Parameters.AddWithValue(job.LeaseExpiresAt);
+            $"INSERT INTO {_s}.jobs (id, queue, priority, not_before, payload, lease_token, lease_expires, deliveries) " +
+            "SELECT id, queue, priority, now(), payload, token, expires, 1 FROM unnest($1::text[], $2::text[], $3::smallint[], $4::jsonb[], $5::uuid[], $6::timestamptz[]) AS t(id, queue, priority, payload, token, expires) " +
+            "ON CONFLICT (id) DO NOTHING");
+        insert.Parameters.AddWithValue(jobs.Select(j => JobId(j.Job)).ToArray());
+        insert.Parameters.AddWithValue(jobs.Select(j => j.Job.Queue).ToArray());
+        insert.Parameters.AddWithValue(jobs.Select(j => (short)j.Job.Priority).ToArray());
+        insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb, Value = jobs.Select(j => JobCodec.Serialize(j.Job)).ToArray() });
+        insert.Parameters.AddWithValue(jobs.Select(j => j.LeaseToken).ToArray());
+        insert.Parameters.AddWithValue(jobs.Select(j => j.LeaseExpiresAt).ToArray());
         batch.BatchCommands.Add(insert);
     }
 
-    /// <summary>Adds the fenced delete of a finished job to a batch.</summary>
-    internal void AddAck(NpgsqlBatch batch, LeasedJob job)
+    /// <summary>Adds the fenced delete of finished jobs to a batch.</summary>
+    internal void AddAcks(NpgsqlBatch batch, IReadOnlyList<LeasedJob> jobs)
     {
-        var ack = new NpgsqlBatchCommand($"DELETE FROM {_s}.jobs WHERE id = $1 AND lease_token = $2");
-        ack.Parameters.AddWithValue(JobId(job.Job));
-        ack.Parameters.AddWithValue(job.LeaseToken);
+        if (jobs.Count == 0)
+        {
+            return;
+        }
+
+        var ack = new NpgsqlBatchCommand($"DELETE FROM {_s}.jobs j USING unnest($1::text[], $2::uuid[]) AS u(id, token) WHERE j.id = u.id AND j.lease_token = u.token");
+        ack.Parameters.AddWithValue(jobs.Select(j => JobId(j.Job)).ToArray());
+        ack.Parameters.AddWithValue(jobs.Select(j => j.LeaseToken).ToArray());
         batch.BatchCommands.Add(ack);
     }
 
@@ -144,55 +156,76 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
                 break;
             }
 
-            await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var batch = new NpgsqlBatch(connection);
-            var reclaim = new NpgsqlBatchCommand($"UPDATE {_s}.jobs SET lease_token = NULL, lease_expires = NULL WHERE queue = $1 AND lease_token IS NOT NULL AND lease_expires <= now()");
-            reclaim.Parameters.AddWithValue(queue);
-            var claim = new NpgsqlBatchCommand(
-                $"WITH takes AS (SELECT count(*) FILTER (WHERE nextval('{_s}.take_seq') % {InMemoryJobQueue.FairnessInterval} = 0) AS fair FROM generate_series(1, $2)), " +
-                $"fair AS (SELECT id FROM {_s}.jobs WHERE queue = $1 AND lease_token IS NULL AND not_before <= now() ORDER BY seq LIMIT (SELECT fair FROM takes) FOR UPDATE SKIP LOCKED), " +
-                $"prio AS (SELECT id FROM {_s}.jobs WHERE queue = $1 AND lease_token IS NULL AND not_before <= now() AND id NOT IN (SELECT id FROM fair) ORDER BY priority DESC, seq LIMIT $2 - (SELECT count(*) FROM fair) FOR UPDATE SKIP LOCKED) " +
-                $"UPDATE {_s}.jobs j SET lease_token = gen_random_uuid(), lease_expires = now() + $3 * interval '1 millisecond', deliveries = j.deliveries + 1 " +
-                // ANY(ARRAY(...)) keeps the update on the primary key; a join on the CTEs planned a full scan.
-                "WHERE j.id = ANY(ARRAY(SELECT id FROM fair UNION ALL SELECT id FROM prio)) " +
-                "RETURNING j.id, j.payload::text, j.lease_token, j.deliveries, j.lease_expires, j.priority, j.seq");
-            claim.Parameters.AddWithValue(queue);
-            claim.Parameters.AddWithValue(want);
-            claim.Parameters.AddWithValue(lease.TotalMilliseconds);
-            batch.BatchCommands.Add(reclaim);
-            batch.BatchCommands.Add(claim);
-            var poison = new List<(string Id, Guid Token, string Payload)>();
-            var claimed = new List<(LeasedJob Job, short Priority, long Seq)>();
-            await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            List<Unreadable> poison;
+            await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
             {
-                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                {
-                    var id = reader.GetString(0);
-                    var payload = reader.GetString(1);
-                    var token = reader.GetGuid(2);
-                    if (JobCodec.TryParse(payload) is { } job)
-                    {
-                        claimed.Add((new LeasedJob(job, token, reader.GetInt32(3), reader.GetFieldValue<DateTimeOffset>(4)), reader.GetInt16(5), reader.GetInt64(6)));
-                    }
-                    else
-                    {
-                        poison.Add((id, token, payload));
-                    }
-                }
+                poison = await ClaimAsync(connection, null, queue, want, lease, result, cancellationToken).ConfigureAwait(false);
             }
 
-            // RETURNING comes back in storage order: hand the batch out highest priority first, oldest first within.
-            result.AddRange(claimed.OrderByDescending(c => c.Priority).ThenBy(c => c.Seq).Select(c => c.Job));
-
-            foreach (var (id, token, payload) in poison)
-            {
-                // A job nobody can read goes to the dead letters; it never reaches (or stalls) a worker.
-                var entry = JobCodec.Unreadable(queue, payload, _time.GetUtcNow());
-                await DeadLetterAsync(entry, id, token, cancellationToken).ConfigureAwait(false);
-            }
+            await DeadLetterAsync(poison, cancellationToken).ConfigureAwait(false);
         }
 
         return result;
+    }
+
+    /// <summary>A claimed row nobody can read.</summary>
+    internal readonly record struct Unreadable(string Queue, string Id, Guid Token, string Payload);
+
+    /// <summary>
+    /// Leases up to <paramref name="want"/> ready jobs of <paramref name="queue"/> (taking lapsed leases back first) into
+    /// <paramref name="into"/>, highest priority first; returns the claimed rows that are not jobs, for <see cref="DeadLetterAsync(IReadOnlyList{Unreadable}, CancellationToken)"/>
+    /// once the claim is committed.
+    /// </summary>
+    internal async Task<List<Unreadable>> ClaimAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string queue, int want, TimeSpan lease, List<LeasedJob> into, CancellationToken cancellationToken)
+    {
+        await using var batch = new NpgsqlBatch(connection, transaction);
+        var reclaim = new NpgsqlBatchCommand($"UPDATE {_s}.jobs SET lease_token = NULL, lease_expires = NULL WHERE queue = $1 AND lease_token IS NOT NULL AND lease_expires <= now()");
+        reclaim.Parameters.AddWithValue(queue);
+        var claim = new NpgsqlBatchCommand(
+            $"WITH takes AS (SELECT count(*) FILTER (WHERE nextval('{_s}.take_seq') % {InMemoryJobQueue.FairnessInterval} = 0) AS fair FROM generate_series(1, $2)), " +
+            $"fair AS (SELECT id FROM {_s}.jobs WHERE queue = $1 AND lease_token IS NULL AND not_before <= now() ORDER BY seq LIMIT (SELECT fair FROM takes) FOR UPDATE SKIP LOCKED), " +
+            $"prio AS (SELECT id FROM {_s}.jobs WHERE queue = $1 AND lease_token IS NULL AND not_before <= now() AND id NOT IN (SELECT id FROM fair) ORDER BY priority DESC, seq LIMIT $2 - (SELECT count(*) FROM fair) FOR UPDATE SKIP LOCKED) " +
+            $"UPDATE {_s}.jobs j SET lease_token = gen_random_uuid(), lease_expires = now() + $3 * interval '1 millisecond', deliveries = j.deliveries + 1 " +
+            // ANY(ARRAY(...)) keeps the update on the primary key; a join on the CTEs planned a full scan.
+            "WHERE j.id = ANY(ARRAY(SELECT id FROM fair UNION ALL SELECT id FROM prio)) " +
+            "RETURNING j.id, j.payload::text, j.lease_token, j.deliveries, j.lease_expires, j.priority, j.seq");
+        claim.Parameters.AddWithValue(queue);
+        claim.Parameters.AddWithValue(want);
+        claim.Parameters.AddWithValue(lease.TotalMilliseconds);
+        batch.BatchCommands.Add(reclaim);
+        batch.BatchCommands.Add(claim);
+        var poison = new List<Unreadable>();
+        var claimed = new List<(LeasedJob Job, short Priority, long Seq)>();
+        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var id = reader.GetString(0);
+                var payload = reader.GetString(1);
+                var token = reader.GetGuid(2);
+                if (JobCodec.TryParse(payload) is { } job)
+                {
+                    claimed.Add((new LeasedJob(job, token, reader.GetInt32(3), reader.GetFieldValue<DateTimeOffset>(4)), reader.GetInt16(5), reader.GetInt64(6)));
+                }
+                else
+                {
+                    poison.Add(new Unreadable(queue, id, token, payload));
+                }
+            }
+        }
+
+        // RETURNING comes back in storage order: hand the batch out highest priority first, oldest first within.
+        into.AddRange(claimed.OrderByDescending(c => c.Priority).ThenBy(c => c.Seq).Select(c => c.Job));
+        return poison;
+    }
+
+    /// <summary>A job nobody can read goes to the dead letters; it never reaches (or stalls) a worker.</summary>
+    internal async Task DeadLetterAsync(IReadOnlyList<Unreadable> poison, CancellationToken cancellationToken)
+    {
+        foreach (var p in poison)
+        {
+            await DeadLetterAsync(JobCodec.Unreadable(p.Queue, p.Payload, _time.GetUtcNow()), p.Id, p.Token, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     public async ValueTask WaitAsync(IReadOnlyList<string> queues, TimeSpan timeout, CancellationToken cancellationToken = default)

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Nova.Workflow.Hosting;
@@ -13,13 +14,14 @@ namespace Nova.Workflow.Postgres;
 /// the queue is PostgreSQL too — insert the ready jobs and ack the finished one, then commit. Leases use
 /// the database clock (<c>now()</c>).
 /// </summary>
-internal sealed class PostgresStateStore : IStateStore
+internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore
 {
     private readonly NpgsqlDataSource _dataSource;
     private readonly WorkflowRegistry _registry;
     private readonly NovaWorkflowOptions _options;
     private readonly PostgresJobQueue? _queue;
     private readonly string _s;
+    private readonly ConcurrentDictionary<Guid, CompletionGroup> _completing = new();
 
     public PostgresStateStore(NpgsqlDataSource dataSource, IOptions<PostgresProviderOptions> providerOptions, IOptions<NovaWorkflowOptions> options, WorkflowRegistry registry, IJobQueue queue)
     {
@@ -77,7 +79,7 @@ internal sealed class PostgresStateStore : IStateStore
             }
         }
 
-        transition = await WriteJobsAsync(connection, transaction, transition, null, cancellationToken).ConfigureAwait(false);
+        transition = await WriteJobsAsync(connection, transaction, transition, cancellationToken).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         if (transition.JobsEnqueued)
         {
@@ -114,8 +116,72 @@ internal sealed class PostgresStateStore : IStateStore
         }
 
         // Started, paused, rate limited after a takeover, or worker lost: persist whatever changed.
-        var transition = await SaveAsync(scope, result.Transition, null, cancellationToken).ConfigureAwait(false);
+        var transition = await SaveAsync(scope, result.Transition, cancellationToken).ConfigureAwait(false);
         return result with { Transition = transition };
+    }
+
+    public bool CanClaim => _queue is not null;
+
+    public async ValueTask<IReadOnlyList<(LeasedJob Job, StartNodeResult? Start)>> ClaimAndStartAsync(string queue, int maxCount, ContinuationOffer worker, CancellationToken cancellationToken)
+    {
+        var claimed = new List<LeasedJob>();
+        var result = new List<(LeasedJob, StartNodeResult?)>();
+        List<PostgresJobQueue.Unreadable> poison;
+        await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            poison = await _queue!.ClaimAsync(connection, transaction, queue, maxCount, worker.Lease, claimed, cancellationToken).ConfigureAwait(false);
+            if (claimed.Count > 0)
+            {
+                // Executions are locked in id order, as every multi-row locker here does, so two claimers cannot deadlock.
+                var states = new Dictionary<Guid, (ExecutionState State, DateTimeOffset Now)>();
+                await using (var select = new NpgsqlCommand(
+                    $"WITH locked AS (SELECT id, workflow, version, state FROM {_s}.executions WHERE id = ANY($1) ORDER BY id FOR UPDATE) SELECT id, workflow, version, state, clock_timestamp() FROM locked",
+                    connection,
+                    transaction))
+                {
+                    select.Parameters.AddWithValue(claimed.Select(j => j.Job.ExecutionId).Distinct().ToArray());
+                    await using var reader = await select.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        states[reader.GetGuid(0)] = (Restore(reader.GetString(1), reader.GetInt32(2), reader.GetFieldValue<byte[]>(3)), reader.GetFieldValue<DateTimeOffset>(4));
+                    }
+                }
+
+                var changed = new HashSet<ExecutionState>();
+                foreach (var job in claimed)
+                {
+                    StartNodeResult? start = null;
+                    if (states.TryGetValue(job.Job.ExecutionId, out var entry) && entry.State.StartsPlainly(job.Job))
+                    {
+                        start = entry.State.TryStart(new StartNodeRequest(job, worker.WorkerId, worker.Lease, worker.MaxWorkerLosses), entry.Now, static (_, _) => TimeSpan.FromTicks(1));
+                        if (start.Outcome == StartOutcome.Started)
+                        {
+                            changed.Add(entry.State);
+                        }
+                        else
+                        {
+                            start = null;
+                        }
+                    }
+
+                    result.Add((job, start));
+                }
+
+                if (changed.Count > 0)
+                {
+                    await using var update = new NpgsqlCommand($"UPDATE {_s}.executions e SET state = u.state FROM unnest($1::uuid[], $2::bytea[]) AS u(id, state) WHERE e.id = u.id", connection, transaction);
+                    update.Parameters.AddWithValue(changed.Select(c => c.Id).ToArray());
+                    update.Parameters.AddWithValue(changed.Select(c => JsonSerializer.SerializeToUtf8Bytes(c.ToDocument(), ExecutionDocumentContext.Default.ExecutionDocument)).ToArray());
+                    await update.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await _queue.DeadLetterAsync(poison, cancellationToken).ConfigureAwait(false);
+        return result;
     }
 
     public async ValueTask<IReadOnlyList<bool>> HeartbeatAsync(IReadOnlyList<LeasedJob> runs, TimeSpan lease, CancellationToken cancellationToken = default)
@@ -139,35 +205,128 @@ internal sealed class PostgresStateStore : IStateStore
 
             if (any)
             {
-                await SaveAsync(scope, StoreTransition.None, null, cancellationToken).ConfigureAwait(false);
+                await SaveAsync(scope, StoreTransition.None, cancellationToken).ConfigureAwait(false);
             }
         })).ConfigureAwait(false);
         return owned;
     }
 
+    /// <summary>
+    /// Completions of one execution that arrive while one of them holds its row lock are combined: the holder applies
+    /// every waiting completion in its next transaction (one lock, one document write, one commit for all of them).
+    /// Concurrent completions of one execution otherwise serialise on its row lock one full document rewrite at a
+    /// time, which is what made a 1,000-wide fan-out slow.
+    /// </summary>
     public async ValueTask<CompleteNodeResult> CompleteNodeAsync(CompleteNodeRequest request, CancellationToken cancellationToken = default)
     {
-        await using var scope = await LockAsync(request.Run.Job.ExecutionId, cancellationToken).ConfigureAwait(false);
+        ArgumentNullException.ThrowIfNull(request);
+        var id = request.Run.Job.ExecutionId;
+        var pending = new PendingCompletion(request);
+        var group = _completing.GetOrAdd(id, static _ => new CompletionGroup());
+        bool lead;
+        lock (group)
+        {
+            group.Pending.Add(pending);
+            lead = !group.Flushing;
+            group.Flushing = true;
+        }
+
+        if (lead)
+        {
+            await FlushAsync(id, group).ConfigureAwait(false);
+        }
+
+        return await pending.Result.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>Applies the group's waiting completions, a transaction per round, until none waits.</summary>
+    private async Task FlushAsync(Guid id, CompletionGroup group)
+    {
+        while (true)
+        {
+            PendingCompletion[] round;
+            lock (group)
+            {
+                if (group.Pending.Count == 0)
+                {
+                    group.Flushing = false;
+                    _completing.TryRemove(new KeyValuePair<Guid, CompletionGroup>(id, group));
+                    return;
+                }
+
+                round = [.. group.Pending];
+                group.Pending.Clear();
+            }
+
+            try
+            {
+                await CompleteRoundAsync(id, round).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                foreach (var p in round)
+                {
+                    p.Result.TrySetException(ex);
+                }
+            }
+        }
+    }
+
+    private async Task CompleteRoundAsync(Guid id, PendingCompletion[] round)
+    {
+        // Completions are fenced by their run tokens and time: they never wait on the caller's token once queued.
+        await using var scope = await LockAsync(id, CancellationToken.None).ConfigureAwait(false);
         if (scope is null)
         {
-            return CompleteNodeResult.Rejected;
+            foreach (var p in round)
+            {
+                p.Result.TrySetResult(CompleteNodeResult.Rejected);
+            }
+
+            return;
         }
 
-        var result = scope.State.Complete(request, scope.Now);
-        if (!result.Accepted)
+        var results = new CompleteNodeResult[round.Length];
+        var jobs = new List<Job>();
+        var events = new List<WorkflowEvent>();
+        var acks = new List<LeasedJob>();
+        var started = new List<LeasedJob>();
+        for (var k = 0; k < round.Length; k++)
         {
-            return result;
+            var request = round[k].Request;
+            var result = scope.State.Complete(request, scope.Now);
+            if (!result.Accepted || _queue is null)
+            {
+                results[k] = result;
+            }
+            else
+            {
+                // Same database for queue and state: ready children, the ack and an eagerly started child commit together.
+                var (transition, next) = scope.State.TryContinue(request, result.Transition, scope.Now);
+                results[k] = new CompleteNodeResult(true, transition with { JobsEnqueued = true }, true) { Next = next };
+                acks.Add(request.Run);
+                if (next is not null)
+                {
+                    started.Add(next.Job);
+                }
+            }
+
+            if (results[k].Accepted)
+            {
+                jobs.AddRange(results[k].Transition.Jobs);
+                events.AddRange(results[k].Transition.Events);
+            }
         }
 
-        if (_queue is null)
+        if (Array.Exists(results, r => r.Accepted))
         {
-            return new CompleteNodeResult(true, await SaveAsync(scope, result.Transition, null, cancellationToken).ConfigureAwait(false));
+            await SaveAsync(scope, new StoreTransition(jobs, events), acks, started, CancellationToken.None).ConfigureAwait(false);
         }
 
-        // Same database for queue and state: ready children, the ack and an eagerly started child commit together.
-        var (transition, next) = scope.State.TryContinue(request, result.Transition, scope.Now);
-        transition = await SaveAsync(scope, transition, request.Run, cancellationToken, next?.Job).ConfigureAwait(false);
-        return new CompleteNodeResult(true, transition, true) { Next = next };
+        for (var k = 0; k < round.Length; k++)
+        {
+            round[k].Result.TrySetResult(results[k]);
+        }
     }
 
     public async ValueTask<bool> ReleaseNodeAsync(LeasedJob run, CancellationToken cancellationToken = default)
@@ -178,7 +337,7 @@ internal sealed class PostgresStateStore : IStateStore
             return false;
         }
 
-        await SaveAsync(scope, StoreTransition.None, null, cancellationToken).ConfigureAwait(false);
+        await SaveAsync(scope, StoreTransition.None, cancellationToken).ConfigureAwait(false);
         return true;
     }
 
@@ -295,7 +454,7 @@ internal sealed class PostgresStateStore : IStateStore
     {
         await using var scope = await LockAsync(executionId, cancellationToken).ConfigureAwait(false) ?? throw new ExecutionNotFoundException(executionId);
         var transition = apply(scope.State, scope.Now);
-        return await SaveAsync(scope, transition, null, cancellationToken).ConfigureAwait(false);
+        return await SaveAsync(scope, transition, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Opens a transaction holding the execution's row lock; null when there is no such execution.</summary>
@@ -338,7 +497,10 @@ internal sealed class PostgresStateStore : IStateStore
     }
 
     /// <summary>Writes the execution back with its new history (and, fused, its ready jobs and the ack) and commits.</summary>
-    private async Task<StoreTransition> SaveAsync(Scope scope, StoreTransition transition, LeasedJob? ack, CancellationToken cancellationToken, LeasedJob? started = null)
+    private Task<StoreTransition> SaveAsync(Scope scope, StoreTransition transition, CancellationToken cancellationToken) =>
+        SaveAsync(scope, transition, [], [], cancellationToken);
+
+    private async Task<StoreTransition> SaveAsync(Scope scope, StoreTransition transition, IReadOnlyList<LeasedJob> acks, IReadOnlyList<LeasedJob> started, CancellationToken cancellationToken)
     {
         var state = scope.State;
         var batch = new NpgsqlBatch(scope.Connection, scope.Transaction);
@@ -372,15 +534,8 @@ internal sealed class PostgresStateStore : IStateStore
         if (_queue is not null)
         {
             enqueued = _queue.AddEnqueue(batch, transition.Jobs);
-            if (ack is not null)
-            {
-                _queue.AddAck(batch, ack);
-            }
-
-            if (started is not null)
-            {
-                _queue.AddLeased(batch, started);
-            }
+            _queue.AddAcks(batch, acks);
+            _queue.AddLeased(batch, started);
         }
 
         await using (batch)
@@ -397,7 +552,7 @@ internal sealed class PostgresStateStore : IStateStore
         return enqueued ? transition with { JobsEnqueued = true } : transition;
     }
 
-    private async Task<StoreTransition> WriteJobsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, StoreTransition transition, LeasedJob? ack, CancellationToken cancellationToken)
+    private async Task<StoreTransition> WriteJobsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, StoreTransition transition, CancellationToken cancellationToken)
     {
         if (_queue is null)
         {
@@ -405,18 +560,13 @@ internal sealed class PostgresStateStore : IStateStore
         }
 
         await using var batch = new NpgsqlBatch(connection, transaction);
-        var enqueued = _queue.AddEnqueue(batch, transition.Jobs);
-        if (ack is not null)
+        if (!_queue.AddEnqueue(batch, transition.Jobs))
         {
-            _queue.AddAck(batch, ack);
+            return transition;
         }
 
-        if (batch.BatchCommands.Count > 0)
-        {
-            await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
-
-        return enqueued ? transition with { JobsEnqueued = true } : transition;
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        return transition with { JobsEnqueued = true };
     }
 
     private async Task<TimeSpan> AcquireRateAsync(Scope scope, RateLimit rate, string handler, CancellationToken cancellationToken)
@@ -487,6 +637,19 @@ internal sealed class PostgresStateStore : IStateStore
         ErrorType = reader.IsDBNull(o + 7) ? null : reader.GetString(o + 7),
         ErrorMessage = reader.IsDBNull(o + 8) ? null : reader.GetString(o + 8),
     };
+
+    /// <summary>Completions of one execution waiting for the transaction in flight.</summary>
+    private sealed class CompletionGroup
+    {
+        public List<PendingCompletion> Pending { get; } = [];
+        public bool Flushing { get; set; }
+    }
+
+    private sealed class PendingCompletion(CompleteNodeRequest request)
+    {
+        public CompleteNodeRequest Request { get; } = request;
+        public TaskCompletionSource<CompleteNodeResult> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
 
     /// <summary>A transaction holding one execution's row lock, with the state read under it.</summary>
     private sealed class Scope(NpgsqlConnection connection, NpgsqlTransaction transaction, ExecutionState state, DateTimeOffset now) : IAsyncDisposable

@@ -200,6 +200,36 @@ public abstract partial class ConformanceTests
     }
 
     [Fact]
+    public async Task Claim_and_start_starts_plain_nodes_in_one_step_and_leaves_the_others_to_their_own_start()
+    {
+        var probe = new Probe();
+        var host = await StartAsync(
+            probe,
+            Flow("claimed").Node("plain", "probe").Node("limited", "probe", n => n.RateLimit(5, TimeSpan.FromMinutes(1))).Build(),
+            withWorker: false);
+        if (host.Store is not IClaimingStateStore { CanClaim: true } claimer)
+        {
+            // Providers whose queue lives elsewhere (or in memory) lease with the queue and start each node on its own.
+            return;
+        }
+
+        var id = await host.Client.StartAsync("claimed");
+        var claimed = await claimer.ClaimAndStartAsync(WorkflowDefinition.DefaultQueue, 10, new ContinuationOffer("w1", TimeSpan.FromSeconds(30), 3), CancellationToken.None);
+        Assert.Equal(2, claimed.Count);
+        var plain = claimed.Single(c => c.Job.Job.NodeId == "plain");
+        Assert.Equal(StartOutcome.Started, plain.Start!.Outcome);
+        Assert.Null(claimed.Single(c => c.Job.Job.NodeId == "limited").Start);
+        var snapshot = await host.Client.GetAsync(id);
+        Assert.Equal(NodeStatus.Running, StatusOf(snapshot, "plain"));
+        Assert.Equal(NodeStatus.Queued, StatusOf(snapshot, "limited"));
+
+        // Both are leased: nothing else to claim; the started one is fenced by its lease token like any start.
+        Assert.Empty(await claimer.ClaimAndStartAsync(WorkflowDefinition.DefaultQueue, 10, new ContinuationOffer("w2", TimeSpan.FromSeconds(30), 3), CancellationToken.None));
+        Assert.True((await host.Store.CompleteNodeAsync(new CompleteNodeRequest { Run = plain.Job, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow })).Accepted);
+        Assert.Equal(NodeStatus.Succeeded, StatusOf(await host.Client.GetAsync(id), "plain"));
+    }
+
+    [Fact]
     public async Task A_chain_runs_on_eager_dispatch_end_to_end_and_each_node_runs_once()
     {
         var probe = new Probe();

@@ -37,7 +37,6 @@ internal sealed class NodeRunner
     private readonly ILogger _logger;
     private readonly ErrorClassifier _classifier;
     private readonly ConcurrentDictionary<RetryPolicy, ResiliencePipeline<JsonElement?>> _pipelines = new();
-    private ContinuationOffer? _continuation;
 
     public NodeRunner(
         IStateStore store,
@@ -62,21 +61,26 @@ internal sealed class NodeRunner
         _time = time;
         _logger = loggers.CreateLogger("Nova.Workflow.Worker");
         _classifier = new ErrorClassifier(_options.ErrorClassifier);
+        Offer = new ContinuationOffer(_options.WorkerId, _options.LeaseDuration, _options.MaxWorkerLosses);
     }
+
+    /// <summary>This worker's identity and lease terms, for stores that start nodes for it (eager dispatch, claim-and-start).</summary>
+    internal ContinuationOffer Offer { get; }
 
     /// <summary>Test seam: when set, heartbeats are skipped (a frozen worker).</summary>
     internal bool SuspendHeartbeats { get; set; }
 
     /// <summary>
-    /// Runs a delivered job, then each child the store started for this worker on completion (eager dispatch), until
+    /// Runs a delivered job (starting it unless <paramref name="started"/> says it already is), then each child the store started for this worker on completion (eager dispatch), until
     /// none is offered or <paramref name="stopping"/> is signalled.
     /// </summary>
-    public async Task RunAsync(LeasedJob leased, CancellationToken abort, CancellationToken stopping = default)
+    public async Task RunAsync(LeasedJob leased, CancellationToken abort, CancellationToken stopping = default, StartNodeResult? started = null)
     {
         var job = leased.Job;
         try
         {
-            var start = await _store.TryStartNodeAsync(new StartNodeRequest(leased, _options.WorkerId, _options.LeaseDuration, _options.MaxWorkerLosses), abort).ConfigureAwait(false);
+            // A job claimed and started in one step comes with its start.
+            var start = started ?? await _store.TryStartNodeAsync(new StartNodeRequest(leased, _options.WorkerId, _options.LeaseDuration, _options.MaxWorkerLosses), abort).ConfigureAwait(false);
             switch (start.Outcome)
             {
                 case StartOutcome.Started:
@@ -201,7 +205,7 @@ internal sealed class NodeRunner
         var request = BuildCompletion(leased, plan, index, state, outcome, activity);
         if (_options.EagerDispatch && !stopping.IsCancellationRequested && !abort.IsCancellationRequested)
         {
-            request = request with { Continue = _continuation ??= new ContinuationOffer(_options.WorkerId, _options.LeaseDuration, _options.MaxWorkerLosses) };
+            request = request with { Continue = Offer };
         }
 
         var result = await _store.CompleteNodeAsync(request, CancellationToken.None).ConfigureAwait(false);

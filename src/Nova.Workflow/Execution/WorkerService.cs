@@ -15,6 +15,7 @@ namespace Nova.Workflow.Execution;
 internal sealed class WorkerService : BackgroundService
 {
     private readonly IJobQueue _queue;
+    private readonly IClaimingStateStore? _claimer;
     private readonly NodeRunner _runner;
     private readonly WorkerOptions _worker;
     private readonly NovaWorkflowOptions _options;
@@ -22,9 +23,10 @@ internal sealed class WorkerService : BackgroundService
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _abort = new();
 
-    public WorkerService(IJobQueue queue, NodeRunner runner, WorkerOptions worker, IOptions<NovaWorkflowOptions> options, TimeProvider time, ILoggerFactory loggers)
+    public WorkerService(IJobQueue queue, IStateStore store, NodeRunner runner, WorkerOptions worker, IOptions<NovaWorkflowOptions> options, TimeProvider time, ILoggerFactory loggers)
     {
         _queue = queue;
+        _claimer = store is IClaimingStateStore { CanClaim: true } claimer ? claimer : null;
         _runner = runner;
         _worker = worker;
         _options = options.Value;
@@ -74,16 +76,16 @@ internal sealed class WorkerService : BackgroundService
                     free++;
                 }
 
-                var jobs = await _queue.DequeueAsync(queues, free, _options.LeaseDuration, stoppingToken).ConfigureAwait(false);
+                var jobs = await ClaimAsync(queueName, queues, free, stoppingToken).ConfigureAwait(false);
                 var unused = free - jobs.Count;
                 if (unused > 0)
                 {
                     slots.Release(unused);
                 }
 
-                foreach (var job in jobs)
+                foreach (var (job, start) in jobs)
                 {
-                    _ = RunAndFreeAsync(job, slots, stoppingToken);
+                    _ = RunAndFreeAsync(job, start, slots, stoppingToken);
                 }
 
                 if (jobs.Count == 0)
@@ -116,12 +118,24 @@ internal sealed class WorkerService : BackgroundService
         }
     }
 
-    private async Task RunAndFreeAsync(LeasedJob job, SemaphoreSlim slots, CancellationToken stopping)
+    /// <summary>Leases up to <paramref name="free"/> jobs; a store sharing the queue's database starts their nodes in the same transaction.</summary>
+    private async ValueTask<IReadOnlyList<(LeasedJob Job, StartNodeResult? Start)>> ClaimAsync(string queueName, string[] queues, int free, CancellationToken stoppingToken)
+    {
+        if (_claimer is not null)
+        {
+            return await _claimer.ClaimAndStartAsync(queueName, free, _runner.Offer, stoppingToken).ConfigureAwait(false);
+        }
+
+        var jobs = await _queue.DequeueAsync(queues, free, _options.LeaseDuration, stoppingToken).ConfigureAwait(false);
+        return [.. jobs.Select(j => (j, (StartNodeResult?)null))];
+    }
+
+    private async Task RunAndFreeAsync(LeasedJob job, StartNodeResult? start, SemaphoreSlim slots, CancellationToken stopping)
     {
         try
         {
             await Task.Yield();
-            await _runner.RunAsync(job, _abort.Token, stopping).ConfigureAwait(false);
+            await _runner.RunAsync(job, _abort.Token, stopping, start).ConfigureAwait(false);
         }
         finally
         {

@@ -177,6 +177,13 @@ internal sealed class ExecutionState
         return Started(i, t);
     }
 
+    /// <summary>True when <see cref="TryStart"/> of <paramref name="job"/> can only start it or find it stale, changing nothing else (no takeover, pause or rate limit).</summary>
+    public bool StartsPlainly(Job job)
+    {
+        var i = Plan.IndexOf(job.NodeId);
+        return i >= 0 && Status == ExecutionStatus.Running && Nodes[i].Status == NodeStatus.Queued && Nodes[i].Attempt == job.Attempt && Plan.Nodes[i].RateLimit is null;
+    }
+
     public bool Heartbeat(LeasedJob run, DateTimeOffset now, TimeSpan lease)
     {
         var i = Plan.IndexOf(run.Job.NodeId);

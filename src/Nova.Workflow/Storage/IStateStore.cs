@@ -230,3 +230,21 @@ public sealed record ExecutionQuery
     /// <summary>At most this many. Default 100.</summary>
     public int Limit { get; init; } = 100;
 }
+
+/// <summary>
+/// A state store sharing one database with its queue: it claims jobs and starts their nodes in one transaction
+/// (one commit for a whole batch of starts instead of one per node).
+/// </summary>
+internal interface IClaimingStateStore
+{
+    /// <summary>False when the queue lives elsewhere (mixed providers): use the queue's dequeue and start each node.</summary>
+    bool CanClaim { get; }
+
+    /// <summary>
+    /// Leases up to <paramref name="maxCount"/> jobs of <paramref name="queue"/> and starts the nodes that plainly can start
+    /// (queued, execution running, no rate limit). A job returned with a null start is leased but not started: run it the
+    /// usual way (its start decides what to do with it).
+    /// </summary>
+    ValueTask<IReadOnlyList<(LeasedJob Job, StartNodeResult? Start)>> ClaimAndStartAsync(string queue, int maxCount, ContinuationOffer worker, CancellationToken cancellationToken);
+}
+
