@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Reflection;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Nova.Workflow.Benchmarks.E2E;
 using Nova.Workflow.TestServers;
@@ -18,6 +19,7 @@ internal static class EndToEndRunner
 {
     private static readonly string[] AllStorages = ["inmemory", "redis", "postgres"];
     private static readonly TimeSpan ChildTimeout = TimeSpan.FromMinutes(10);
+    private static readonly List<IDisposable> Running = [];
 
     public static async Task RunAsync(string[] args)
     {
@@ -32,11 +34,17 @@ internal static class EndToEndRunner
         var results = new List<ChildResult>();
         var started = Stopwatch.StartNew();
 
+        // Ctrl+C / SIGTERM: stop the child and the servers this run started, then exit as usual.
+        using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, _ => StopRunning());
+        using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => StopRunning());
+
         foreach (var storage in storages)
         {
             Console.Error.WriteLine($"== {storage}");
             using var redis = storage == "redis" ? LocalRedis.Start() : null;
             using var postgres = storage == "postgres" ? await LocalPostgres.StartAsync() : null;
+            Track(redis);
+            Track(postgres);
             using var redisClient = redis is null ? null : await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
             await using var admin = postgres is null ? null : await OpenPostgresAsync(postgres.ConnectionString);
             if (redisClient is not null)
@@ -69,7 +77,8 @@ internal static class EndToEndRunner
                     connection = new NpgsqlConnectionStringBuilder(postgres!.ConnectionString) { Database = database }.ConnectionString;
                 }
 
-                Console.Error.WriteLine($"-- {engine} on {storage}");
+                env.Load[$"{engine}/{storage}"] = Report.LoadAverage();
+                Console.Error.WriteLine($"-- {engine} on {storage} (load average {env.Load[$"{engine}/{storage}"]})");
                 var result = await RunChildAsync(engine, storage, connection, passThrough);
                 if (result.Error is not null)
                 {
@@ -78,6 +87,9 @@ internal static class EndToEndRunner
 
                 results.Add(result);
             }
+
+            Untrack(redis);
+            Untrack(postgres);
         }
 
         var report = new Report(env, sizes, results, storages, engines, started.Elapsed);
@@ -139,6 +151,8 @@ internal static class EndToEndRunner
         }
 
         using var child = Process.Start(info) ?? throw new InvalidOperationException("The child process did not start.");
+        using var tracked = new ChildGuard(child);
+        Track(tracked);
         var lines = new List<string>();
         var reading = Task.Run(async () =>
         {
@@ -156,9 +170,11 @@ internal static class EndToEndRunner
         catch (OperationCanceledException)
         {
             child.Kill(entireProcessTree: true);
+            Untrack(tracked);
             return new ChildResult { Engine = engine, Storage = storage, Error = $"killed after {ChildTimeout.TotalMinutes:0} min" };
         }
 
+        Untrack(tracked);
         var json = lines.LastOrDefault(l => l.StartsWith('{'));
         foreach (var line in lines.Where(l => l != json))
         {
@@ -168,6 +184,60 @@ internal static class EndToEndRunner
         return json is null
             ? new ChildResult { Engine = engine, Storage = storage, Error = $"no result (exit code {child.ExitCode})" }
             : JsonSerializer.Deserialize<ChildResult>(json)!;
+    }
+
+    private static void Track(IDisposable? item)
+    {
+        if (item is not null)
+        {
+            lock (Running)
+            {
+                Running.Add(item);
+            }
+        }
+    }
+
+    private static void Untrack(IDisposable? item)
+    {
+        if (item is not null)
+        {
+            lock (Running)
+            {
+                Running.Remove(item);
+            }
+        }
+    }
+
+    private static void StopRunning()
+    {
+        lock (Running)
+        {
+            foreach (var item in Enumerable.Reverse(Running))
+            {
+                item.Dispose();
+            }
+
+            Running.Clear();
+        }
+    }
+
+    /// <summary>Kills the child process (and its tree) when disposed while it still runs.</summary>
+    private sealed class ChildGuard(Process child) : IDisposable
+    {
+        public void Dispose()
+        {
+            try
+            {
+                if (!child.HasExited)
+                {
+                    child.Kill(entireProcessTree: true);
+                }
+            }
+            catch (InvalidOperationException)
+            {
+                // Already gone.
+            }
+        }
     }
 
     private static string DotnetHost()

@@ -21,6 +21,9 @@ internal sealed class EnvironmentInfo
     public Dictionary<string, string> Versions { get; } = [];
 
     public string? PostgresSettings { get; set; }
+
+    /// <summary>1-minute load average when each (engine/storage) child started: the machine may be shared.</summary>
+    public Dictionary<string, string> Load { get; } = [];
 }
 
 /// <summary>The result table (markdown, stdout) and its chart (hand-written SVG).</summary>
@@ -42,17 +45,22 @@ internal sealed class Report(EnvironmentInfo env, Sizes sizes, IReadOnlyList<Chi
             env.Memory = (kb / 1024.0 / 1024.0).ToString("0.0", Inv) + " GiB";
         }
 
-        env.Os = $"{Field("/etc/os-release", "PRETTY_NAME", '=') ?? "Linux"} ({RuntimeInformation.OSDescription})";
+        var kernel = File.Exists("/proc/sys/kernel/osrelease") ? File.ReadAllText("/proc/sys/kernel/osrelease").Trim() : null;
+        env.Os = $"{Field("/etc/os-release", "PRETTY_NAME", '=') ?? RuntimeInformation.OSDescription}{(kernel is null ? "" : $", Linux kernel {kernel}")}";
         env.Versions[".NET runtime"] = RuntimeInformation.FrameworkDescription;
         env.Versions["Nova.Workflow commit"] = Git("describe --always --dirty --abbrev=10") ?? "unknown";
         foreach (var assembly in new[] { typeof(Hangfire.BackgroundJob), typeof(Hangfire.InMemory.InMemoryStorage), typeof(Hangfire.PostgreSql.PostgreSqlStorage), typeof(Hangfire.Redis.StackExchange.RedisStorage) }.Select(t => t.Assembly))
         {
-            var version = assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? assembly.GetName().Version?.ToString() ?? "?";
-            env.Versions[assembly.GetName().Name!] = version.Split('+')[0];
+            var version = assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion?.Split('+')[0]
+                ?? assembly.GetName().Version?.ToString(3) ?? "?";
+            env.Versions[assembly.GetName().Name!] = version;
         }
 
         return env;
     }
+
+    public static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
 
     public string Table()
     {
@@ -79,6 +87,7 @@ internal sealed class Report(EnvironmentInfo env, Sizes sizes, IReadOnlyList<Chi
         LineI($"- Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC (the run took {elapsed.TotalMinutes:0.0} min)");
         LineI($"- Machine: {env.Cpu}, {env.Cores} cores, {env.Memory} RAM; {env.Os}");
         Line("- Versions: " + string.Join("; ", env.Versions.Select(kv => $"{kv.Key} {kv.Value}")));
+        LineI($"- 1-minute load average when each pair started (2 cores; it includes this run's previous child; well above 2 means other work shared the machine): {string.Join(", ", env.Load.Select(kv => $"{kv.Key} {kv.Value}"))}");
         if (env.PostgresSettings is not null)
         {
             Line($"- PostgreSQL: {env.PostgresSettings} (fsync on: every commit is flushed to disk; the data directory is in /tmp)");
