@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text.Json;
@@ -77,8 +78,9 @@ internal static class EndToEndRunner
                     connection = new NpgsqlConnectionStringBuilder(postgres!.ConnectionString) { Database = database }.ConnectionString;
                 }
 
-                env.Load[$"{engine}/{storage}"] = Report.LoadAverage();
-                Console.Error.WriteLine($"-- {engine} on {storage} (load average {env.Load[$"{engine}/{storage}"]})");
+                var busy = await Report.WaitForQuietAsync(TimeSpan.FromMinutes(1), Console.Error.WriteLine);
+                env.Busy[$"{engine}/{storage}"] = busy;
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"-- {engine} on {storage} (CPU {busy * 100:0}% busy before the start)"));
                 var result = await RunChildAsync(engine, storage, connection, passThrough);
                 if (result.Error is not null)
                 {

@@ -26,6 +26,11 @@ internal static class HangfireRun
             .UseSimpleAssemblyNameTypeSerializer()
             .UseRecommendedSerializerSettings();
 
+        if (Option(args, "--hf-log") == 1)
+        {
+            GlobalConfiguration.Configuration.UseColouredConsoleLogProvider(Hangfire.Logging.LogLevel.Info);
+        }
+
         var workers = Option(args, "--hf-workers") ?? DefaultWorkers(storage);
         var pollMs = Option(args, "--hf-poll-ms") ?? DefaultPollMs(storage);
         var longPolling = (Option(args, "--hf-long-polling") ?? 1) == 1;
@@ -83,17 +88,21 @@ internal static class HangfireRun
         await RunChainAsync(client, 20);
         await RunFanAsync(client, 50);
 
-        Log($"{sizes.Jobs} jobs");
-        var (enqueued, completed) = await RunJobsAsync(client, sizes.Jobs);
-        result.Values["enqueue"] = sizes.Jobs / enqueued.TotalSeconds;
-        result.Values["complete"] = sizes.Jobs / completed.TotalSeconds;
+        await Bench.StepAsync(result, Log, ["enqueue", "complete"], $"{sizes.Jobs} jobs", async () =>
+        {
+            var (enqueued, completed) = await RunJobsAsync(client, sizes.Jobs);
+            result.Values["enqueue"] = sizes.Jobs / enqueued.TotalSeconds;
+            result.Values["complete"] = sizes.Jobs / completed.TotalSeconds;
+        });
 
-        Log($"{sizes.Chain}-job chain");
-        var (start, enter, exit) = await RunChainAsync(client, sizes.Chain);
-        Bench.AddChain(result, start, enter, exit);
+        await Bench.StepAsync(result, Log, ["chain.total", "chain.hop", "chain.p50", "chain.p99"], $"{sizes.Chain}-job chain", async () =>
+        {
+            var (start, enter, exit) = await RunChainAsync(client, sizes.Chain);
+            Bench.AddChain(result, start, enter, exit);
+        });
 
-        Log($"{sizes.Fan}-wide fan-out + emulated join");
-        result.Values["fan"] = (await RunFanAsync(client, sizes.Fan)).TotalMilliseconds;
+        await Bench.StepAsync(result, Log, ["fan"], $"{sizes.Fan}-wide fan-out + emulated join", async () =>
+            result.Values["fan"] = (await RunFanAsync(client, sizes.Fan)).TotalMilliseconds);
 
         server.SendStop();
     }

@@ -35,84 +35,112 @@ internal static class NovaRun
         await client.RunAsync("fan", timeout: TimeSpan.FromMinutes(1));
 
         // a. Independent no-op jobs: single-node workflows started from 64 concurrent callers.
-        Log($"{sizes.Jobs} single-node workflows");
-        var target = Interlocked.Read(ref _noops) + sizes.Jobs;
-        var ids = new Guid[sizes.Jobs];
-        var sw = Stopwatch.StartNew();
-        await Parallel.ForAsync(0, ids.Length, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (i, ct) => ids[i] = await client.StartAsync("single", cancellationToken: ct));
-        var enqueued = sw.Elapsed;
-        await Bench.WaitUntilAsync(() => Interlocked.Read(ref _noops) >= target, TimeSpan.FromMinutes(5), "single-node workflows");
-        var total = sw.Elapsed;
-        await WaitAllAsync(client, ids);
-        result.Values["enqueue"] = ids.Length / enqueued.TotalSeconds;
-        result.Values["complete"] = ids.Length / total.TotalSeconds;
+        await Bench.StepAsync(result, Log, ["enqueue", "complete"], $"{sizes.Jobs} single-node workflows", async () =>
+        {
+            var target = Interlocked.Read(ref _noops) + sizes.Jobs;
+            var ids = new Guid[sizes.Jobs];
+            var sw = Stopwatch.StartNew();
+            await Parallel.ForAsync(0, ids.Length, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (i, ct) => ids[i] = await client.StartAsync("single", cancellationToken: ct));
+            var enqueued = sw.Elapsed;
+            await Bench.WaitUntilAsync(() => Interlocked.Read(ref _noops) >= target, TimeSpan.FromMinutes(5), "single-node workflows");
+            var total = sw.Elapsed;
+            await WaitAllAsync(client, ids);
+            result.Values["enqueue"] = ids.Length / enqueued.TotalSeconds;
+            result.Values["complete"] = ids.Length / total.TotalSeconds;
+        });
 
         // b. Chain: hop = previous handler's exit → next handler's entry.
-        Log($"{sizes.Chain}-node chain");
-        Marks.Clear();
-        var start = Stopwatch.GetTimestamp();
-        await client.RunAsync("chain", timeout: TimeSpan.FromMinutes(2));
-        var marks = Enumerable.Range(0, sizes.Chain).Select(i => Marks[$"c{i}"]).ToArray();
-        Bench.AddChain(result, start, [.. marks.Select(m => m.Enter)], [.. marks.Select(m => m.Exit)]);
+        await Bench.StepAsync(result, Log, ["chain.total", "chain.hop", "chain.p50", "chain.p99"], $"{sizes.Chain}-node chain", async () =>
+        {
+            Marks.Clear();
+            var start = Stopwatch.GetTimestamp();
+            await RunAsync(client, "chain", TimeSpan.FromMinutes(2));
+            var marks = Enumerable.Range(0, sizes.Chain).Select(i => Marks[$"c{i}"]).ToArray();
+            Bench.AddChain(result, start, [.. marks.Select(m => m.Enter)], [.. marks.Select(m => m.Exit)]);
+        });
 
         // c. Fan-out / fan-in: start → the join's handler exit.
-        Log($"{sizes.Fan}-wide fan-out + join");
-        Marks.Clear();
-        start = Stopwatch.GetTimestamp();
-        await client.RunAsync("fan", timeout: TimeSpan.FromMinutes(2));
-        result.Values["fan"] = Stopwatch.GetElapsedTime(start, Marks["join"].Exit).TotalMilliseconds;
+        await Bench.StepAsync(result, Log, ["fan"], $"{sizes.Fan}-wide fan-out + join", async () =>
+        {
+            Marks.Clear();
+            var start = Stopwatch.GetTimestamp();
+            await RunAsync(client, "fan", TimeSpan.FromMinutes(2));
+            result.Values["fan"] = Stopwatch.GetElapsedTime(start, Marks["join"].Exit).TotalMilliseconds;
+        });
 
         // d. Random layered DAGs: many small ones at once, then one large one.
-        Log($"{sizes.Dags} concurrent {sizes.DagNodes}-node random DAGs");
-        sw.Restart();
-        var dagIds = await Task.WhenAll(Enumerable.Range(0, sizes.Dags).Select(i => client.StartAsync($"dag{i}")));
-        await WaitAllAsync(client, dagIds);
-        result.Values["dag"] = sw.Elapsed.TotalMilliseconds;
-        result.Values["dag.rate"] = sizes.Dags * sizes.DagNodes / sw.Elapsed.TotalSeconds;
-        Log($"{sizes.BigDag}-node random DAG");
-        sw.Restart();
-        await client.RunAsync("bigdag", timeout: TimeSpan.FromMinutes(2));
-        result.Values["bigdag"] = sw.Elapsed.TotalMilliseconds;
+        await Bench.StepAsync(result, Log, ["dag", "dag.rate"], $"{sizes.Dags} concurrent {sizes.DagNodes}-node random DAGs", async () =>
+        {
+            var sw = Stopwatch.StartNew();
+            var dagIds = await Task.WhenAll(Enumerable.Range(0, sizes.Dags).Select(i => client.StartAsync($"dag{i}")));
+            await WaitAllAsync(client, dagIds);
+            result.Values["dag"] = sw.Elapsed.TotalMilliseconds;
+            result.Values["dag.rate"] = sizes.Dags * sizes.DagNodes / sw.Elapsed.TotalSeconds;
+        });
+        await Bench.StepAsync(result, Log, ["bigdag"], $"{sizes.BigDag}-node random DAG", async () =>
+        {
+            var sw = Stopwatch.StartNew();
+            await RunAsync(client, "bigdag", sizes.WideTimeout);
+            result.Values["bigdag"] = sw.Elapsed.TotalMilliseconds;
+        });
 
         if (redis is not null)
         {
             // Memory one finished 10-node execution holds (kept for the retention time).
-            Log($"{sizes.TenNode} ten-node workflows");
-            var before = await UsedMemoryAsync(redis);
-            var tenNode = new Guid[sizes.TenNode];
-            var tenTarget = Interlocked.Read(ref _noops) + tenNode.Length * 10;
-            sw.Restart();
-            await Parallel.ForAsync(0, tenNode.Length, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (i, ct) => tenNode[i] = await client.StartAsync("ten", cancellationToken: ct));
-            await Bench.WaitUntilAsync(() => Interlocked.Read(ref _noops) >= tenTarget, TimeSpan.FromMinutes(5), "ten-node workflows");
-            result.Values["ten.rate"] = tenNode.Length * 10 / sw.Elapsed.TotalSeconds;
-            await WaitAllAsync(client, tenNode);
-            var bytes = (await UsedMemoryAsync(redis) - before) / (double)tenNode.Length;
-            result.Values["ten.bytes"] = bytes;
-            result.Values["ten.perGb"] = 1e9 / bytes;
+            await Bench.StepAsync(result, Log, ["ten.rate", "ten.bytes", "ten.perGb"], $"{sizes.TenNode} ten-node workflows", async () =>
+            {
+                var before = await UsedMemoryAsync(redis);
+                var tenNode = new Guid[sizes.TenNode];
+                var tenTarget = Interlocked.Read(ref _noops) + tenNode.Length * 10;
+                var sw = Stopwatch.StartNew();
+                await Parallel.ForAsync(0, tenNode.Length, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (i, ct) => tenNode[i] = await client.StartAsync("ten", cancellationToken: ct));
+                await Bench.WaitUntilAsync(() => Interlocked.Read(ref _noops) >= tenTarget, TimeSpan.FromMinutes(5), "ten-node workflows");
+                result.Values["ten.rate"] = tenNode.Length * 10 / sw.Elapsed.TotalSeconds;
+                await WaitAllAsync(client, tenNode);
+                var bytes = (await UsedMemoryAsync(redis) - before) / (double)tenNode.Length;
+                result.Values["ten.bytes"] = bytes;
+                result.Values["ten.perGb"] = 1e9 / bytes;
+            });
         }
 
         // One workflow of many independent nodes (last: on PostgreSQL it may not finish in time).
-        Log($"1 workflow × {sizes.Wide} independent nodes");
-        sw.Restart();
-        var wide = await client.StartAsync("wide");
-        try
+        await Bench.StepAsync(result, Log, ["wide"], $"1 workflow × {sizes.Wide} independent nodes", async () =>
         {
-            var snapshot = await client.WaitForCompletionAsync(wide, sizes.WideTimeout);
-            result.Values["wide"] = snapshot.Status == ExecutionStatus.Succeeded
-                ? sizes.Wide / sw.Elapsed.TotalSeconds
-                : throw new InvalidOperationException($"wide ended {snapshot.Status}");
-        }
-        catch (TimeoutException)
-        {
-            result.Notes["wide"] = $"timed out ({sizes.WideTimeout.TotalSeconds:0} s)";
-            await client.CancelAsync(wide);
-        }
+            var sw = Stopwatch.StartNew();
+            await RunAsync(client, "wide", sizes.WideTimeout);
+            result.Values["wide"] = sizes.Wide / sw.Elapsed.TotalSeconds;
+        });
 
         await host.StopAsync();
         if (dataSource is not null)
         {
-            Log($"claim with {sizes.Backlog} queued");
-            result.Values["claim"] = await ClaimWithBacklogAsync(host.Services.GetRequiredService<IJobQueue>(), dataSource, sizes.Backlog);
+            await Bench.StepAsync(result, Log, ["claim"], $"claim with {sizes.Backlog} queued", async () =>
+                result.Values["claim"] = await ClaimWithBacklogAsync(host.Services.GetRequiredService<IJobQueue>(), dataSource, sizes.Backlog));
+        }
+    }
+
+    /// <summary>
+    /// Starts an execution and waits for it; past <paramref name="timeout"/> cancels it (so it does not load later
+    /// scenarios) and throws a <see cref="TimeoutException"/> that says how far it got.
+    /// </summary>
+    private static async Task RunAsync(IWorkflowClient client, string workflow, TimeSpan timeout)
+    {
+        var id = await client.StartAsync(workflow);
+        ExecutionSnapshot snapshot;
+        try
+        {
+            snapshot = await client.WaitForCompletionAsync(id, timeout);
+        }
+        catch (TimeoutException)
+        {
+            var progress = (await client.GetAsync(id)).Progress;
+            await client.CancelAsync(id);
+            throw new TimeoutException(string.Create(CultureInfo.InvariantCulture, $"timed out after {timeout.TotalSeconds:0} s ({progress.Done:N0} of {progress.Total:N0} nodes done)"));
+        }
+
+        if (snapshot.Status != ExecutionStatus.Succeeded)
+        {
+            throw new InvalidOperationException($"{workflow} ended {snapshot.Status}.");
         }
     }
 

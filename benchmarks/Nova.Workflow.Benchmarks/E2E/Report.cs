@@ -22,8 +22,8 @@ internal sealed class EnvironmentInfo
 
     public string? PostgresSettings { get; set; }
 
-    /// <summary>1-minute load average when each (engine/storage) child started: the machine may be shared.</summary>
-    public Dictionary<string, string> Load { get; } = [];
+    /// <summary>Share of the CPU busy just before each (engine/storage) child started: the machine may be shared.</summary>
+    public Dictionary<string, double> Busy { get; } = [];
 }
 
 /// <summary>The result table (markdown, stdout) and its chart (hand-written SVG).</summary>
@@ -59,8 +59,46 @@ internal sealed class Report(EnvironmentInfo env, Sizes sizes, IReadOnlyList<Chi
         return env;
     }
 
-    public static string LoadAverage() =>
-        File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
+    /// <summary>
+    /// Waits (up to <paramref name="maxWait"/>) until the machine is quiet — under 20% of its CPU busy over one second —
+    /// and returns the busy share then: the machine may be shared with other work, which would skew the figures.
+    /// </summary>
+    public static async Task<double> WaitForQuietAsync(TimeSpan maxWait, Action<string> log)
+    {
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            var busy = await CpuBusyAsync();
+            if (busy < 0.2 || waited.Elapsed > maxWait)
+            {
+                return busy;
+            }
+
+            log(string.Create(CultureInfo.InvariantCulture, $"   the machine is busy ({busy * 100:0}% CPU); waiting for it to settle"));
+            await Task.Delay(TimeSpan.FromSeconds(4));
+        }
+    }
+
+    private static async Task<double> CpuBusyAsync()
+    {
+        static (long Busy, long Total)? Sample()
+        {
+            if (!File.Exists("/proc/stat"))
+            {
+                return null;
+            }
+
+            var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(f => long.Parse(f, CultureInfo.InvariantCulture)).ToArray();
+            var idle = fields[3] + fields[4];
+            var total = fields.Take(8).Sum();
+            return (total - idle, total);
+        }
+
+        var first = Sample();
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        var second = Sample();
+        return first is { } a && second is { } b && b.Total > a.Total ? (b.Busy - a.Busy) / (double)(b.Total - a.Total) : 0;
+    }
 
     public string Table()
     {
@@ -87,7 +125,8 @@ internal sealed class Report(EnvironmentInfo env, Sizes sizes, IReadOnlyList<Chi
         LineI($"- Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC (the run took {elapsed.TotalMinutes:0.0} min)");
         LineI($"- Machine: {env.Cpu}, {env.Cores} cores, {env.Memory} RAM; {env.Os}");
         Line("- Versions: " + string.Join("; ", env.Versions.Select(kv => $"{kv.Key} {kv.Value}")));
-        LineI($"- 1-minute load average when each pair started (2 cores; it includes this run's previous child; well above 2 means other work shared the machine): {string.Join(", ", env.Load.Select(kv => $"{kv.Key} {kv.Value}"))}");
+        Line("- CPU busy just before each pair started (the runner waits up to a minute for the machine to be under 20% busy; other work on a shared machine skews the figures): " +
+            string.Join(", ", env.Busy.Select(kv => string.Create(Inv, $"{kv.Key} {kv.Value * 100:0}%"))));
         if (env.PostgresSettings is not null)
         {
             Line($"- PostgreSQL: {env.PostgresSettings} (fsync on: every commit is flushed to disk; the data directory is in /tmp)");

@@ -72,6 +72,38 @@ internal static class Bench
     public static void Log(string engine, string storage, string message) =>
         Console.Error.WriteLine($"  [{engine}/{storage} {DateTime.Now:HH:mm:ss}] {message}");
 
+    /// <summary>
+    /// Runs one scenario; a timeout or failure is noted on its measures (the cell shows it) and the run goes on with
+    /// the next scenario.
+    /// </summary>
+    public static async Task StepAsync(ChildResult result, Action<string> log, string[] measures, string title, Func<Task> body)
+    {
+        log(title);
+        try
+        {
+            await body();
+        }
+        catch (TimeoutException e)
+        {
+            log($"{title}: {e.Message}");
+            foreach (var measure in measures)
+            {
+                result.Notes[measure] = e.Message.StartsWith("timed out", StringComparison.Ordinal) ? e.Message : "timed out";
+            }
+        }
+#pragma warning disable CA1031 // Noted in the result; the other scenarios still run.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            log($"{title} failed: {e}");
+            result.Error = result.Error is null ? $"{title}: {e.GetType().Name}: {e.Message}" : $"{result.Error}; {title}: {e.Message}";
+            foreach (var measure in measures)
+            {
+                result.Notes[measure] = "failed";
+            }
+        }
+    }
+
     /// <summary>Waits (polling every millisecond) until <paramref name="done"/> holds.</summary>
     public static async Task WaitUntilAsync(Func<bool> done, TimeSpan timeout, string what)
     {
@@ -80,7 +112,7 @@ internal static class Bench
         {
             if (sw.Elapsed > timeout)
             {
-                throw new TimeoutException($"{what} did not finish within {timeout.TotalSeconds:0} s.");
+                throw new TimeoutException(string.Create(CultureInfo.InvariantCulture, $"timed out after {timeout.TotalSeconds:0} s ({what})"));
             }
 
             await Task.Delay(1);
