@@ -6,7 +6,7 @@ namespace Nova.Workflow.Benchmarks.E2E;
 /// <summary>Scenario sizes: the full run, or <c>--quick</c> (small sizes to check that every scenario works).</summary>
 internal sealed record Sizes(int Jobs, int Chain, int Fan, int Dags, int DagNodes, int BigDag, int TenNode, int Backlog, int Wide, TimeSpan WideTimeout)
 {
-    public static readonly Sizes Full = new(10_000, 200, 1_000, 100, 50, 1_000, 10_000, 100_000, 10_000, TimeSpan.FromSeconds(120));
+    public static readonly Sizes Full = new(10_000, 200, 1_000, 100, 50, 1_000, 10_000, 100_000, 10_000, TimeSpan.FromSeconds(60));
 
     public static readonly Sizes Quick = new(500, 50, 100, 10, 50, 200, 500, 5_000, 500, TimeSpan.FromSeconds(30));
 
