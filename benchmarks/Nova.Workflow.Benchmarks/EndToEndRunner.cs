@@ -1,13 +1,9 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using System.Reflection;
+using System.Runtime.InteropServices;
 using System.Text.Json;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Nova.Workflow.Postgres;
-using Nova.Workflow.Redis;
-using Nova.Workflow.Storage;
+using Nova.Workflow.Benchmarks.E2E;
 using Nova.Workflow.TestServers;
 using Npgsql;
 using StackExchange.Redis;
@@ -15,105 +11,280 @@ using StackExchange.Redis;
 namespace Nova.Workflow.Benchmarks;
 
 /// <summary>
-/// End-to-end figures per storage: no-op throughput (10,000 single-node workflows; one workflow of
-/// 10,000 independent nodes), a 200-node chain (per hop, p50, p99), a 1,000-wide fan-out joined by one
-/// node, and for Redis the memory one finished 10-node execution holds.
+/// End-to-end comparison of Nova.Workflow and Hangfire 1.8 per storage (in-memory, Redis, PostgreSQL).
+/// <c>e2e [storages] [--engines nova,hangfire] [--quick] [--out DIR]</c> starts one redis-server and one PostgreSQL, then runs
+/// each (engine, storage) pair in its own child process (<c>e2e-one</c>), Nova first, then Hangfire, on the same server
+/// (Redis flushed between engines, a separate PostgreSQL database per engine), and prints / writes the table and chart.
 /// </summary>
 internal static class EndToEndRunner
 {
-    private static readonly ConcurrentDictionary<string, (long Enter, long Exit)> Marks = new();
-    private static long _noops;
+    private static readonly string[] AllStorages = ["inmemory", "redis", "postgres"];
+    private static readonly TimeSpan ChildTimeout = TimeSpan.FromMinutes(10);
+    private static readonly List<IDisposable> Running = [];
 
     public static async Task RunAsync(string[] args)
     {
-        var storages = args.Length == 0 ? ["inmemory", "redis"] : args;
-        Console.WriteLine($"| storage | measure | value |");
-        Console.WriteLine($"| --- | --- | --- |");
+        var storages = args.Where(AllStorages.Contains).ToArray();
+        storages = storages.Length == 0 ? AllStorages : storages;
+        var engines = (Value(args, "--engines") ?? "nova,hangfire").Split(',', StringSplitOptions.RemoveEmptyEntries);
+        var quick = args.Contains("--quick");
+        var sizes = Sizes.From(args);
+        var outDir = Value(args, "--out") ?? (quick ? null : DefaultDocsDir());
+        var passThrough = PassThrough(args);
+        var env = Report.CollectEnvironment();
+        var results = new List<ChildResult>();
+        var started = Stopwatch.StartNew();
+
+        // Ctrl+C / SIGTERM: stop the child and the servers this run started, then exit as usual.
+        using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, _ => StopRunning());
+        using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => StopRunning());
+
         foreach (var storage in storages)
         {
+            Console.Error.WriteLine($"== {storage}");
             using var redis = storage == "redis" ? LocalRedis.Start() : null;
             using var postgres = storage == "postgres" ? await LocalPostgres.StartAsync() : null;
-            IConnectionMultiplexer? connection = redis is null ? null : await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
-            var dataSource = postgres is null ? null : await OpenPostgresAsync(postgres.ConnectionString);
-            var host = await StartAsync(connection, dataSource);
-            var client = host.Services.GetRequiredService<IWorkflowClient>();
-            await client.RunAsync("single", timeout: TimeSpan.FromMinutes(1));
-            await client.RunAsync("chain", timeout: TimeSpan.FromMinutes(1));
-
-            // a. 10,000 single-node workflows: enqueue rate, end-to-end completion rate.
-            var target = Interlocked.Read(ref _noops) + 10_000;
-            var sw = Stopwatch.StartNew();
-            var ids = new Guid[10_000];
-            await Parallel.ForAsync(0, ids.Length, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (i, ct) => ids[i] = await client.StartAsync("single", cancellationToken: ct));
-            var enqueued = sw.Elapsed;
-            while (Interlocked.Read(ref _noops) < target)
+            Track(redis);
+            Track(postgres);
+            using var redisClient = redis is null ? null : await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+            await using var admin = postgres is null ? null : await OpenPostgresAsync(postgres.ConnectionString);
+            if (redisClient is not null)
             {
-                await Task.Delay(1);
+                var info = await redisClient.GetServer(redisClient.GetEndPoints()[0]).InfoAsync("server");
+                env.Versions["redis-server"] = info.SelectMany(g => g).First(kv => kv.Key == "redis_version").Value;
             }
 
-            var total = sw.Elapsed;
-            await WaitAllAsync(client, ids);
-            Row(storage, "10,000 single-node workflows: starts/s", ids.Length / enqueued.TotalSeconds, "0");
-            Row(storage, "10,000 single-node workflows: completed nodes/s", ids.Length / total.TotalSeconds, "0");
-
-            // a'. One workflow of 10,000 independent nodes (PostgreSQL rewrites the execution document per transition: skipped there).
-            if (dataSource is null)
+            if (admin is not null)
             {
-                sw.Restart();
-                await client.RunAsync("wide", timeout: TimeSpan.FromMinutes(5));
-                Row(storage, "1 workflow × 10,000 independent nodes: nodes/s", 10_000 / sw.Elapsed.TotalSeconds, "0");
+                env.Versions["PostgreSQL"] = (string)(await Scalar(admin, "SHOW server_version"))!;
+                env.PostgresSettings = $"fsync = {await Scalar(admin, "SHOW fsync")}, synchronous_commit = {await Scalar(admin, "SHOW synchronous_commit")}, " +
+                    $"shared_buffers = {await Scalar(admin, "SHOW shared_buffers")}, max_connections = {await Scalar(admin, "SHOW max_connections")}";
             }
 
-            // b. 200-node chain: per hop from handler exit to the next handler's entry.
-            Marks.Clear();
-            sw.Restart();
-            await client.RunAsync("chain", timeout: TimeSpan.FromMinutes(1));
-            var chainTotal = sw.Elapsed;
-            var hops = Enumerable.Range(1, 199).Select(i => Stopwatch.GetElapsedTime(Marks[$"c{i - 1}"].Exit, Marks[$"c{i}"].Enter).TotalMilliseconds).Order().ToArray();
-            Row(storage, "200-node chain: total ms", chainTotal.TotalMilliseconds, "0.0");
-            Row(storage, "200-node chain: ms per hop (total / 200)", chainTotal.TotalMilliseconds / 200, "0.000");
-            Row(storage, "200-node chain: p50 hop ms", hops[hops.Length / 2], "0.000");
-            Row(storage, "200-node chain: p99 hop ms", hops[(int)(hops.Length * 0.99)], "0.000");
-
-            // c. Fan-out / fan-in.
-            sw.Restart();
-            await client.RunAsync("fan", timeout: TimeSpan.FromMinutes(1));
-            Row(storage, "1,000-wide fan-out + join: ms", sw.Elapsed.TotalMilliseconds, "0.0");
-
-            if (connection is not null)
+            foreach (var engine in engines)
             {
-                // Memory one finished 10-node execution holds (kept for the retention time).
-                var before = await UsedMemoryAsync(connection);
-                var tenNode = new Guid[10_000];
-                var tenTarget = Interlocked.Read(ref _noops) + tenNode.Length * 10;
-                sw.Restart();
-                await Parallel.ForAsync(0, tenNode.Length, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (i, ct) => tenNode[i] = await client.StartAsync("ten", cancellationToken: ct));
-                while (Interlocked.Read(ref _noops) < tenTarget)
+                var connection = "-";
+                if (redisClient is not null)
                 {
-                    await Task.Delay(1);
+                    await redisClient.GetServer(redisClient.GetEndPoints()[0]).FlushAllDatabasesAsync();
+                    connection = redis!.ConnectionString;
                 }
 
-                Row(storage, "10,000 ten-node workflows: nodes/s", tenNode.Length * 10 / sw.Elapsed.TotalSeconds, "0");
-                await WaitAllAsync(client, tenNode);
-                var after = await UsedMemoryAsync(connection);
-                Row(storage, "memory per finished 10-node execution (bytes)", (after - before) / (double)tenNode.Length, "0");
-                Row(storage, "executions per GB at that size", 1e9 / ((after - before) / (double)tenNode.Length), "0");
+                if (admin is not null)
+                {
+                    var database = $"bench_{engine}";
+                    await Execute(admin, $"DROP DATABASE IF EXISTS {database}");
+                    await Execute(admin, $"CREATE DATABASE {database}");
+                    connection = new NpgsqlConnectionStringBuilder(postgres!.ConnectionString) { Database = database }.ConnectionString;
+                }
+
+                var busy = await Report.WaitForQuietAsync(TimeSpan.FromMinutes(1), Console.Error.WriteLine);
+                env.Busy[$"{engine}/{storage}"] = busy;
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"-- {engine} on {storage} (CPU {busy * 100:0}% busy before the start)"));
+                var result = await RunChildAsync(engine, storage, connection, passThrough);
+                if (result.Error is not null)
+                {
+                    Console.Error.WriteLine($"   {engine}/{storage} failed: {result.Error}");
+                }
+
+                results.Add(result);
             }
 
-            Row(storage, "peak working set (MB)", Process.GetCurrentProcess().PeakWorkingSet64 / 1e6, "0");
-            await host.StopAsync();
-            if (dataSource is not null)
-            {
-                await ClaimWithBacklogAsync(host.Services.GetRequiredService<IJobQueue>(), dataSource, storage);
-            }
+            Untrack(redis);
+            Untrack(postgres);
+        }
 
-            host.Dispose();
-            connection?.Dispose();
-            if (dataSource is not null)
+        var report = new Report(env, sizes, results, storages, engines, started.Elapsed);
+        Console.WriteLine(report.Table());
+        if (outDir is not null)
+        {
+            Directory.CreateDirectory(outDir);
+            await File.WriteAllTextAsync(Path.Combine(outDir, "benchmarks.md"), report.Markdown());
+            await File.WriteAllTextAsync(Path.Combine(outDir, "benchmarks.svg"), report.Svg());
+            Console.Error.WriteLine($"wrote {Path.Combine(outDir, "benchmarks.md")} and benchmarks.svg ({started.Elapsed.TotalMinutes:0.0} min)");
+        }
+    }
+
+    /// <summary><c>e2e-one ENGINE STORAGE CONNECTION [--quick] [--hf-...]</c>: runs one pair and prints its JSON result as the last stdout line.</summary>
+    public static async Task<int> RunOneAsync(string[] args)
+    {
+        var (engine, storage, connection) = (args[0], args[1], args[2]);
+        var sizes = Sizes.From(args);
+        var result = new ChildResult { Engine = engine, Storage = storage };
+        try
+        {
+            switch (engine)
             {
-                await dataSource.DisposeAsync();
+                case "nova":
+                    await NovaRun.RunAsync(result, storage, connection, sizes);
+                    break;
+                case "hangfire":
+                    await HangfireRun.RunAsync(result, storage, connection, sizes, args[3..]);
+                    break;
+                default:
+                    throw new ArgumentException($"Unknown engine {engine}.");
             }
         }
+#pragma warning disable CA1031 // The failure is reported in the result; the orchestrator goes on with the other pairs.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            result.Error = $"{e.GetType().Name}: {e.Message}";
+            Console.Error.WriteLine(e);
+        }
+
+        using (var self = Process.GetCurrentProcess())
+        {
+            self.Refresh();
+            result.Values["peak"] = self.PeakWorkingSet64 / 1e6;
+        }
+
+        Console.Out.WriteLine(JsonSerializer.Serialize(result));
+        Console.Out.Flush();
+        return 0;
+    }
+
+    private static async Task<ChildResult> RunChildAsync(string engine, string storage, string connection, IEnumerable<string> passThrough)
+    {
+        var info = new ProcessStartInfo(DotnetHost()) { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var arg in (string[])[Assembly.GetEntryAssembly()!.Location, "e2e-one", engine, storage, connection, .. passThrough])
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var child = Process.Start(info) ?? throw new InvalidOperationException("The child process did not start.");
+        using var tracked = new ChildGuard(child);
+        Track(tracked);
+        var lines = new List<string>();
+        var reading = Task.Run(async () =>
+        {
+            while (await child.StandardOutput.ReadLineAsync() is { } line)
+            {
+                lines.Add(line);
+            }
+        });
+        using var timeout = new CancellationTokenSource(ChildTimeout);
+        try
+        {
+            await child.WaitForExitAsync(timeout.Token);
+            await reading;
+        }
+        catch (OperationCanceledException)
+        {
+            child.Kill(entireProcessTree: true);
+            Untrack(tracked);
+            return new ChildResult { Engine = engine, Storage = storage, Error = $"killed after {ChildTimeout.TotalMinutes:0} min" };
+        }
+
+        Untrack(tracked);
+        var json = lines.LastOrDefault(l => l.StartsWith('{'));
+        foreach (var line in lines.Where(l => l != json))
+        {
+            Console.Error.WriteLine($"   {line}");
+        }
+
+        return json is null
+            ? new ChildResult { Engine = engine, Storage = storage, Error = $"no result (exit code {child.ExitCode})" }
+            : JsonSerializer.Deserialize<ChildResult>(json)!;
+    }
+
+    private static void Track(IDisposable? item)
+    {
+        if (item is not null)
+        {
+            lock (Running)
+            {
+                Running.Add(item);
+            }
+        }
+    }
+
+    private static void Untrack(IDisposable? item)
+    {
+        if (item is not null)
+        {
+            lock (Running)
+            {
+                Running.Remove(item);
+            }
+        }
+    }
+
+    private static void StopRunning()
+    {
+        lock (Running)
+        {
+            foreach (var item in Enumerable.Reverse(Running))
+            {
+                item.Dispose();
+            }
+
+            Running.Clear();
+        }
+    }
+
+    /// <summary>Kills the child process (and its tree) when disposed while it still runs.</summary>
+    private sealed class ChildGuard(Process child) : IDisposable
+    {
+        public void Dispose()
+        {
+            try
+            {
+                if (!child.HasExited)
+                {
+                    child.Kill(entireProcessTree: true);
+                }
+            }
+            catch (InvalidOperationException)
+            {
+                // Already gone.
+            }
+        }
+    }
+
+    private static string DotnetHost()
+    {
+        var current = Environment.ProcessPath;
+        return current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet" ? current : "dotnet";
+    }
+
+    private static string[] PassThrough(string[] args)
+    {
+        var list = new List<string>();
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--quick")
+            {
+                list.Add(args[i]);
+            }
+            else if (args[i].StartsWith("--hf-", StringComparison.Ordinal) && i + 1 < args.Length)
+            {
+                list.Add(args[i]);
+                list.Add(args[++i]);
+            }
+        }
+
+        return [.. list];
+    }
+
+    private static string? Value(string[] args, string name)
+    {
+        var i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+
+    /// <summary>docs/ of the repository the runner is started from (found by walking up to Nova.Workflow.sln).</summary>
+    private static string? DefaultDocsDir()
+    {
+        for (var dir = new DirectoryInfo(Environment.CurrentDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Nova.Workflow.sln")))
+            {
+                return Path.Combine(dir.FullName, "docs");
+            }
+        }
+
+        return null;
     }
 
     private static async Task<NpgsqlDataSource> OpenPostgresAsync(string connectionString)
@@ -123,8 +294,7 @@ internal static class EndToEndRunner
         {
             try
             {
-                await using var command = dataSource.CreateCommand("SELECT 1");
-                await command.ExecuteScalarAsync();
+                await Scalar(dataSource, "SELECT 1");
                 return dataSource;
             }
             catch (NpgsqlException) when (attempt < 100)
@@ -134,137 +304,15 @@ internal static class EndToEndRunner
         }
     }
 
-    /// <summary>Claim time of a 64-job batch with 100,000 jobs queued, and the plan of the claim's scan.</summary>
-    private static async Task ClaimWithBacklogAsync(IJobQueue queue, NpgsqlDataSource dataSource, string storage)
+    private static async Task<object?> Scalar(NpgsqlDataSource dataSource, string sql)
     {
-        var execution = Guid.CreateVersion7();
-        for (var batch = 0; batch < 100; batch++)
-        {
-            await queue.EnqueueAsync([.. Enumerable.Range(batch * 1000, 1000).Select(i => new Job(execution, $"n{i}", 1, "backlog", i % 10))]);
-        }
-
-        await using (var analyze = dataSource.CreateCommand("ANALYZE nova.jobs"))
-        {
-            await analyze.ExecuteNonQueryAsync();
-        }
-
-        var times = new List<double>();
-        for (var i = 0; i < 20; i++)
-        {
-            var sw = Stopwatch.StartNew();
-            var claimed = await queue.DequeueAsync(["backlog"], 64, TimeSpan.FromMinutes(5));
-            times.Add(sw.Elapsed.TotalMilliseconds);
-            if (claimed.Count != 64)
-            {
-                throw new InvalidOperationException($"Claimed {claimed.Count} of 64.");
-            }
-        }
-
-        times.Sort();
-        Row(storage, "claim of 64 jobs with 100,000 queued: median ms", times[times.Count / 2], "0.00");
-        await using var explain = dataSource.CreateCommand(
-            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) SELECT id FROM nova.jobs WHERE queue = 'backlog' AND lease_token IS NULL AND not_before <= now() ORDER BY priority DESC, seq LIMIT 64 FOR UPDATE SKIP LOCKED");
-        await using var reader = await explain.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            Console.WriteLine($"    plan: {reader.GetString(0)}");
-        }
+        await using var command = dataSource.CreateCommand(sql);
+        return await command.ExecuteScalarAsync();
     }
 
-    private static async Task<IHost> StartAsync(IConnectionMultiplexer? redis, NpgsqlDataSource? postgres)
+    private static async Task Execute(NpgsqlDataSource dataSource, string sql)
     {
-        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-        builder.Services.AddLogging(l => l.SetMinimumLevel(LogLevel.Error));
-        if (redis is not null)
-        {
-            builder.Services.AddSingleton(redis);
-        }
-
-        builder.Services.AddNovaWorkflows(nova =>
-        {
-            if (redis is not null)
-            {
-                nova.UseRedis();
-            }
-
-            if (postgres is not null)
-            {
-                nova.Services.AddSingleton(postgres);
-                nova.UsePostgres();
-            }
-
-            nova.AddHandler("noop", (_, _) =>
-            {
-                Interlocked.Increment(ref _noops);
-                return ValueTask.FromResult<JsonElement?>(null);
-            });
-            nova.AddHandler("mark", (ctx, _) =>
-            {
-                var enter = Stopwatch.GetTimestamp();
-                Marks[ctx.NodeId] = (enter, Stopwatch.GetTimestamp());
-                return ValueTask.FromResult<JsonElement?>(null);
-            });
-            nova.AddWorkflow(new WorkflowBuilder("single").Node("a", "noop").Build());
-            var wide = new WorkflowBuilder("wide");
-            for (var i = 0; i < 10_000; i++)
-            {
-                wide.Node($"w{i}", "noop");
-            }
-
-            nova.AddWorkflow(wide.Build());
-            var chain = new WorkflowBuilder("chain").Node("c0", "mark");
-            for (var i = 1; i < 200; i++)
-            {
-                var parent = $"c{i - 1}";
-                chain.Node($"c{i}", "mark", n => n.DependsOn(parent));
-            }
-
-            nova.AddWorkflow(chain.Build());
-            var fan = new WorkflowBuilder("fan");
-            var leaves = Enumerable.Range(0, 1000).Select(i => $"f{i}").ToArray();
-            foreach (var leaf in leaves)
-            {
-                fan.Node(leaf, "noop");
-            }
-
-            nova.AddWorkflow(fan.Node("join", "noop", n => n.DependsOn(leaves)).Build());
-            nova.AddWorkflow(new WorkflowBuilder("ten")
-                .Node("n0", "noop")
-                .Node("n1", "noop", n => n.DependsOn("n0")).Node("n2", "noop", n => n.DependsOn("n0")).Node("n3", "noop", n => n.DependsOn("n0"))
-                .Node("n4", "noop", n => n.DependsOn("n1", "n2")).Node("n5", "noop", n => n.DependsOn("n2", "n3")).Node("n6", "noop", n => n.DependsOn("n3"))
-                .Node("n7", "noop", n => n.DependsOn("n4")).Node("n8", "noop", n => n.DependsOn("n5", "n6"))
-                .Node("n9", "noop", n => n.DependsOn("n7", "n8"))
-                .Build());
-            nova.AddWorker(w => w.Queue("default", Environment.ProcessorCount * 32));
-        });
-        var host = builder.Build();
-        await host.StartAsync();
-        return host;
+        await using var command = dataSource.CreateCommand(sql);
+        await command.ExecuteNonQueryAsync();
     }
-
-    private static async Task WaitAllAsync(IWorkflowClient client, Guid[] ids)
-    {
-        foreach (var id in ids)
-        {
-            var snapshot = await client.GetAsync(id);
-            if (!snapshot.IsFinished)
-            {
-                snapshot = await client.WaitForCompletionAsync(id, TimeSpan.FromMinutes(5));
-            }
-
-            if (snapshot.Status != ExecutionStatus.Succeeded)
-            {
-                throw new InvalidOperationException($"Execution {id} ended {snapshot.Status}.");
-            }
-        }
-    }
-
-    private static async Task<long> UsedMemoryAsync(IConnectionMultiplexer redis)
-    {
-        var info = await redis.GetServer(redis.GetEndPoints()[0]).InfoAsync("memory");
-        return long.Parse(info.SelectMany(g => g).First(kv => kv.Key == "used_memory").Value, CultureInfo.InvariantCulture);
-    }
-
-    private static void Row(string storage, string measure, double value, string format) =>
-        Console.WriteLine($"| {storage} | {measure} | {value.ToString(format, CultureInfo.InvariantCulture)} |");
 }

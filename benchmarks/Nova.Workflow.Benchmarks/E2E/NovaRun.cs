@@ -1,0 +1,285 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Nova.Workflow.Postgres;
+using Nova.Workflow.Redis;
+using Nova.Workflow.Storage;
+using Npgsql;
+using StackExchange.Redis;
+
+namespace Nova.Workflow.Benchmarks.E2E;
+
+/// <summary>Nova.Workflow's scenarios in one child process, through the public API (plus <see cref="IJobQueue"/> for the claim figure).</summary>
+internal static class NovaRun
+{
+    private static readonly ConcurrentDictionary<string, (long Enter, long Exit)> Marks = new();
+    private static long _noops;
+
+    public static async Task RunAsync(ChildResult result, string storage, string connection, Sizes sizes)
+    {
+        void Log(string message) => Bench.Log("nova", storage, message);
+        using var redis = storage == "redis" ? await ConnectionMultiplexer.ConnectAsync(connection) : null;
+        await using var dataSource = storage == "postgres" ? NpgsqlDataSource.Create(connection) : null;
+        var concurrency = Environment.ProcessorCount * 32;
+        result.Settings = $"worker queue \"default\", concurrency {concurrency} (ProcessorCount × 32); defaults otherwise";
+        using var host = await StartAsync(redis, dataSource, sizes, concurrency);
+        var client = host.Services.GetRequiredService<IWorkflowClient>();
+
+        Log("warm-up");
+        await client.RunAsync("single", timeout: TimeSpan.FromMinutes(1));
+        await client.RunAsync("chain", timeout: TimeSpan.FromMinutes(1));
+        await client.RunAsync("fan", timeout: TimeSpan.FromMinutes(1));
+
+        // a. Independent no-op jobs: single-node workflows started from 64 concurrent callers.
+        await Bench.StepAsync(result, Log, ["enqueue", "complete"], $"{sizes.Jobs} single-node workflows", async () =>
+        {
+            var target = Interlocked.Read(ref _noops) + sizes.Jobs;
+            var ids = new Guid[sizes.Jobs];
+            var sw = Stopwatch.StartNew();
+            await Parallel.ForAsync(0, ids.Length, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (i, ct) => ids[i] = await client.StartAsync("single", cancellationToken: ct));
+            var enqueued = sw.Elapsed;
+            await Bench.WaitUntilAsync(() => Interlocked.Read(ref _noops) >= target, TimeSpan.FromMinutes(5), "single-node workflows");
+            var total = sw.Elapsed;
+            await WaitAllAsync(client, ids);
+            result.Values["enqueue"] = ids.Length / enqueued.TotalSeconds;
+            result.Values["complete"] = ids.Length / total.TotalSeconds;
+        });
+
+        // b. Chain: hop = previous handler's exit → next handler's entry.
+        await Bench.StepAsync(result, Log, ["chain.total", "chain.hop", "chain.p50", "chain.p99"], $"{sizes.Chain}-node chain", async () =>
+        {
+            Marks.Clear();
+            var start = Stopwatch.GetTimestamp();
+            await RunAsync(client, "chain", TimeSpan.FromMinutes(2));
+            var marks = Enumerable.Range(0, sizes.Chain).Select(i => Marks[$"c{i}"]).ToArray();
+            Bench.AddChain(result, start, [.. marks.Select(m => m.Enter)], [.. marks.Select(m => m.Exit)]);
+        });
+
+        // c. Fan-out / fan-in: start → the join's handler exit.
+        await Bench.StepAsync(result, Log, ["fan"], $"{sizes.Fan}-wide fan-out + join", async () =>
+        {
+            Marks.Clear();
+            var start = Stopwatch.GetTimestamp();
+            await RunAsync(client, "fan", TimeSpan.FromMinutes(2));
+            result.Values["fan"] = Stopwatch.GetElapsedTime(start, Marks["join"].Exit).TotalMilliseconds;
+        });
+
+        // d. Random layered DAGs: many small ones at once, then one large one.
+        await Bench.StepAsync(result, Log, ["dag", "dag.rate"], $"{sizes.Dags} concurrent {sizes.DagNodes}-node random DAGs", async () =>
+        {
+            var sw = Stopwatch.StartNew();
+            var dagIds = await Task.WhenAll(Enumerable.Range(0, sizes.Dags).Select(i => client.StartAsync($"dag{i}")));
+            await WaitAllAsync(client, dagIds);
+            result.Values["dag"] = sw.Elapsed.TotalMilliseconds;
+            result.Values["dag.rate"] = sizes.Dags * sizes.DagNodes / sw.Elapsed.TotalSeconds;
+        });
+        await Bench.StepAsync(result, Log, ["bigdag"], $"{sizes.BigDag}-node random DAG", async () =>
+        {
+            var sw = Stopwatch.StartNew();
+            await RunAsync(client, "bigdag", sizes.WideTimeout);
+            result.Values["bigdag"] = sw.Elapsed.TotalMilliseconds;
+        });
+
+        if (redis is not null)
+        {
+            // Memory one finished 10-node execution holds (kept for the retention time).
+            await Bench.StepAsync(result, Log, ["ten.rate", "ten.bytes", "ten.perGb"], $"{sizes.TenNode} ten-node workflows", async () =>
+            {
+                var before = await UsedMemoryAsync(redis);
+                var tenNode = new Guid[sizes.TenNode];
+                var tenTarget = Interlocked.Read(ref _noops) + tenNode.Length * 10;
+                var sw = Stopwatch.StartNew();
+                await Parallel.ForAsync(0, tenNode.Length, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (i, ct) => tenNode[i] = await client.StartAsync("ten", cancellationToken: ct));
+                await Bench.WaitUntilAsync(() => Interlocked.Read(ref _noops) >= tenTarget, TimeSpan.FromMinutes(5), "ten-node workflows");
+                result.Values["ten.rate"] = tenNode.Length * 10 / sw.Elapsed.TotalSeconds;
+                await WaitAllAsync(client, tenNode);
+                var bytes = (await UsedMemoryAsync(redis) - before) / (double)tenNode.Length;
+                result.Values["ten.bytes"] = bytes;
+                result.Values["ten.perGb"] = 1e9 / bytes;
+            });
+        }
+
+        // One workflow of many independent nodes (last: on PostgreSQL it may not finish in time).
+        await Bench.StepAsync(result, Log, ["wide"], $"1 workflow × {sizes.Wide} independent nodes", async () =>
+        {
+            var sw = Stopwatch.StartNew();
+            await RunAsync(client, "wide", sizes.WideTimeout);
+            result.Values["wide"] = sizes.Wide / sw.Elapsed.TotalSeconds;
+        });
+
+        await host.StopAsync();
+        if (dataSource is not null)
+        {
+            await Bench.StepAsync(result, Log, ["claim"], $"claim with {sizes.Backlog} queued", async () =>
+                result.Values["claim"] = await ClaimWithBacklogAsync(host.Services.GetRequiredService<IJobQueue>(), dataSource, sizes.Backlog));
+        }
+    }
+
+    /// <summary>
+    /// Starts an execution and waits for it; past <paramref name="timeout"/> cancels it (so it does not load later
+    /// scenarios) and throws a <see cref="TimeoutException"/> that says how far it got.
+    /// </summary>
+    private static async Task RunAsync(IWorkflowClient client, string workflow, TimeSpan timeout)
+    {
+        var id = await client.StartAsync(workflow);
+        ExecutionSnapshot snapshot;
+        try
+        {
+            snapshot = await client.WaitForCompletionAsync(id, timeout);
+        }
+        catch (TimeoutException)
+        {
+            var progress = (await client.GetAsync(id)).Progress;
+            await client.CancelAsync(id);
+            throw new TimeoutException(string.Create(CultureInfo.InvariantCulture, $"timed out after {timeout.TotalSeconds:0} s ({progress.Done:N0} of {progress.Total:N0} nodes done)"));
+        }
+
+        if (snapshot.Status != ExecutionStatus.Succeeded)
+        {
+            throw new InvalidOperationException($"{workflow} ended {snapshot.Status}.");
+        }
+    }
+
+    /// <summary>Median claim time of a 64-job batch with a backlog queued; prints the plan of the claim's scan to stderr.</summary>
+    private static async Task<double> ClaimWithBacklogAsync(IJobQueue queue, NpgsqlDataSource dataSource, int backlog)
+    {
+        var execution = Guid.CreateVersion7();
+        for (var batch = 0; batch < backlog / 1000; batch++)
+        {
+            await queue.EnqueueAsync([.. Enumerable.Range(batch * 1000, 1000).Select(i => new Job(execution, $"n{i}", 1, "backlog", i % 10))]);
+        }
+
+        await using (var analyze = dataSource.CreateCommand("ANALYZE nova.jobs"))
+        {
+            await analyze.ExecuteNonQueryAsync();
+        }
+
+        var times = new List<double>();
+        for (var i = 0; i < 20; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            var claimed = await queue.DequeueAsync(["backlog"], 64, TimeSpan.FromMinutes(5));
+            times.Add(sw.Elapsed.TotalMilliseconds);
+            if (claimed.Count != 64)
+            {
+                throw new InvalidOperationException($"Claimed {claimed.Count} of 64.");
+            }
+        }
+
+        await using var explain = dataSource.CreateCommand(
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) SELECT id FROM nova.jobs WHERE queue = 'backlog' AND lease_token IS NULL AND not_before <= now() ORDER BY priority DESC, seq LIMIT 64 FOR UPDATE SKIP LOCKED");
+        await using var reader = await explain.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            Console.Error.WriteLine($"    plan: {reader.GetString(0)}");
+        }
+
+        times.Sort();
+        return times[times.Count / 2];
+    }
+
+    private static async Task<IHost> StartAsync(IConnectionMultiplexer? redis, NpgsqlDataSource? postgres, Sizes sizes, int concurrency)
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddLogging(l => l.SetMinimumLevel(LogLevel.Error));
+        if (redis is not null)
+        {
+            builder.Services.AddSingleton(redis);
+        }
+
+        builder.Services.AddNovaWorkflows(nova =>
+        {
+            if (redis is not null)
+            {
+                nova.UseRedis();
+            }
+
+            if (postgres is not null)
+            {
+                nova.Services.AddSingleton(postgres);
+                nova.UsePostgres();
+            }
+
+            nova.AddHandler("noop", (_, _) =>
+            {
+                Interlocked.Increment(ref _noops);
+                return ValueTask.FromResult<JsonElement?>(null);
+            });
+            nova.AddHandler("mark", (ctx, _) =>
+            {
+                var enter = Stopwatch.GetTimestamp();
+                Marks[ctx.NodeId] = (enter, Stopwatch.GetTimestamp());
+                return ValueTask.FromResult<JsonElement?>(null);
+            });
+            nova.AddWorkflow(new WorkflowBuilder("single").Node("a", "noop").Build());
+            var wide = new WorkflowBuilder("wide");
+            for (var i = 0; i < sizes.Wide; i++)
+            {
+                wide.Node($"w{i}", "noop");
+            }
+
+            nova.AddWorkflow(wide.Build());
+            var chain = new WorkflowBuilder("chain").Node("c0", "mark");
+            for (var i = 1; i < sizes.Chain; i++)
+            {
+                var parent = $"c{i - 1}";
+                chain.Node($"c{i}", "mark", n => n.DependsOn(parent));
+            }
+
+            nova.AddWorkflow(chain.Build());
+            var fan = new WorkflowBuilder("fan");
+            var leaves = Enumerable.Range(0, sizes.Fan).Select(i => $"f{i}").ToArray();
+            foreach (var leaf in leaves)
+            {
+                fan.Node(leaf, "noop");
+            }
+
+            nova.AddWorkflow(fan.Node("join", "mark", n => n.DependsOn(leaves)).Build());
+            var random = new Random(Bench.Seed);
+            for (var i = 0; i < sizes.Dags; i++)
+            {
+                nova.AddWorkflow(Bench.RandomLayeredDag($"dag{i}", sizes.DagNodes, 5, 10, random, "noop"));
+            }
+
+            nova.AddWorkflow(Bench.RandomLayeredDag("bigdag", sizes.BigDag, 10, 20, random, "noop"));
+            nova.AddWorkflow(new WorkflowBuilder("ten")
+                .Node("n0", "noop")
+                .Node("n1", "noop", n => n.DependsOn("n0")).Node("n2", "noop", n => n.DependsOn("n0")).Node("n3", "noop", n => n.DependsOn("n0"))
+                .Node("n4", "noop", n => n.DependsOn("n1", "n2")).Node("n5", "noop", n => n.DependsOn("n2", "n3")).Node("n6", "noop", n => n.DependsOn("n3"))
+                .Node("n7", "noop", n => n.DependsOn("n4")).Node("n8", "noop", n => n.DependsOn("n5", "n6"))
+                .Node("n9", "noop", n => n.DependsOn("n7", "n8"))
+                .Build());
+            nova.AddWorker(w => w.Queue("default", concurrency));
+        });
+        var host = builder.Build();
+        await host.StartAsync();
+        return host;
+    }
+
+    private static async Task WaitAllAsync(IWorkflowClient client, IEnumerable<Guid> ids)
+    {
+        foreach (var id in ids)
+        {
+            var snapshot = await client.GetAsync(id);
+            if (!snapshot.IsFinished)
+            {
+                snapshot = await client.WaitForCompletionAsync(id, TimeSpan.FromMinutes(5));
+            }
+
+            if (snapshot.Status != ExecutionStatus.Succeeded)
+            {
+                throw new InvalidOperationException($"Execution {id} ended {snapshot.Status}.");
+            }
+        }
+    }
+
+    private static async Task<long> UsedMemoryAsync(IConnectionMultiplexer redis)
+    {
+        var info = await redis.GetServer(redis.GetEndPoints()[0]).InfoAsync("memory");
+        return long.Parse(info.SelectMany(g => g).First(kv => kv.Key == "used_memory").Value, CultureInfo.InvariantCulture);
+    }
+}

@@ -1,0 +1,326 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Security;
+using System.Text;
+
+namespace Nova.Workflow.Benchmarks.E2E;
+
+/// <summary>Machine and version facts for the page.</summary>
+internal sealed class EnvironmentInfo
+{
+    public string Cpu { get; set; } = "unknown";
+
+    public int Cores { get; set; } = Environment.ProcessorCount;
+
+    public string Memory { get; set; } = "unknown";
+
+    public string Os { get; set; } = RuntimeInformation.OSDescription;
+
+    public Dictionary<string, string> Versions { get; } = [];
+
+    public string? PostgresSettings { get; set; }
+
+    /// <summary>Share of the CPU busy just before each (engine/storage) child started: the machine may be shared.</summary>
+    public Dictionary<string, double> Busy { get; } = [];
+}
+
+/// <summary>The result table (markdown, stdout) and its chart (hand-written SVG).</summary>
+internal sealed class Report(EnvironmentInfo env, Sizes sizes, IReadOnlyList<ChildResult> results, IReadOnlyList<string> storages, IReadOnlyList<string> engines, TimeSpan elapsed)
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    private sealed record Row(string Storage, Measure Measure, string Nova, string Hangfire, double? Ratio);
+
+    public static EnvironmentInfo CollectEnvironment()
+    {
+        var env = new EnvironmentInfo();
+        static string? Field(string file, string key, char separator) => File.Exists(file)
+            ? File.ReadLines(file).Where(l => l.StartsWith(key, StringComparison.Ordinal)).Select(l => l[(l.IndexOf(separator, StringComparison.Ordinal) + 1)..].Trim().Trim('"')).FirstOrDefault()
+            : null;
+        env.Cpu = Field("/proc/cpuinfo", "model name", ':') ?? env.Cpu;
+        if (Field("/proc/meminfo", "MemTotal", ':') is { } mem && long.TryParse(mem.Split(' ')[0], Inv, out var kb))
+        {
+            env.Memory = (kb / 1024.0 / 1024.0).ToString("0.0", Inv) + " GiB";
+        }
+
+        var kernel = File.Exists("/proc/sys/kernel/osrelease") ? File.ReadAllText("/proc/sys/kernel/osrelease").Trim() : null;
+        env.Os = $"{Field("/etc/os-release", "PRETTY_NAME", '=') ?? RuntimeInformation.OSDescription}{(kernel is null ? "" : $", Linux kernel {kernel}")}";
+        env.Versions[".NET runtime"] = RuntimeInformation.FrameworkDescription;
+        env.Versions["Nova.Workflow commit"] = Git("describe --always --dirty --abbrev=10") ?? "unknown";
+        foreach (var assembly in new[] { typeof(Hangfire.BackgroundJob), typeof(Hangfire.InMemory.InMemoryStorage), typeof(Hangfire.PostgreSql.PostgreSqlStorage), typeof(Hangfire.Redis.StackExchange.RedisStorage) }.Select(t => t.Assembly))
+        {
+            var version = assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion?.Split('+')[0]
+                ?? assembly.GetName().Version?.ToString(3) ?? "?";
+            env.Versions[assembly.GetName().Name!] = version;
+        }
+
+        return env;
+    }
+
+    /// <summary>
+    /// Waits (up to <paramref name="maxWait"/>) until the machine is quiet — under 20% of its CPU busy over one second —
+    /// and returns the busy share then: the machine may be shared with other work, which would skew the figures.
+    /// </summary>
+    public static async Task<double> WaitForQuietAsync(TimeSpan maxWait, Action<string> log)
+    {
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            var busy = await CpuBusyAsync();
+            if (busy < 0.2 || waited.Elapsed > maxWait)
+            {
+                return busy;
+            }
+
+            log(string.Create(CultureInfo.InvariantCulture, $"   the machine is busy ({busy * 100:0}% CPU); waiting for it to settle"));
+            await Task.Delay(TimeSpan.FromSeconds(4));
+        }
+    }
+
+    private static async Task<double> CpuBusyAsync()
+    {
+        static (long Busy, long Total)? Sample()
+        {
+            if (!File.Exists("/proc/stat"))
+            {
+                return null;
+            }
+
+            var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(f => long.Parse(f, CultureInfo.InvariantCulture)).ToArray();
+            var idle = fields[3] + fields[4];
+            var total = fields.Take(8).Sum();
+            return (total - idle, total);
+        }
+
+        var first = Sample();
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        var second = Sample();
+        return first is { } a && second is { } b && b.Total > a.Total ? (b.Busy - a.Busy) / (double)(b.Total - a.Total) : 0;
+    }
+
+    public string Table()
+    {
+        var text = new StringBuilder();
+        text.AppendLine("| storage | measure | Nova | Hangfire | Nova/Hangfire |");
+        text.AppendLine("| --- | --- | ---: | ---: | ---: |");
+        foreach (var row in Rows())
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {row.Storage} | {row.Measure.Label} | {row.Nova} | {row.Hangfire} | {(row.Ratio is { } r ? FormatRatio(r) : "—")} |");
+        }
+
+        return text.ToString();
+    }
+
+    public string Markdown()
+    {
+        var md = new StringBuilder();
+        void Line(string line = "") => md.AppendLine(line);
+        void LineI(FormattableString line) => md.AppendLine(line.ToString(Inv));
+        Line("# Benchmarks: Nova.Workflow and Hangfire 1.8");
+        Line();
+        Line("Generated by `./scripts/bench.sh` (the end-to-end runner, `e2e` in `benchmarks/Nova.Workflow.Benchmarks`); every run rewrites this page and `benchmarks.svg`.");
+        Line();
+        LineI($"- Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC (the run took {elapsed.TotalMinutes:0.0} min)");
+        LineI($"- Machine: {env.Cpu}, {env.Cores} cores, {env.Memory} RAM; {env.Os}");
+        Line("- Versions: " + string.Join("; ", env.Versions.Select(kv => $"{kv.Key} {kv.Value}")));
+        Line("- CPU busy just before each pair started (the runner waits up to a minute for the machine to be under 20% busy; other work on a shared machine skews the figures): " +
+            string.Join(", ", env.Busy.Select(kv => string.Create(Inv, $"{kv.Key} {kv.Value * 100:0}%"))));
+        if (env.PostgresSettings is not null)
+        {
+            Line($"- PostgreSQL: {env.PostgresSettings} (every commit is flushed to disk: the data directory is on the machine's ext4 disk)");
+        }
+
+        Line();
+        Line("## Method");
+        Line();
+        Line("- One redis-server and one PostgreSQL are started per run on 127.0.0.1 (no Redis persistence). For each storage the two engines run on the same server, one after the other (Nova, then Hangfire), each in its own child process (`e2e-one`), so the peak working set is per engine. Between engines Redis gets `FLUSHALL`; on PostgreSQL each engine has its own database (`bench_nova`, `bench_hangfire`).");
+        Line("- Handlers are no-ops. Work is enqueued by 64 concurrent callers where there are many jobs. Each engine runs a short warm-up first.");
+        Line("- **completed/s**: from the first enqueue until the last job's handler has run (counted in the handler). **hop**: from the previous job's handler exit to the next job's handler entry (`Stopwatch.GetTimestamp`); chain and fan-out totals run from the start call to the last handler's exit.");
+        Line("- Hangfire's chain is built with `ContinueJobWith` (the first job is created scheduled, the others attached as continuations, then the first moved to Enqueued when the clock starts). Hangfire OSS has no job that waits for several parents, so its fan-in is **emulated**: each leaf decrements an in-process counter and the one that reaches zero enqueues the join. This is cheaper than a real multi-server join (a storage counter) would be, so it favours Hangfire.");
+        LineI($"- Nova-only rows: one workflow of {sizes.Wide:N0} independent nodes; {sizes.Dags} concurrent executions of {sizes.DagNodes}-node random layered DAGs (seed {Bench.Seed}; 5–10 layers; each node depends on 1–3 random nodes of the previous layer) and one {sizes.BigDag:N0}-node DAG built the same way with 10–20 layers; Redis memory per finished 10-node execution; PostgreSQL claim time of a 64-job batch with {sizes.Backlog:N0} jobs queued.");
+        Line();
+        Line("## Settings");
+        Line();
+        foreach (var result in results)
+        {
+            Line($"- {Name(result.Engine)} on {result.Storage}: {result.Settings ?? "(not reported)"}");
+        }
+
+        Line();
+        Line("## Hangfire tuning");
+        Line();
+        Line("Tried on this machine while choosing the settings above (full sizes, one run each on 2026-11-22; not regenerated by the runner; runs differ by about ±15%, and some overlapped other work on the shared machine, certainly the ones marked busy):");
+        Line();
+        Line("| storage | settings tried | completed/s | ms per hop (p50) |");
+        Line("| --- | --- | --- | --- |");
+        Line("| in-memory | WorkerCount 10 (busy machine) / **20** / 40 / 80 | 6,288 / **8,565** / 8,344 / 8,279 | 0.19 (0.15) / **0.27 (0.23)** / 0.28 (0.20) / 0.40 (0.20) |");
+        Line("| Redis | WorkerCount 10 / 20 / 40, FetchTimeout 1 s | 596 / 709 / 752 | 7.0 (6.1) / 6.1 (5.4) / 8.0 (7.2) |");
+        Line("| Redis | WorkerCount **20**, FetchTimeout 3 min (the default) | **735** | **6.3 (5.5)** |");
+        Line("| PostgreSQL | EnableLongPolling false, QueuePollInterval 100 ms, WorkerCount 10 / **20** / 40 | 72 / **86** / 93 | 39 (17.6) / **23.6 (15.6)** / 184 (38.7) |");
+        Line("| PostgreSQL | EnableLongPolling false, WorkerCount 20, QueuePollInterval 200 ms / 50 ms (busy machine) | 83 / 84 | 125 (31) / 200 (58) |");
+        Line("| PostgreSQL | EnableLongPolling true, QueuePollInterval 100 ms, WorkerCount 10 / 40 | 79 / 10,000 jobs not done in 300 s | 138 (29.7) / 165 (33) |");
+        Line();
+        Line("Kept (bold): WorkerCount = ProcessorCount × 10 on every storage — more workers only add contention on 2 cores (on PostgreSQL 40 workers gave 8% more jobs/s but a mean hop 8× longer). " +
+            "On PostgreSQL `EnableLongPolling = true` is slower here: in Hangfire.PostgreSql 1.21.1 each dequeue opens its own LISTEN connection, so it is off and workers poll every 100 ms. " +
+            "The ~1 s p99 hops on PostgreSQL match its distributed lock, which sleeps up to 1 s between attempts when a worker picks up a continuation whose job lock is still held.");
+        var failures = results.Where(r => r.Error is not null).ToList();
+        if (failures.Count > 0)
+        {
+            Line();
+            Line("## Failures");
+            Line();
+            foreach (var failure in failures)
+            {
+                Line($"- {Name(failure.Engine)} on {failure.Storage}: {failure.Error}");
+            }
+        }
+
+        Line();
+        Line("## Results");
+        Line();
+        Line("Ratio column: above 1 means Nova is better — for rates it is Nova / Hangfire, for times and memory Hangfire / Nova. “—”: the measure is Nova only.");
+        Line();
+        md.Append(Table());
+        Line();
+        Line("![chart](benchmarks.svg)");
+        return md.ToString();
+    }
+
+    /// <summary>Horizontal bars of the ratio per row on a log scale, with a line at 1×.</summary>
+    public string Svg()
+    {
+        var rows = Rows().Where(r => r.Ratio is > 0).ToList();
+        const int labelWidth = 330, plotWidth = 520, right = 80, rowHeight = 22, top = 56, bottom = 40;
+        var width = labelWidth + plotWidth + right;
+        var height = top + Math.Max(1, rows.Count) * rowHeight + bottom;
+        var logs = rows.Select(r => Math.Log10(r.Ratio!.Value)).Append(0).ToList();
+        var lo = Math.Floor(logs.Min() - 0.05);
+        var hi = Math.Ceiling(logs.Max() + 0.05);
+        if (hi - lo < 1)
+        {
+            hi = lo + 1;
+        }
+
+        double X(double ratio) => labelWidth + (Math.Log10(ratio) - lo) / (hi - lo) * plotWidth;
+        string F(double v) => v.ToString("0.#", Inv);
+        var svg = new StringBuilder();
+        svg.AppendLine(Inv, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">");
+        svg.AppendLine(Inv, $"<rect width=\"{width}\" height=\"{height}\" fill=\"white\"/>");
+        svg.AppendLine(Inv, $"<text x=\"{width / 2}\" y=\"20\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">Nova.Workflow vs Hangfire 1.8: ratio per measure (log scale, &gt; 1× = Nova better)</text>");
+        svg.AppendLine(Inv, $"<text x=\"{width / 2}\" y=\"38\" text-anchor=\"middle\" fill=\"#555\">rates: Nova / Hangfire; times and memory: Hangfire / Nova</text>");
+        var axisBottom = top + rows.Count * rowHeight;
+        for (var exponent = (int)lo; exponent <= (int)hi; exponent++)
+        {
+            foreach (var mantissa in new[] { 1, 2, 5 })
+            {
+                var tick = mantissa * Math.Pow(10, exponent);
+                if (Math.Log10(tick) > hi + 1e-9)
+                {
+                    continue;
+                }
+
+                var x = X(tick);
+                var major = mantissa == 1;
+                svg.AppendLine(Inv, $"<line x1=\"{F(x)}\" y1=\"{top - 4}\" x2=\"{F(x)}\" y2=\"{axisBottom}\" stroke=\"{(major ? "#ccc" : "#eee")}\"/>");
+                if (major || hi - lo <= 2)
+                {
+                    svg.AppendLine(Inv, $"<text x=\"{F(x)}\" y=\"{axisBottom + 16}\" text-anchor=\"middle\" fill=\"#555\">{tick.ToString("#,##0.###", Inv)}×</text>");
+                }
+            }
+        }
+
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var row = rows[i];
+            var y = top + i * rowHeight;
+            var ratio = row.Ratio!.Value;
+            var (x1, x2) = (X(Math.Min(1, ratio)), X(Math.Max(1, ratio)));
+            var color = ratio >= 1 ? "#2e7d32" : "#c62828";
+            var label = $"{row.Storage} · {(row.Measure.Short.Length > 0 ? row.Measure.Short : row.Measure.Id)}";
+            svg.AppendLine(Inv, $"<text x=\"{labelWidth - 8}\" y=\"{y + 15}\" text-anchor=\"end\">{SecurityElement.Escape(label)}</text>");
+            svg.AppendLine(Inv, $"<rect x=\"{F(x1)}\" y=\"{y + 4}\" width=\"{F(Math.Max(1, x2 - x1))}\" height=\"{rowHeight - 8}\" fill=\"{color}\"/>");
+            if (i > 0 && rows[i - 1].Storage != row.Storage)
+            {
+                svg.AppendLine(Inv, $"<line x1=\"8\" y1=\"{y}\" x2=\"{width - 8}\" y2=\"{y}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>");
+            }
+
+            var textX = ratio >= 1 ? x2 + 4 : x1 - 4;
+            svg.AppendLine(Inv, $"<text x=\"{F(textX)}\" y=\"{y + 15}\" text-anchor=\"{(ratio >= 1 ? "start" : "end")}\" fill=\"{color}\">{FormatRatio(ratio)}</text>");
+        }
+
+        var one = X(1);
+        svg.AppendLine(Inv, $"<line x1=\"{F(one)}\" y1=\"{top - 8}\" x2=\"{F(one)}\" y2=\"{axisBottom + 4}\" stroke=\"#000\" stroke-width=\"1.5\"/>");
+        svg.AppendLine("</svg>");
+        return svg.ToString();
+    }
+
+    private IEnumerable<Row> Rows()
+    {
+        foreach (var storage in storages)
+        {
+            var nova = results.FirstOrDefault(r => r.Engine == "nova" && r.Storage == storage);
+            var hangfire = results.FirstOrDefault(r => r.Engine == "hangfire" && r.Storage == storage);
+            foreach (var measure in Measures.For(sizes).Where(m => m.Storage is null || m.Storage == storage))
+            {
+                var novaValue = nova?.Values.GetValueOrDefault(measure.Id);
+                var hangfireValue = measure.NovaOnly ? null : hangfire?.Values.GetValueOrDefault(measure.Id);
+                if (nova is not null && !nova.Values.ContainsKey(measure.Id))
+                {
+                    novaValue = null;
+                }
+
+                if (hangfire is not null && !hangfire.Values.ContainsKey(measure.Id))
+                {
+                    hangfireValue = null;
+                }
+
+                double? ratio = novaValue is > 0 && hangfireValue is > 0
+                    ? measure.HigherIsBetter ? novaValue / hangfireValue : hangfireValue / novaValue
+                    : null;
+                yield return new Row(
+                    storage,
+                    measure,
+                    Cell(nova, measure, novaValue, engines.Contains("nova")),
+                    measure.NovaOnly ? "—" : Cell(hangfire, measure, hangfireValue, engines.Contains("hangfire")),
+                    ratio);
+            }
+        }
+    }
+
+    private static string Cell(ChildResult? result, Measure measure, double? value, bool ran)
+    {
+        if (!ran || result is null)
+        {
+            return "not run";
+        }
+
+        if (value is { } v)
+        {
+            return v.ToString(measure.Format, Inv);
+        }
+
+        return result.Notes.TryGetValue(measure.Id, out var note) ? note : result.Error is not null ? "failed" : "—";
+    }
+
+    private static string FormatRatio(double ratio) => ratio.ToString(ratio >= 10 ? "#,##0" : ratio >= 1 ? "0.0" : ratio >= 0.1 ? "0.00" : "0.000", Inv) + "×";
+
+    private static string Name(string engine) => engine == "nova" ? "Nova" : "Hangfire";
+
+    private static string? Git(string arguments)
+    {
+        try
+        {
+            var info = new ProcessStartInfo("git", arguments) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            using var git = Process.Start(info)!;
+            var output = git.StandardOutput.ReadToEnd().Trim();
+            git.WaitForExit();
+            return git.ExitCode == 0 && output.Length > 0 ? output : null;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,185 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Nova.Workflow.Benchmarks.E2E;
+
+/// <summary>Scenario sizes: the full run, or <c>--quick</c> (small sizes to check that every scenario works).</summary>
+internal sealed record Sizes(int Jobs, int Chain, int Fan, int Dags, int DagNodes, int BigDag, int TenNode, int Backlog, int Wide, TimeSpan WideTimeout)
+{
+    public static readonly Sizes Full = new(10_000, 200, 1_000, 100, 50, 1_000, 10_000, 100_000, 10_000, TimeSpan.FromSeconds(60));
+
+    public static readonly Sizes Quick = new(500, 50, 100, 10, 50, 200, 500, 5_000, 500, TimeSpan.FromSeconds(30));
+
+    public static Sizes From(IEnumerable<string> args) => args.Contains("--quick") ? Quick : Full;
+}
+
+/// <summary>
+/// One row kind of the result table. Ratios are oriented so that above 1 means Nova is better. <paramref name="Storage"/>
+/// limits the row to one storage; <paramref name="NovaOnly"/> rows have no Hangfire counterpart.
+/// </summary>
+internal sealed record Measure(string Id, string Label, string Short, bool HigherIsBetter, string Format, bool NovaOnly = false, string? Storage = null);
+
+internal static class Measures
+{
+    public static IReadOnlyList<Measure> For(Sizes s)
+    {
+        string N(int n) => n.ToString("N0", CultureInfo.InvariantCulture);
+        return
+        [
+            new("enqueue", $"{N(s.Jobs)} independent no-op jobs (Nova: single-node workflows): enqueued/s", "no-op jobs: enqueued/s", true, "#,##0"),
+            new("complete", $"{N(s.Jobs)} independent no-op jobs: completed/s (first enqueue → last handler ran)", "no-op jobs: completed/s", true, "#,##0"),
+            new("wide", $"1 workflow of {N(s.Wide)} independent nodes: nodes/s", "", true, "#,##0", NovaOnly: true),
+            new("chain.total", $"{N(s.Chain)}-job chain (Hangfire: ContinueJobWith): total ms (start → last handler exit)", "chain: total", false, "#,##0.0"),
+            new("chain.hop", $"{N(s.Chain)}-job chain: ms per hop (total / {N(s.Chain)})", "chain: per hop", false, "0.000"),
+            new("chain.p50", $"{N(s.Chain)}-job chain: p50 hop ms (handler exit → next handler entry)", "chain: p50 hop", false, "0.000"),
+            new("chain.p99", $"{N(s.Chain)}-job chain: p99 hop ms", "chain: p99 hop", false, "0.000"),
+            new("fan", $"{N(s.Fan)}-wide fan-out + 1 join: total ms (Hangfire has no multi-parent join: emulated, each leaf decrements an in-process counter and the last one enqueues the join)", "fan-out + join (HF emulated)", false, "#,##0.0"),
+            new("dag", $"{N(s.Dags)} concurrent {N(s.DagNodes)}-node random layered DAGs: total ms", "", false, "#,##0.0", NovaOnly: true),
+            new("dag.rate", $"{N(s.Dags)} concurrent {N(s.DagNodes)}-node random layered DAGs: nodes/s", "", true, "#,##0", NovaOnly: true),
+            new("bigdag", $"1 random layered DAG of {N(s.BigDag)} nodes: total ms", "", false, "#,##0.0", NovaOnly: true),
+            new("ten.rate", $"{N(s.TenNode)} ten-node workflows: nodes/s", "", true, "#,##0", NovaOnly: true, Storage: "redis"),
+            new("ten.bytes", "Redis memory per finished 10-node execution, bytes", "", false, "#,##0", NovaOnly: true, Storage: "redis"),
+            new("ten.perGb", "finished 10-node executions per GB of Redis memory", "", true, "#,##0", NovaOnly: true, Storage: "redis"),
+            new("claim", $"claim of 64 jobs with {N(s.Backlog)} queued: median ms", "", false, "0.00", NovaOnly: true, Storage: "postgres"),
+            new("peak", "peak working set of the benchmark process, MB", "peak working set", false, "#,##0"),
+        ];
+    }
+}
+
+/// <summary>What one child process measured for one (engine, storage) pair; the last line of its stdout as JSON.</summary>
+internal sealed class ChildResult
+{
+    public string Engine { get; set; } = "";
+
+    public string Storage { get; set; } = "";
+
+    public Dictionary<string, double> Values { get; set; } = [];
+
+    /// <summary>Text shown instead of a value (e.g. "timed out").</summary>
+    public Dictionary<string, string> Notes { get; set; } = [];
+
+    /// <summary>Engine settings as used, for the page.</summary>
+    public string? Settings { get; set; }
+
+    public string? Error { get; set; }
+}
+
+internal static class Bench
+{
+    /// <summary>Seed of the random layered DAGs.</summary>
+    public const int Seed = 42;
+
+    public static void Log(string engine, string storage, string message) =>
+        Console.Error.WriteLine($"  [{engine}/{storage} {DateTime.Now:HH:mm:ss}] {message}");
+
+    /// <summary>
+    /// Runs one scenario; a timeout or failure is noted on its measures (the cell shows it) and the run goes on with
+    /// the next scenario.
+    /// </summary>
+    public static async Task StepAsync(ChildResult result, Action<string> log, string[] measures, string title, Func<Task> body)
+    {
+        log(title);
+        try
+        {
+            await body();
+        }
+        catch (TimeoutException e)
+        {
+            log($"{title}: {e.Message}");
+            foreach (var measure in measures)
+            {
+                result.Notes[measure] = e.Message.StartsWith("timed out", StringComparison.Ordinal) ? e.Message : "timed out";
+            }
+        }
+#pragma warning disable CA1031 // Noted in the result; the other scenarios still run.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            log($"{title} failed: {e}");
+            result.Error = result.Error is null ? $"{title}: {e.GetType().Name}: {e.Message}" : $"{result.Error}; {title}: {e.Message}";
+            foreach (var measure in measures)
+            {
+                result.Notes[measure] = "failed";
+            }
+        }
+    }
+
+    /// <summary>Waits (polling every millisecond) until <paramref name="done"/> holds.</summary>
+    public static async Task WaitUntilAsync(Func<bool> done, TimeSpan timeout, string what)
+    {
+        var sw = Stopwatch.StartNew();
+        while (!done())
+        {
+            if (sw.Elapsed > timeout)
+            {
+                throw new TimeoutException(string.Create(CultureInfo.InvariantCulture, $"timed out after {timeout.TotalSeconds:0} s ({what})"));
+            }
+
+            await Task.Delay(1);
+        }
+    }
+
+    /// <summary>Sorted hops in ms between consecutive (exit, entry) timestamps.</summary>
+    public static double[] Hops(IReadOnlyList<long> enter, IReadOnlyList<long> exit)
+    {
+        var hops = new double[enter.Count - 1];
+        for (var i = 1; i < enter.Count; i++)
+        {
+            hops[i - 1] = Stopwatch.GetElapsedTime(exit[i - 1], enter[i]).TotalMilliseconds;
+        }
+
+        Array.Sort(hops);
+        return hops;
+    }
+
+    public static void AddChain(ChildResult result, long start, IReadOnlyList<long> enter, IReadOnlyList<long> exit)
+    {
+        var total = Stopwatch.GetElapsedTime(start, exit[^1]).TotalMilliseconds;
+        var hops = Hops(enter, exit);
+        result.Values["chain.total"] = total;
+        result.Values["chain.hop"] = total / enter.Count;
+        result.Values["chain.p50"] = hops[hops.Length / 2];
+        result.Values["chain.p99"] = hops[(int)(hops.Length * 0.99)];
+    }
+
+    /// <summary>
+    /// A random layered DAG: 1..n layers (at least one node each), every node past the first layer depends on 1–3 distinct
+    /// random nodes of the layer before.
+    /// </summary>
+    public static WorkflowDefinition RandomLayeredDag(string name, int nodes, int minLayers, int maxLayers, Random random, string handler)
+    {
+        var layers = random.Next(minLayers, maxLayers + 1);
+        var counts = Enumerable.Repeat(1, layers).ToArray();
+        for (var i = layers; i < nodes; i++)
+        {
+            counts[random.Next(layers)]++;
+        }
+
+        var builder = new WorkflowBuilder(name);
+        var previous = new List<string>();
+        var next = 0;
+        foreach (var count in counts)
+        {
+            var current = new List<string>(count);
+            for (var k = 0; k < count; k++)
+            {
+                var id = $"n{next++}";
+                if (previous.Count == 0)
+                {
+                    builder.Node(id, handler);
+                }
+                else
+                {
+                    var parents = previous.OrderBy(_ => random.Next()).Take(random.Next(1, Math.Min(3, previous.Count) + 1)).ToArray();
+                    builder.Node(id, handler, n => n.DependsOn(parents));
+                }
+
+                current.Add(id);
+            }
+
+            previous = current;
+        }
+
+        return builder.Build();
+    }
+}
