@@ -84,7 +84,7 @@ public class SerializationBenchmarks
     {
         _job = new Job(Guid.NewGuid(), "extract-invoice-lines", 1, "default", 5, null, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
         _jobJson = JobCodec.Serialize(_job);
-        var plan = ExecutionPlan.Create(Workloads.Layered("doc", 50, 7));
+        var plan = ExecutionPlan.Create(E2E.Bench.RandomLayeredDag("doc", 50, 5, 10, new Random(7), "noop"));
         var now = DateTimeOffset.UtcNow;
         var state = new ExecutionState(new NewExecution(Guid.NewGuid(), plan, JsonSerializer.SerializeToElement(new { invoice = 42 }), null, null), now);
         var ready = new Queue<Job>(state.Start(now).Jobs);
@@ -347,30 +347,4 @@ internal static class Workloads
         .Node("n7", "noop", n => n.DependsOn("n4")).Node("n8", "noop", n => n.DependsOn("n5", "n6"))
         .Node("n9", "noop", n => n.DependsOn("n7", "n8"))
         .Build();
-
-    /// <summary>A random layered DAG: <paramref name="nodes"/> nodes in layers, each depending on 1–3 nodes of the layer before.</summary>
-    public static WorkflowDefinition Layered(string name, int nodes, int seed)
-    {
-        var random = new Random(seed);
-        var builder = new WorkflowBuilder(name);
-        var layers = Math.Max(2, (int)Math.Round(Math.Sqrt(nodes)));
-        var previous = new List<string>();
-        var made = 0;
-        for (var layer = 0; layer < layers && made < nodes; layer++)
-        {
-            var width = layer == layers - 1 ? nodes - made : Math.Max(1, Math.Min(nodes - made, (nodes / layers) + random.Next(-2, 3)));
-            var current = new List<string>();
-            for (var k = 0; k < width; k++, made++)
-            {
-                var id = $"l{layer}n{k}";
-                var parents = previous.Count == 0 ? [] : previous.OrderBy(_ => random.Next()).Take(random.Next(1, Math.Min(3, previous.Count) + 1)).ToArray();
-                builder.Node(id, "noop", n => n.DependsOn(parents));
-                current.Add(id);
-            }
-
-            previous = current;
-        }
-
-        return builder.Build();
-    }
 }

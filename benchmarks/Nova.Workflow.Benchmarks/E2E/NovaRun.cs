@@ -68,6 +68,9 @@ internal static class NovaRun
             result.Values["fan"] = Stopwatch.GetElapsedTime(start, Marks["join"].Exit).TotalMilliseconds;
         });
 
+        // The peak over the scenarios Hangfire runs too; the Nova-only ones below hold far more work at once.
+        result.Values["peak"] = Bench.PeakWorkingSetMb();
+
         // d. Random layered DAGs: many small ones at once, then one large one.
         await Bench.StepAsync(result, Log, ["dag", "dag.rate"], $"{sizes.Dags} concurrent {sizes.DagNodes}-node random DAGs", async () =>
         {
@@ -246,13 +249,7 @@ internal static class NovaRun
             }
 
             nova.AddWorkflow(Bench.RandomLayeredDag("bigdag", sizes.BigDag, 10, 20, random, "noop"));
-            nova.AddWorkflow(new WorkflowBuilder("ten")
-                .Node("n0", "noop")
-                .Node("n1", "noop", n => n.DependsOn("n0")).Node("n2", "noop", n => n.DependsOn("n0")).Node("n3", "noop", n => n.DependsOn("n0"))
-                .Node("n4", "noop", n => n.DependsOn("n1", "n2")).Node("n5", "noop", n => n.DependsOn("n2", "n3")).Node("n6", "noop", n => n.DependsOn("n3"))
-                .Node("n7", "noop", n => n.DependsOn("n4")).Node("n8", "noop", n => n.DependsOn("n5", "n6"))
-                .Node("n9", "noop", n => n.DependsOn("n7", "n8"))
-                .Build());
+            nova.AddWorkflow(Workloads.TenNode());
             nova.AddWorker(w => w.Queue("default", concurrency));
         });
         var host = builder.Build();

@@ -41,7 +41,7 @@ internal static class Measures
             new("ten.bytes", "Redis memory per finished 10-node execution, bytes", "", false, "#,##0", NovaOnly: true, Storage: "redis"),
             new("ten.perGb", "finished 10-node executions per GB of Redis memory", "", true, "#,##0", NovaOnly: true, Storage: "redis"),
             new("claim", $"claim of 64 jobs with {N(s.Backlog)} queued: median ms", "", false, "0.00", NovaOnly: true, Storage: "postgres"),
-            new("peak", "peak working set of the benchmark process, MB", "peak working set", false, "#,##0"),
+            new("peak", "peak working set of the benchmark process over the shared scenarios (throughput, chain, fan-out), MB", "peak working set", false, "#,##0"),
         ];
     }
 }
@@ -120,6 +120,14 @@ internal static class Bench
     }
 
     /// <summary>Sorted hops in ms between consecutive (exit, entry) timestamps.</summary>
+    /// <summary>The process's peak working set so far, MB.</summary>
+    public static double PeakWorkingSetMb()
+    {
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
+        self.Refresh();
+        return self.PeakWorkingSet64 / 1e6;
+    }
+
     public static double[] Hops(IReadOnlyList<long> enter, IReadOnlyList<long> exit)
     {
         var hops = new double[enter.Count - 1];
