@@ -22,10 +22,15 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore
     private readonly PostgresJobQueue? _queue;
     private readonly string _s;
     private readonly ConcurrentDictionary<Guid, CompletionGroup> _completing = new();
+    private readonly TimeProvider _time;
 
-    public PostgresStateStore(NpgsqlDataSource dataSource, IOptions<PostgresProviderOptions> providerOptions, IOptions<NovaWorkflowOptions> options, WorkflowRegistry registry, IJobQueue queue)
+    // The database clock minus this process's, from the last clock read (ticks); long.MinValue until the first.
+    private long _clockOffset = long.MinValue;
+
+    public PostgresStateStore(NpgsqlDataSource dataSource, IOptions<PostgresProviderOptions> providerOptions, IOptions<NovaWorkflowOptions> options, WorkflowRegistry registry, IJobQueue queue, TimeProvider time)
     {
         _dataSource = dataSource;
+        _time = time;
         _registry = registry;
         _options = options.Value;
         _s = providerOptions.Value.Schema;
@@ -52,9 +57,15 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore
 
     private async Task<CreateExecutionResult?> TryCreateAsync(NewExecution execution, CancellationToken cancellationToken)
     {
+        if (execution.IdempotencyKey is null && Interlocked.Read(ref _clockOffset) is var offset && offset != long.MinValue)
+        {
+            return await CreateInOneRoundTripAsync(execution, _time.GetUtcNow().AddTicks(offset), cancellationToken).ConfigureAwait(false);
+        }
+
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         var now = await NowAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
+        ObserveClock(now);
         var state = new ExecutionState(execution, now);
         var transition = state.Start(now);
         await using (var insert = new NpgsqlCommand(
@@ -87,6 +98,40 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore
         }
         return new CreateExecutionResult(execution.Id, true, transition);
     }
+
+    /// <summary>
+    /// A start without an idempotency key cannot conflict (its id is new), so the execution row and its root jobs go in one
+    /// batch: one round trip, one implicit transaction. Its timestamps come from the database clock as last observed.
+    /// </summary>
+    private async Task<CreateExecutionResult> CreateInOneRoundTripAsync(NewExecution execution, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var state = new ExecutionState(execution, now);
+        var transition = state.Start(now);
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var batch = new NpgsqlBatch(connection);
+        var insert = new NpgsqlBatchCommand($"INSERT INTO {_s}.executions (id, workflow, version, status, created_at, state) VALUES ($1, $2, $3, $4, $5, $6)");
+        insert.Parameters.AddWithValue(execution.Id);
+        insert.Parameters.AddWithValue(execution.Plan.Workflow);
+        insert.Parameters.AddWithValue(execution.Plan.Version);
+        insert.Parameters.AddWithValue((short)state.Status);
+        insert.Parameters.AddWithValue(now);
+        insert.Parameters.Add(Json(state));
+        batch.BatchCommands.Add(insert);
+        var enqueued = _queue is not null && _queue.AddEnqueue(batch, transition.Jobs);
+
+        // Npgsql sends a batch with one Sync: PostgreSQL runs it as one implicit transaction, all or nothing.
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        if (enqueued)
+        {
+            _queue!.Wake(transition.Jobs);
+            transition = transition with { JobsEnqueued = true };
+        }
+
+        return new CreateExecutionResult(execution.Id, true, transition);
+    }
+
+    private void ObserveClock(DateTimeOffset databaseNow) =>
+        Interlocked.Exchange(ref _clockOffset, (databaseNow - _time.GetUtcNow()).Ticks);
 
     public async ValueTask<StartNodeResult> TryStartNodeAsync(StartNodeRequest request, CancellationToken cancellationToken = default)
     {
@@ -141,8 +186,8 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore
                     transaction))
                 {
                     select.Parameters.AddWithValue(claimed.Select(j => j.Job.ExecutionId).Distinct().ToArray());
-                    await using var reader = await select.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    await using var reader = await select.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+                    while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
                     {
                         states[reader.GetGuid(0)] = (Restore(reader.GetString(1), reader.GetInt32(2), reader.GetFieldValue<byte[]>(3)), reader.GetFieldValue<DateTimeOffset>(4));
                     }
@@ -173,14 +218,16 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore
                     await using var update = new NpgsqlCommand($"UPDATE {_s}.executions e SET state = u.state FROM unnest($1::uuid[], $2::bytea[]) AS u(id, state) WHERE e.id = u.id", connection, transaction);
                     update.Parameters.AddWithValue(changed.Select(c => c.Id).ToArray());
                     update.Parameters.AddWithValue(changed.Select(c => JsonSerializer.SerializeToUtf8Bytes(c.ToDocument(), ExecutionDocumentContext.Default.ExecutionDocument)).ToArray());
-                    await update.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                    await update.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
                 }
             }
 
-            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            // Past the claim, finish without the caller's token: a claim cancelled after its commit would strand started nodes
+            // until their leases lapse.
+            await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
         }
 
-        await _queue.DeadLetterAsync(poison, cancellationToken).ConfigureAwait(false);
+        await _queue.DeadLetterAsync(poison, CancellationToken.None).ConfigureAwait(false);
         return result;
     }
 
@@ -482,7 +529,9 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore
             }
 
             var state = Restore(reader.GetString(0), reader.GetInt32(1), reader.GetFieldValue<byte[]>(2));
-            return new Scope(connection, transaction, state, reader.GetFieldValue<DateTimeOffset>(3));
+            var now = reader.GetFieldValue<DateTimeOffset>(3);
+            ObserveClock(now);
+            return new Scope(connection, transaction, state, now);
         }
         catch
         {

@@ -76,7 +76,18 @@ internal sealed class WorkerService : BackgroundService
                     free++;
                 }
 
-                var jobs = await ClaimAsync(queueName, queues, free, stoppingToken).ConfigureAwait(false);
+                IReadOnlyList<(LeasedJob Job, StartNodeResult? Start)> jobs;
+                try
+                {
+                    jobs = await ClaimAsync(queueName, queues, free, stoppingToken).ConfigureAwait(false);
+                }
+                catch
+                {
+                    // A failed or cancelled claim gives its slots back, or shutdown would wait for them forever.
+                    slots.Release(free);
+                    throw;
+                }
+
                 var unused = free - jobs.Count;
                 if (unused > 0)
                 {

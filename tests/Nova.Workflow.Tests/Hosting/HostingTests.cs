@@ -32,6 +32,45 @@ public sealed class HostingTests
     }
 
     [Fact]
+    public async Task Shutdown_during_a_claim_returns_the_claims_slots_and_completes()
+    {
+        var queue = new ClaimBlockingQueue();
+        using var host = Build(nova => nova
+            .UseStorage(sp => new Nova.Workflow.Storage.InMemory.InMemoryStateStore(TimeProvider.System, queue), _ => queue)
+            .AddWorker(w => w.Queue("default", 4)));
+        await host.StartAsync();
+        await queue.Claiming.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var stop = host.StopAsync();
+        Assert.Same(stop, await Task.WhenAny(stop, Task.Delay(TimeSpan.FromSeconds(20))));
+        await stop;
+    }
+
+    /// <summary>A queue whose claim waits until it is cancelled, as a claim in flight at shutdown does.</summary>
+    private sealed class ClaimBlockingQueue : IJobQueue
+    {
+        private readonly Nova.Workflow.Storage.InMemory.InMemoryJobQueue _inner = new(TimeProvider.System);
+
+        public TaskCompletionSource Claiming { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async ValueTask<IReadOnlyList<LeasedJob>> DequeueAsync(IReadOnlyList<string> queues, int maxCount, TimeSpan lease, CancellationToken cancellationToken = default)
+        {
+            Claiming.TrySetResult();
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+            return [];
+        }
+
+        public ValueTask EnqueueAsync(IReadOnlyList<Job> jobs, CancellationToken cancellationToken = default) => _inner.EnqueueAsync(jobs, cancellationToken);
+        public ValueTask WaitAsync(IReadOnlyList<string> queues, TimeSpan timeout, CancellationToken cancellationToken = default) => _inner.WaitAsync(queues, timeout, cancellationToken);
+        public ValueTask<IReadOnlyList<bool>> ExtendLeasesAsync(IReadOnlyList<LeasedJob> jobs, TimeSpan lease, CancellationToken cancellationToken = default) => _inner.ExtendLeasesAsync(jobs, lease, cancellationToken);
+        public ValueTask<bool> AckAsync(LeasedJob job, CancellationToken cancellationToken = default) => _inner.AckAsync(job, cancellationToken);
+        public ValueTask<bool> ReleaseAsync(LeasedJob job, TimeSpan delay, CancellationToken cancellationToken = default) => _inner.ReleaseAsync(job, delay, cancellationToken);
+        public ValueTask DeadLetterAsync(DeadLetter entry, LeasedJob? job, CancellationToken cancellationToken = default) => _inner.DeadLetterAsync(entry, job, cancellationToken);
+        public ValueTask<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(int max, CancellationToken cancellationToken = default) => _inner.ListDeadLettersAsync(max, cancellationToken);
+        public ValueTask<DeadLetter?> TakeDeadLetterAsync(Guid id, CancellationToken cancellationToken = default) => _inner.TakeDeadLetterAsync(id, cancellationToken);
+        public ValueTask<long> GetDepthAsync(string queue, CancellationToken cancellationToken = default) => _inner.GetDepthAsync(queue, cancellationToken);
+    }
+
+    [Fact]
     public async Task A_host_without_workers_enqueues_and_runs_nothing()
     {
         using var host = Build(nova => nova
