@@ -117,28 +117,94 @@ public class SerializationBenchmarks
     public int ParseDocument() => JsonSerializer.Deserialize(_documentBytes, ExecutionDocumentContext.Default.ExecutionDocument)!.Done;
 }
 
+/// <summary>A store and queue of one provider, with no worker: the benchmark drives the transitions itself.</summary>
+public abstract class StoreBenchmarks
+{
+    private readonly List<LeasedJob> _started = [];
+    private IHost _host = null!;
+    private IStateStore _store = null!;
+    private ExecutionPlan _plan = null!;
+
+    private protected IJobQueue Queue { get; private set; } = null!;
+
+    private protected async Task StartStoreAsync(Action<NovaWorkflowBuilder> configure)
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddLogging(l => l.SetMinimumLevel(LogLevel.Error));
+        var definition = new WorkflowBuilder("pair").Node("a", "noop").Node("b", "noop", n => n.DependsOn("a")).Build();
+        builder.Services.AddNovaWorkflows(nova =>
+        {
+            configure(nova);
+            nova.AddHandler("noop", (_, _) => ValueTask.FromResult<JsonElement?>(null));
+            nova.AddWorkflow(definition);
+        });
+        _host = builder.Build();
+        await _host.StartAsync();
+        _store = _host.Services.GetRequiredService<IStateStore>();
+        Queue = _host.Services.GetRequiredService<IJobQueue>();
+        _plan = ExecutionPlan.Create(definition);
+    }
+
+    /// <summary>Creates <paramref name="count"/> two-node executions and leases and starts their first node.</summary>
+    private protected async Task StartNodesAsync(int count)
+    {
+        _started.Clear();
+        var input = JsonSerializer.SerializeToElement(1);
+        for (var i = 0; i < count; i++)
+        {
+            var created = await _store.CreateExecutionAsync(new NewExecution(Guid.CreateVersion7(), _plan, input, null, null));
+            if (!created.Transition.JobsEnqueued)
+            {
+                await Queue.EnqueueAsync(created.Transition.Jobs);
+            }
+        }
+
+        while (_started.Count < count)
+        {
+            foreach (var job in await Queue.DequeueAsync([WorkflowDefinition.DefaultQueue], 64, TimeSpan.FromMinutes(5)))
+            {
+                var start = await _store.TryStartNodeAsync(new StartNodeRequest(job, "bench", TimeSpan.FromMinutes(5), 3));
+                if (start.Outcome == StartOutcome.Started)
+                {
+                    _started.Add(job);
+                }
+            }
+        }
+    }
+
+    /// <summary>Completes every started node, one completion after another.</summary>
+    private protected async Task CompleteAllAsync()
+    {
+        foreach (var run in _started)
+        {
+            var result = await _store.CompleteNodeAsync(new CompleteNodeRequest { Run = run, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow });
+            if (!result.Accepted)
+            {
+                throw new InvalidOperationException("Completion rejected.");
+            }
+        }
+    }
+
+    private protected void StopStore() => _host.Dispose();
+}
+
 /// <summary>
 /// Round trips against a real redis-server on 127.0.0.1: the completion script (complete, enqueue the child, ack: one
 /// EVALSHA) of a started node whose child becomes ready; and one claim of a batch of 64.
 /// </summary>
 [MemoryDiagnoser]
-public class RedisBenchmarks
+public class RedisBenchmarks : StoreBenchmarks
 {
     private const int Batch = 200;
     private LocalRedis _redis = null!;
     private IConnectionMultiplexer _connection = null!;
-    private IHost _host = null!;
-    private IStateStore _store = null!;
-    private IJobQueue _queue = null!;
-    private ExecutionPlan _plan = null!;
-    private readonly List<LeasedJob> _started = [];
 
     [GlobalSetup]
     public async Task Setup()
     {
         _redis = LocalRedis.Start();
         _connection = await Servers.ConnectRedisAsync(_redis.ConnectionString);
-        (_host, _store, _queue, _plan) = await Servers.StartStoreAsync(nova =>
+        await StartStoreAsync(nova =>
         {
             nova.Services.AddSingleton(_connection);
             nova.UseRedis();
@@ -146,21 +212,21 @@ public class RedisBenchmarks
     }
 
     [IterationSetup(Target = nameof(Complete))]
-    public void StartNodes() => Servers.StartNodesAsync(_store, _queue, _plan, Batch, _started).GetAwaiter().GetResult();
+    public void StartNodes() => StartNodesAsync(Batch).GetAwaiter().GetResult();
 
     [Benchmark(OperationsPerInvoke = Batch, Description = "Redis: completion script round trip (complete + enqueue child + ack)")]
-    public async Task Complete() => await Servers.CompleteAllAsync(_store, _started);
+    public async Task Complete() => await CompleteAllAsync();
 
     [IterationSetup(Target = nameof(Claim64))]
-    public void Fill() => Servers.FillAsync(_queue, 64 * 20).GetAwaiter().GetResult();
+    public void Fill() => Servers.FillAsync(Queue, 64 * 20).GetAwaiter().GetResult();
 
     [Benchmark(OperationsPerInvoke = 20, Description = "Redis: claim of 64 jobs")]
-    public async Task Claim64() => await Servers.ClaimAsync(_queue, 20);
+    public async Task Claim64() => await Servers.ClaimAsync(Queue, 20);
 
     [GlobalCleanup]
     public void Cleanup()
     {
-        _host.Dispose();
+        StopStore();
         _connection.Dispose();
         _redis.Dispose();
     }
@@ -171,28 +237,23 @@ public class RedisBenchmarks
 /// completion transaction (lock, state write, history, child insert, ack, commit) of a started node.
 /// </summary>
 [MemoryDiagnoser]
-public class PostgresBenchmarks
+public class PostgresBenchmarks : StoreBenchmarks
 {
     private const int Batch = 100;
     private LocalPostgres _postgres = null!;
     private NpgsqlDataSource _dataSource = null!;
-    private IHost _host = null!;
-    private IStateStore _store = null!;
-    private IJobQueue _queue = null!;
-    private ExecutionPlan _plan = null!;
-    private readonly List<LeasedJob> _started = [];
 
     [GlobalSetup]
     public async Task Setup()
     {
         _postgres = await LocalPostgres.StartAsync();
         _dataSource = await Servers.OpenPostgresAsync(_postgres.ConnectionString);
-        (_host, _store, _queue, _plan) = await Servers.StartStoreAsync(nova =>
+        await StartStoreAsync(nova =>
         {
             nova.Services.AddSingleton(_dataSource);
             nova.UsePostgres();
         });
-        await Servers.FillAsync(_queue, 100_000, "backlog");
+        await Servers.FillAsync(Queue, 100_000, "backlog");
         await using var analyze = _dataSource.CreateCommand("ANALYZE nova.jobs");
         await analyze.ExecuteNonQueryAsync();
     }
@@ -205,18 +266,18 @@ public class PostgresBenchmarks
     }
 
     [Benchmark(OperationsPerInvoke = 20, Description = "PostgreSQL: claim of 64 jobs, 100,000 queued")]
-    public async Task Claim64() => await Servers.ClaimAsync(_queue, 20, "backlog");
+    public async Task Claim64() => await Servers.ClaimAsync(Queue, 20, "backlog");
 
     [IterationSetup(Target = nameof(Complete))]
-    public void StartNodes() => Servers.StartNodesAsync(_store, _queue, _plan, Batch, _started).GetAwaiter().GetResult();
+    public void StartNodes() => StartNodesAsync(Batch).GetAwaiter().GetResult();
 
     [Benchmark(OperationsPerInvoke = Batch, Description = "PostgreSQL: completion transaction (lock, write, history, child, ack, commit)")]
-    public async Task Complete() => await Servers.CompleteAllAsync(_store, _started);
+    public async Task Complete() => await CompleteAllAsync();
 
     [GlobalCleanup]
     public void Cleanup()
     {
-        _host.Dispose();
+        StopStore();
         _dataSource.Dispose();
         _postgres.Dispose();
     }
@@ -254,62 +315,6 @@ internal static class Servers
             catch (NpgsqlException) when (attempt < 100)
             {
                 await Task.Delay(100);
-            }
-        }
-    }
-
-    /// <summary>A host with the store and queue of <paramref name="configure"/> and no worker: the benchmark drives them.</summary>
-    public static async Task<(IHost, IStateStore, IJobQueue, ExecutionPlan)> StartStoreAsync(Action<NovaWorkflowBuilder> configure)
-    {
-        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-        builder.Services.AddLogging(l => l.SetMinimumLevel(LogLevel.Error));
-        var definition = new WorkflowBuilder("pair").Node("a", "noop").Node("b", "noop", n => n.DependsOn("a")).Build();
-        builder.Services.AddNovaWorkflows(nova =>
-        {
-            configure(nova);
-            nova.AddHandler("noop", (_, _) => ValueTask.FromResult<JsonElement?>(null));
-            nova.AddWorkflow(definition);
-        });
-        var host = builder.Build();
-        await host.StartAsync();
-        return (host, host.Services.GetRequiredService<IStateStore>(), host.Services.GetRequiredService<IJobQueue>(), ExecutionPlan.Create(definition));
-    }
-
-    /// <summary>Creates <paramref name="count"/> two-node executions and leases and starts their first node.</summary>
-    public static async Task StartNodesAsync(IStateStore store, IJobQueue queue, ExecutionPlan plan, int count, List<LeasedJob> into)
-    {
-        into.Clear();
-        var input = JsonSerializer.SerializeToElement(1);
-        for (var i = 0; i < count; i++)
-        {
-            var created = await store.CreateExecutionAsync(new NewExecution(Guid.CreateVersion7(), plan, input, null, null));
-            if (!created.Transition.JobsEnqueued)
-            {
-                await queue.EnqueueAsync(created.Transition.Jobs);
-            }
-        }
-
-        while (into.Count < count)
-        {
-            foreach (var job in await queue.DequeueAsync([WorkflowDefinition.DefaultQueue], 64, TimeSpan.FromMinutes(5)))
-            {
-                var start = await store.TryStartNodeAsync(new StartNodeRequest(job, "bench", TimeSpan.FromMinutes(5), 3));
-                if (start.Outcome == StartOutcome.Started)
-                {
-                    into.Add(job);
-                }
-            }
-        }
-    }
-
-    public static async Task CompleteAllAsync(IStateStore store, List<LeasedJob> started)
-    {
-        foreach (var run in started)
-        {
-            var result = await store.CompleteNodeAsync(new CompleteNodeRequest { Run = run, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow });
-            if (!result.Accepted)
-            {
-                throw new InvalidOperationException("Completion rejected.");
             }
         }
     }
