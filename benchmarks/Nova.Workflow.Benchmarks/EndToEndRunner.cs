@@ -47,7 +47,7 @@ internal static class EndToEndRunner
             Track(redis);
             Track(postgres);
             using var redisClient = redis is null ? null : await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
-            await using var admin = postgres is null ? null : await OpenPostgresAsync(postgres.ConnectionString);
+            await using var admin = postgres is null ? null : await Servers.OpenPostgresAsync(postgres.ConnectionString);
             if (redisClient is not null)
             {
                 var info = await redisClient.GetServer(redisClient.GetEndPoints()[0]).InfoAsync("server");
@@ -282,23 +282,6 @@ internal static class EndToEndRunner
         }
 
         return null;
-    }
-
-    private static async Task<NpgsqlDataSource> OpenPostgresAsync(string connectionString)
-    {
-        var dataSource = NpgsqlDataSource.Create(connectionString);
-        for (var attempt = 0; ; attempt++)
-        {
-            try
-            {
-                await Scalar(dataSource, "SELECT 1");
-                return dataSource;
-            }
-            catch (NpgsqlException) when (attempt < 100)
-            {
-                await Task.Delay(100);
-            }
-        }
     }
 
     private static async Task<object?> Scalar(NpgsqlDataSource dataSource, string sql)

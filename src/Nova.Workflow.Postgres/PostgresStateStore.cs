@@ -68,18 +68,9 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore
         ObserveClock(now);
         var state = new ExecutionState(execution, now);
         var transition = state.Start(now);
-        await using (var insert = new NpgsqlCommand(
-            $"INSERT INTO {_s}.executions (id, workflow, version, status, created_at, idempotency_key, state) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING",
-            connection,
-            transaction))
+        await using (var insert = new NpgsqlCommand(InsertExecutionSql, connection, transaction))
         {
-            insert.Parameters.AddWithValue(execution.Id);
-            insert.Parameters.AddWithValue(execution.Plan.Workflow);
-            insert.Parameters.AddWithValue(execution.Plan.Version);
-            insert.Parameters.AddWithValue((short)state.Status);
-            insert.Parameters.AddWithValue(now);
-            insert.Parameters.AddWithValue((object?)execution.IdempotencyKey ?? DBNull.Value);
-            insert.Parameters.Add(Json(state));
+            AddInsertParameters(insert.Parameters, execution, state, now);
             if (await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
             {
                 await using var existing = new NpgsqlCommand($"SELECT id FROM {_s}.executions WHERE idempotency_key = $1", connection, transaction);
@@ -109,13 +100,8 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore
         var transition = state.Start(now);
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var batch = new NpgsqlBatch(connection);
-        var insert = new NpgsqlBatchCommand($"INSERT INTO {_s}.executions (id, workflow, version, status, created_at, state) VALUES ($1, $2, $3, $4, $5, $6)");
-        insert.Parameters.AddWithValue(execution.Id);
-        insert.Parameters.AddWithValue(execution.Plan.Workflow);
-        insert.Parameters.AddWithValue(execution.Plan.Version);
-        insert.Parameters.AddWithValue((short)state.Status);
-        insert.Parameters.AddWithValue(now);
-        insert.Parameters.Add(Json(state));
+        var insert = new NpgsqlBatchCommand(InsertExecutionSql);
+        AddInsertParameters(insert.Parameters, execution, state, now);
         batch.BatchCommands.Add(insert);
         var enqueued = _queue is not null && _queue.AddEnqueue(batch, transition.Jobs);
 
@@ -128,6 +114,20 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore
         }
 
         return new CreateExecutionResult(execution.Id, true, transition);
+    }
+
+    private string InsertExecutionSql =>
+        $"INSERT INTO {_s}.executions (id, workflow, version, status, created_at, idempotency_key, state) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING";
+
+    private static void AddInsertParameters(NpgsqlParameterCollection parameters, NewExecution execution, ExecutionState state, DateTimeOffset now)
+    {
+        parameters.AddWithValue(execution.Id);
+        parameters.AddWithValue(execution.Plan.Workflow);
+        parameters.AddWithValue(execution.Plan.Version);
+        parameters.AddWithValue((short)state.Status);
+        parameters.AddWithValue(now);
+        parameters.AddWithValue((object?)execution.IdempotencyKey ?? DBNull.Value);
+        parameters.Add(Json(state));
     }
 
     private void ObserveClock(DateTimeOffset databaseNow) =>
