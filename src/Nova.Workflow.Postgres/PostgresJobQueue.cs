@@ -172,15 +172,18 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
     internal readonly record struct Unreadable(string Queue, string Id, Guid Token, string Payload);
 
     /// <summary>
-    /// Leases up to <paramref name="want"/> ready jobs of <paramref name="queue"/> (taking lapsed leases back first) into
+    /// Leases up to <paramref name="want"/> ready jobs of <paramref name="queue"/> (outside a transaction taking lapsed leases back first) into
     /// <paramref name="into"/>, highest priority first; returns the claimed rows that are not jobs, for <see cref="DeadLetterAsync(IReadOnlyList{Unreadable}, CancellationToken)"/>
     /// once the claim is committed.
     /// </summary>
     internal async Task<List<Unreadable>> ClaimAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string queue, int want, TimeSpan lease, List<LeasedJob> into, CancellationToken cancellationToken)
     {
         await using var batch = new NpgsqlBatch(connection, transaction);
-        var reclaim = new NpgsqlBatchCommand($"UPDATE {_s}.jobs SET lease_token = NULL, lease_expires = NULL WHERE queue = $1 AND lease_token IS NOT NULL AND lease_expires <= now()");
-        reclaim.Parameters.AddWithValue(queue);
+        if (transaction is null)
+        {
+            batch.BatchCommands.Add(Reclaim(queue));
+        }
+
         var claim = new NpgsqlBatchCommand(
             $"WITH takes AS (SELECT count(*) FILTER (WHERE nextval('{_s}.take_seq') % {InMemoryJobQueue.FairnessInterval} = 0) AS fair FROM generate_series(1, $2)), " +
             $"fair AS (SELECT id FROM {_s}.jobs WHERE queue = $1 AND lease_token IS NULL AND not_before <= now() ORDER BY seq LIMIT (SELECT fair FROM takes) FOR UPDATE SKIP LOCKED), " +
@@ -192,7 +195,6 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         claim.Parameters.AddWithValue(queue);
         claim.Parameters.AddWithValue(want);
         claim.Parameters.AddWithValue(lease.TotalMilliseconds);
-        batch.BatchCommands.Add(reclaim);
         batch.BatchCommands.Add(claim);
         var poison = new List<Unreadable>();
         var claimed = new List<(LeasedJob Job, short Priority, long Seq)>();
@@ -217,6 +219,23 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         // RETURNING comes back in storage order: hand the batch out highest priority first, oldest first within.
         into.AddRange(claimed.OrderByDescending(c => c.Priority).ThenBy(c => c.Seq).Select(c => c.Job));
         return poison;
+    }
+
+    /// <summary>
+    /// Takes lapsed leases of <paramref name="queue"/> back, in its own short transaction: a claim that also starts nodes
+    /// must not hold these rows while it waits for execution locks (a completion acking one of them would deadlock with it).
+    /// </summary>
+    internal async Task ReclaimAsync(NpgsqlConnection connection, string queue, CancellationToken cancellationToken)
+    {
+        await using var batch = new NpgsqlBatch(connection) { BatchCommands = { Reclaim(queue) } };
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private NpgsqlBatchCommand Reclaim(string queue)
+    {
+        var reclaim = new NpgsqlBatchCommand($"UPDATE {_s}.jobs SET lease_token = NULL, lease_expires = NULL WHERE queue = $1 AND lease_token IS NOT NULL AND lease_expires <= now()");
+        reclaim.Parameters.AddWithValue(queue);
+        return reclaim;
     }
 
     /// <summary>A job nobody can read goes to the dead letters; it never reaches (or stalls) a worker.</summary>

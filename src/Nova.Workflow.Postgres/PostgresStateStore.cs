@@ -174,8 +174,9 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore
         List<PostgresJobQueue.Unreadable> poison;
         await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
         {
+            await _queue!.ReclaimAsync(connection, queue, cancellationToken).ConfigureAwait(false);
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            poison = await _queue!.ClaimAsync(connection, transaction, queue, maxCount, worker.Lease, claimed, cancellationToken).ConfigureAwait(false);
+            poison = await _queue.ClaimAsync(connection, transaction, queue, maxCount, worker.Lease, claimed, cancellationToken).ConfigureAwait(false);
             if (claimed.Count > 0)
             {
                 // Executions are locked in id order, as every multi-row locker here does, so two claimers cannot deadlock.
