@@ -159,7 +159,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
             List<Unreadable> poison;
             await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
             {
-                poison = await ClaimAsync(connection, null, queue, want, lease, result, cancellationToken).ConfigureAwait(false);
+                poison = await ClaimAsync(connection, queue, want, lease, result, cancellationToken).ConfigureAwait(false);
             }
 
             await DeadLetterAsync(poison, cancellationToken).ConfigureAwait(false);
@@ -172,17 +172,14 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
     internal readonly record struct Unreadable(string Queue, string Id, Guid Token, string Payload);
 
     /// <summary>
-    /// Leases up to <paramref name="want"/> ready jobs of <paramref name="queue"/> (outside a transaction taking lapsed leases back first) into
+    /// Leases up to <paramref name="want"/> ready jobs of <paramref name="queue"/> (taking lapsed leases back first) into
     /// <paramref name="into"/>, highest priority first; returns the claimed rows that are not jobs, for <see cref="DeadLetterAsync(IReadOnlyList{Unreadable}, CancellationToken)"/>
     /// once the claim is committed.
     /// </summary>
-    internal async Task<List<Unreadable>> ClaimAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string queue, int want, TimeSpan lease, List<LeasedJob> into, CancellationToken cancellationToken)
+    internal async Task<List<Unreadable>> ClaimAsync(NpgsqlConnection connection, string queue, int want, TimeSpan lease, List<LeasedJob> into, CancellationToken cancellationToken)
     {
-        await using var batch = new NpgsqlBatch(connection, transaction);
-        if (transaction is null)
-        {
-            batch.BatchCommands.Add(Reclaim(queue));
-        }
+        // One implicit transaction that waits for no lock (SKIP LOCKED) and holds its rows only until it commits.
+        await using var batch = new NpgsqlBatch(connection) { BatchCommands = { Reclaim(queue) } };
 
         var claim = new NpgsqlBatchCommand(
             $"WITH takes AS (SELECT count(*) FILTER (WHERE nextval('{_s}.take_seq') % {InMemoryJobQueue.FairnessInterval} = 0) AS fair FROM generate_series(1, $2)), " +
@@ -219,16 +216,6 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         // RETURNING comes back in storage order: hand the batch out highest priority first, oldest first within.
         into.AddRange(claimed.OrderByDescending(c => c.Priority).ThenBy(c => c.Seq).Select(c => c.Job));
         return poison;
-    }
-
-    /// <summary>
-    /// Takes lapsed leases of <paramref name="queue"/> back, in its own short transaction: a claim that also starts nodes
-    /// must not hold these rows while it waits for execution locks (a completion acking one of them would deadlock with it).
-    /// </summary>
-    internal async Task ReclaimAsync(NpgsqlConnection connection, string queue, CancellationToken cancellationToken)
-    {
-        await using var batch = new NpgsqlBatch(connection) { BatchCommands = { Reclaim(queue) } };
-        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private NpgsqlBatchCommand Reclaim(string queue)
@@ -273,9 +260,12 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
 
     public async ValueTask<IReadOnlyList<bool>> ExtendLeasesAsync(IReadOnlyList<LeasedJob> jobs, TimeSpan lease, CancellationToken cancellationToken = default)
     {
+        // A row locked by someone else is skipped, never waited for: it is being acked, released or reclaimed, so there is no
+        // lease left to extend, and a heartbeat holding some rows while it waits for another could deadlock with a completion
+        // acking several jobs of one execution.
         await using var command = _dataSource.CreateCommand(
-            $"UPDATE {_s}.jobs j SET lease_expires = now() + $3 * interval '1 millisecond' FROM unnest($1::text[], $2::uuid[]) AS u(id, token) " +
-            "WHERE j.id = u.id AND j.lease_token = u.token RETURNING j.id, j.lease_token");
+            $"WITH held AS (SELECT j.id FROM {_s}.jobs j JOIN unnest($1::text[], $2::uuid[]) AS u(id, token) ON j.id = u.id AND j.lease_token = u.token FOR UPDATE OF j SKIP LOCKED) " +
+            $"UPDATE {_s}.jobs j SET lease_expires = now() + $3 * interval '1 millisecond' WHERE j.id = ANY(ARRAY(SELECT id FROM held)) RETURNING j.id, j.lease_token");
         command.Parameters.AddWithValue(jobs.Select(j => JobId(j.Job)).ToArray());
         command.Parameters.AddWithValue(jobs.Select(j => j.LeaseToken).ToArray());
         command.Parameters.AddWithValue(lease.TotalMilliseconds);

@@ -167,69 +167,89 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore
 
     public bool CanClaim => _queue is not null;
 
+    /// <summary>
+    /// Claims jobs (taking lapsed leases back first) in one implicit transaction, then starts their plain nodes in a second one
+    /// that locks the executions in id order. The claim commits before any execution lock is awaited: a transaction holding
+    /// freshly claimed job rows while it waits for an execution deadlocks with the completion holding that execution and acking
+    /// (or inserting) one of those rows, and the completion it aborts throws away a finished run.
+    /// </summary>
     public async ValueTask<IReadOnlyList<(LeasedJob Job, StartNodeResult? Start)>> ClaimAndStartAsync(string queue, int maxCount, ContinuationOffer worker, CancellationToken cancellationToken)
     {
         var claimed = new List<LeasedJob>();
-        var result = new List<(LeasedJob, StartNodeResult?)>();
         List<PostgresJobQueue.Unreadable> poison;
+        StartNodeResult?[]? starts = null;
         await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
         {
-            await _queue!.ReclaimAsync(connection, queue, cancellationToken).ConfigureAwait(false);
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            poison = await _queue.ClaimAsync(connection, transaction, queue, maxCount, worker.Lease, claimed, cancellationToken).ConfigureAwait(false);
+            poison = await _queue!.ClaimAsync(connection, queue, maxCount, worker.Lease, claimed, cancellationToken).ConfigureAwait(false);
             if (claimed.Count > 0)
             {
-                // Executions are locked in id order, as every multi-row locker here does, so two claimers cannot deadlock.
-                var states = new Dictionary<Guid, (ExecutionState State, DateTimeOffset Now)>();
-                await using (var select = new NpgsqlCommand(
-                    $"WITH locked AS (SELECT id, workflow, version, state FROM {_s}.executions WHERE id = ANY($1) ORDER BY id FOR UPDATE) SELECT id, workflow, version, state, clock_timestamp() FROM locked",
-                    connection,
-                    transaction))
+                try
                 {
-                    select.Parameters.AddWithValue(claimed.Select(j => j.Job.ExecutionId).Distinct().ToArray());
-                    await using var reader = await select.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
-                    while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
-                    {
-                        states[reader.GetGuid(0)] = (Restore(reader.GetString(1), reader.GetInt32(2), reader.GetFieldValue<byte[]>(3)), reader.GetFieldValue<DateTimeOffset>(4));
-                    }
+                    // Past the claim, finish without the caller's token: the claimed jobs are this worker's now.
+                    starts = await StartPlainlyAsync(connection, claimed, worker).ConfigureAwait(false);
                 }
-
-                var changed = new HashSet<ExecutionState>();
-                foreach (var job in claimed)
+                catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException)
                 {
-                    StartNodeResult? start = null;
-                    if (states.TryGetValue(job.Job.ExecutionId, out var entry) && entry.State.StartsPlainly(job.Job))
-                    {
-                        start = entry.State.TryStart(new StartNodeRequest(job, worker.WorkerId, worker.Lease, worker.MaxWorkerLosses), entry.Now, static (_, _) => TimeSpan.FromTicks(1));
-                        if (start.Outcome == StartOutcome.Started)
-                        {
-                            changed.Add(entry.State);
-                        }
-                        else
-                        {
-                            start = null;
-                        }
-                    }
-
-                    result.Add((job, start));
-                }
-
-                if (changed.Count > 0)
-                {
-                    await using var update = new NpgsqlCommand($"UPDATE {_s}.executions e SET state = u.state FROM unnest($1::uuid[], $2::bytea[]) AS u(id, state) WHERE e.id = u.id", connection, transaction);
-                    update.Parameters.AddWithValue(changed.Select(c => c.Id).ToArray());
-                    update.Parameters.AddWithValue(changed.Select(c => JsonSerializer.SerializeToUtf8Bytes(c.ToDocument(), ExecutionDocumentContext.Default.ExecutionDocument)).ToArray());
-                    await update.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+                    // Nothing started: the worker starts each job on its own, as without claim-and-start.
                 }
             }
-
-            // Past the claim, finish without the caller's token: a claim cancelled after its commit would strand started nodes
-            // until their leases lapse.
-            await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
         }
 
         await _queue.DeadLetterAsync(poison, CancellationToken.None).ConfigureAwait(false);
+        var result = new (LeasedJob, StartNodeResult?)[claimed.Count];
+        for (var k = 0; k < claimed.Count; k++)
+        {
+            result[k] = (claimed[k], starts?[k]);
+        }
+
         return result;
+    }
+
+    /// <summary>Starts the claimed jobs' nodes that start plainly, in one transaction; null for the others.</summary>
+    private async Task<StartNodeResult?[]> StartPlainlyAsync(NpgsqlConnection connection, List<LeasedJob> claimed, ContinuationOffer worker)
+    {
+        var starts = new StartNodeResult?[claimed.Count];
+        await using var transaction = await connection.BeginTransactionAsync(CancellationToken.None).ConfigureAwait(false);
+        // Executions are locked in id order, as every multi-row locker here does, so two claimers cannot deadlock.
+        var states = new Dictionary<Guid, (ExecutionState State, DateTimeOffset Now)>();
+        await using (var select = new NpgsqlCommand(
+            $"WITH locked AS (SELECT id, workflow, version, state FROM {_s}.executions WHERE id = ANY($1) ORDER BY id FOR UPDATE) SELECT id, workflow, version, state, clock_timestamp() FROM locked",
+            connection,
+            transaction))
+        {
+            select.Parameters.AddWithValue(claimed.Select(j => j.Job.ExecutionId).Distinct().ToArray());
+            await using var reader = await select.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+            while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                states[reader.GetGuid(0)] = (Restore(reader.GetString(1), reader.GetInt32(2), reader.GetFieldValue<byte[]>(3)), reader.GetFieldValue<DateTimeOffset>(4));
+            }
+        }
+
+        var changed = new HashSet<ExecutionState>();
+        for (var k = 0; k < claimed.Count; k++)
+        {
+            var job = claimed[k];
+            if (states.TryGetValue(job.Job.ExecutionId, out var entry) && entry.State.StartsPlainly(job.Job))
+            {
+                var start = entry.State.TryStart(new StartNodeRequest(job, worker.WorkerId, worker.Lease, worker.MaxWorkerLosses), entry.Now, static (_, _) => TimeSpan.FromTicks(1));
+                if (start.Outcome == StartOutcome.Started)
+                {
+                    changed.Add(entry.State);
+                    starts[k] = start;
+                }
+            }
+        }
+
+        if (changed.Count > 0)
+        {
+            await using var update = new NpgsqlCommand($"UPDATE {_s}.executions e SET state = u.state FROM unnest($1::uuid[], $2::bytea[]) AS u(id, state) WHERE e.id = u.id", connection, transaction);
+            update.Parameters.AddWithValue(changed.Select(c => c.Id).ToArray());
+            update.Parameters.AddWithValue(changed.Select(c => JsonSerializer.SerializeToUtf8Bytes(c.ToDocument(), ExecutionDocumentContext.Default.ExecutionDocument)).ToArray());
+            await update.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+
+        await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        return starts;
     }
 
     public async ValueTask<IReadOnlyList<bool>> HeartbeatAsync(IReadOnlyList<LeasedJob> runs, TimeSpan lease, CancellationToken cancellationToken = default)

@@ -123,6 +123,29 @@ public abstract partial class ConformanceTests
     }
 
     [Fact]
+    public async Task A_completion_that_fails_on_a_storage_fault_is_committed_on_a_later_try_and_the_node_runs_once()
+    {
+        var probe = new Probe();
+        FaultyCompletions faults = null!;
+        var host = await StartAsync(nova =>
+        {
+            nova.AddHandler("probe", probe.Handle).AddWorkflow(Flow("fault").Node("a", "probe").Node("b", "probe", n => n.DependsOn("a")).Build());
+            faults = FaultyCompletions.Install(nova.Services, failures: 3);
+        });
+        var id = await host.Client.StartAsync("fault");
+        var result = await Finished(host, id);
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Equal(3, faults.Failed);
+
+        // The work that ran is kept: no second run after the faults, one committed outcome per node.
+        Assert.Equal(1, probe.Calls("a"));
+        Assert.Equal(1, probe.Calls("b"));
+        var history = await host.Client.GetHistoryAsync(id);
+        Assert.Equal(["a", "b"], history.Select(r => r.NodeId).Order());
+        Assert.All(history, r => Assert.Equal(NodeRunStatus.Succeeded, r.Status));
+    }
+
+    [Fact]
     public async Task Stale_run_token_cannot_heartbeat_release_or_complete()
     {
         var probe = new Probe();

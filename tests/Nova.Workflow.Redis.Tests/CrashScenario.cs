@@ -101,7 +101,14 @@ public static class CrashScenario
             var runs = Lines(log).Select(l => l.Split(',')).GroupBy(p => (p[0], p[1])).ToList();
             Assert.Equal(Executions * 10, runs.Count);
             var duplicated = runs.Where(g => g.Count() > 1).ToList();
-            Assert.All(duplicated, g => Assert.Contains(g, p => suspects(p[3])));
+            foreach (var g in duplicated.Where(g => !g.Any(p => suspects(p[3]))))
+            {
+                // Say what the store recorded for the node: a lost lease, a takeover, the workers involved.
+                var history = (await nova.GetHistoryAsync(Guid.Parse(g.Key.Item1)))!.Where(r => r.NodeId == g.Key.Item2)
+                    .Select(r => $"{r.Status} attempt {r.Attempt} by {r.WorkerId} {r.StartedAt:HH:mm:ss.fff}-{r.EndedAt:HH:mm:ss.fff} {r.ErrorType}");
+                Assert.Fail($"{g.Key} ran on {string.Join(", ", g.Select(p => p[3]))}, none of them in flight at the disruption; history: {string.Join("; ", history)}");
+            }
+
             Assert.True(duplicated.Count <= maxDuplicates, $"{duplicated.Count} nodes ran twice; at most {maxDuplicates} were in flight");
             await client.StopAsync();
         }

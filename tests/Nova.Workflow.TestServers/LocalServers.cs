@@ -96,8 +96,10 @@ internal static class LocalProcess
         }
 
         var process = Process.Start(info) ?? throw new InvalidOperationException($"{file} did not start.");
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        var logs = Environment.GetEnvironmentVariable("NOVA_TEST_WORKER_LOGS");
+        var sink = logs is { Length: > 0 } ? TextWriter.Synchronized(new StreamWriter(Path.Combine(logs, $"server-{process.Id}.log")) { AutoFlush = true }) : null;
+        process.OutputDataReceived += (_, e) => sink?.WriteLine(e.Data);
+        process.ErrorDataReceived += (_, e) => sink?.WriteLine(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return process;

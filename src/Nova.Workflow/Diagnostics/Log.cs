@@ -26,6 +26,9 @@ internal static partial class Log
     [LoggerMessage(1006, LogLevel.Information, "Completion of node {NodeId} of execution {ExecutionId} attempt {Attempt} was rejected: the attempt is no longer current")]
     public static partial void CompletionRejected(ILogger logger, string nodeId, Guid executionId, int attempt);
 
+    [LoggerMessage(1015, LogLevel.Warning, "Committing the outcome of node {NodeId} of execution {ExecutionId} failed (try {Try}); retrying while the lease is held")]
+    public static partial void CompletionRetrying(ILogger logger, string nodeId, Guid executionId, int @try, Exception exception);
+
     [LoggerMessage(1007, LogLevel.Error, "Worker loop for queue {Queue} failed; retrying")]
     public static partial void WorkerLoopFailed(ILogger logger, string queue, Exception exception);
 

@@ -149,7 +149,7 @@ internal sealed class NodeRunner
         // delivery) is harmless, since the redelivery finds the node running and backs off.
         for (var i = 0; i < running.Length; i++)
         {
-            if (!owned[i])
+            if (!owned[i] && !running[i].Completing)
             {
                 Log.LeaseLost(_logger, _options.WorkerId, jobs[i].Job.NodeId, jobs[i].Job.ExecutionId);
                 running[i].Revoke();
@@ -183,16 +183,22 @@ internal sealed class NodeRunner
             _hub.HasWatchers ? (p, m) => ReportProgress(job, p, m) : null,
             handlerCts.Token);
         var state = new AttemptState(this, context, node, plan.Retry[index], handlerCts.Token, abort, _time.GetUtcNow());
-        Outcome<JsonElement?> outcome;
         try
         {
-            outcome = await RunPipelineAsync(state).ConfigureAwait(false);
+            var outcome = await RunPipelineAsync(state).ConfigureAwait(false);
+            run.Completing = true;
+            return await CommitAsync(leased, plan, index, state, outcome, activity, run, abort, stopping).ConfigureAwait(false);
         }
         finally
         {
+            // Registered until the outcome is committed: heartbeats keep both leases alive while the commit waits or is retried.
             _runs.Remove(run);
         }
+    }
 
+    private async Task<ContinuedStart?> CommitAsync(LeasedJob leased, ExecutionPlan plan, int index, AttemptState state, Outcome<JsonElement?> outcome, Activity? activity, RunHandle run, CancellationToken abort, CancellationToken stopping)
+    {
+        var job = leased.Job;
         if (abort.IsCancellationRequested && !run.Revoked)
         {
             // Shutdown ran out of time: give the node back so another worker runs it now.
@@ -208,7 +214,7 @@ internal sealed class NodeRunner
             request = request with { Continue = Offer };
         }
 
-        var result = await _store.CompleteNodeAsync(request, CancellationToken.None).ConfigureAwait(false);
+        var result = await CompleteAsync(request, abort).ConfigureAwait(false);
         if (!result.Accepted)
         {
             Log.CompletionRejected(_logger, job.NodeId, job.ExecutionId, state.Attempt);
@@ -235,6 +241,28 @@ internal sealed class NodeRunner
         }
 
         return result.Next;
+    }
+
+    /// <summary>
+    /// Commits an outcome, trying again after a storage fault (a deadlock victim, a dropped connection) while the run's leases
+    /// are kept alive: giving up throws away work that already ran and makes another worker run it again. A try whose
+    /// commit landed before its connection failed makes the next one find the attempt no longer current, which is harmless.
+    /// </summary>
+    private async Task<CompleteNodeResult> CompleteAsync(CompleteNodeRequest request, CancellationToken abort)
+    {
+        const int Tries = 5;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await _store.CompleteNodeAsync(request, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (attempt < Tries && !abort.IsCancellationRequested)
+            {
+                Log.CompletionRetrying(_logger, request.Run.Job.NodeId, request.Run.Job.ExecutionId, attempt, ex);
+                await Task.Delay(TimeSpan.FromMilliseconds(50 << attempt), _time, abort).ConfigureAwait(false);
+            }
+        }
     }
 
     private CompleteNodeRequest BuildCompletion(LeasedJob leased, ExecutionPlan plan, int index, AttemptState state, Outcome<JsonElement?> outcome, Activity? activity)

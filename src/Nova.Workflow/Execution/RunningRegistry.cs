@@ -12,6 +12,12 @@ internal sealed class RunHandle(LeasedJob job) : IDisposable
 
     public CancellationToken Token => _cts.Token;
 
+    /// <summary>
+    /// Set once the handler returned and its outcome is being committed: the run stays registered (its leases kept alive)
+    /// until the commit, and a heartbeat that finds it no longer owned is racing its own completion, not a lost lease.
+    /// </summary>
+    public volatile bool Completing;
+
     /// <summary>Set when the state moved on (cancel, lease lost): the attempt's result no longer counts.</summary>
     public bool Revoked { get; private set; }
 
