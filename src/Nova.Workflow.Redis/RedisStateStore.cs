@@ -141,19 +141,7 @@ internal sealed class RedisStateStore : IStateStore
         switch (ScriptResults.Code(result))
         {
             case 0:
-                var extra = ScriptResults.Extra(result);
-                var plan = _registry.Get((string)extra[1]!, int.Parse((string)extra[2]!, CultureInfo.InvariantCulture));
-                var flat = (RedisResult[])extra[3]!;
-                var outputs = new Dictionary<string, JsonElement>(flat.Length / 2, StringComparer.Ordinal);
-                for (var k = 0; k < flat.Length; k += 2)
-                {
-                    if (ParseJson((string?)flat[k + 1]) is { } output)
-                    {
-                        outputs[(string)flat[k]!] = output;
-                    }
-                }
-
-                return new StartNodeResult { Outcome = StartOutcome.Started, Plan = plan, WorkflowInput = ParseInput((string?)extra[0]), ParentOutputs = outputs, Transition = transition };
+                return Started(ScriptResults.Extra(result), transition);
             case 2:
                 return new StartNodeResult { Outcome = StartOutcome.Duplicate, RetryAfter = TimeSpan.FromMilliseconds((long)result[1]) };
             case 3:
@@ -164,6 +152,23 @@ internal sealed class RedisStateStore : IStateStore
             default:
                 return new StartNodeResult { Outcome = StartOutcome.Stale };
         }
+    }
+
+    /// <summary>A start as the scripts describe it: workflow input, workflow name and version, succeeded parents' outputs (flat).</summary>
+    private StartNodeResult Started(RedisResult[] extra, StoreTransition transition)
+    {
+        var plan = _registry.Get((string)extra[1]!, int.Parse((string)extra[2]!, CultureInfo.InvariantCulture));
+        var flat = (RedisResult[])extra[3]!;
+        var outputs = new Dictionary<string, JsonElement>(flat.Length / 2, StringComparer.Ordinal);
+        for (var k = 0; k < flat.Length; k += 2)
+        {
+            if (ParseJson((string?)flat[k + 1]) is { } output)
+            {
+                outputs[(string)flat[k]!] = output;
+            }
+        }
+
+        return new StartNodeResult { Outcome = StartOutcome.Started, Plan = plan, WorkflowInput = ParseInput((string?)extra[0]), ParentOutputs = outputs, Transition = transition };
     }
 
     public async ValueTask<IReadOnlyList<bool>> HeartbeatAsync(IReadOnlyList<LeasedJob> runs, TimeSpan lease, CancellationToken cancellationToken = default)
@@ -220,9 +225,16 @@ internal sealed class RedisStateStore : IStateStore
 
         var keys = new List<RedisKey>(_keys.Execution(job.ExecutionId));
         var fused = false;
+        var token = Guid.Empty;
         if (_fused.Value && request.Plan is { } plan)
         {
             fused = AddFusedArguments(keys, args, plan, job.ExecutionId, request.TraceParent, request.Run);
+            if (fused && request.Continue is { } offer)
+            {
+                // Eager dispatch: the script may start a ready child for this worker under this fresh lease token.
+                token = Guid.NewGuid();
+                args.AddRange([token.ToString("N"), offer.WorkerId, ScriptResults.Ms(offer.Lease)]);
+            }
         }
 
         var script = fused ? RedisScripts.CompleteFused : RedisScripts.Complete;
@@ -233,7 +245,18 @@ internal sealed class RedisStateStore : IStateStore
         }
 
         await OnTransitionAsync(job.ExecutionId, result).ConfigureAwait(false);
-        return new CompleteNodeResult(true, Fuse(ScriptResults.Transition(result, job.ExecutionId, request.TraceParent), fused), fused);
+        var transition = Fuse(ScriptResults.Transition(result, job.ExecutionId, request.TraceParent), fused);
+        var extra = ScriptResults.Extra(result);
+        ContinuedStart? next = null;
+        if (extra.Length >= 10)
+        {
+            // {input, workflow, version, parents, node, attempt, queue, priority, deliveries, lease expiry}
+            var child = new Job(job.ExecutionId, (string)extra[4]!, (int)extra[5], (string)extra[6]!, (int)extra[7], null, request.TraceParent);
+            var leased = new LeasedJob(child, token, (int)extra[8], DateTimeOffset.FromUnixTimeMilliseconds((long)extra[9]));
+            next = new ContinuedStart(leased, Started(extra, StoreTransition.None));
+        }
+
+        return new CompleteNodeResult(true, transition, fused) { Next = next };
     }
 
     public async ValueTask<bool> ReleaseNodeAsync(LeasedJob run, CancellationToken cancellationToken = default) =>

@@ -174,9 +174,10 @@ public abstract partial class ConformanceTests
         var host = await StartAsync(probe, Flow("eager").Node("a", "probe").Node("b", "probe", n => n.DependsOn("a")).Node("c", "probe", n => n.DependsOn("a")).Build(), withWorker: false);
         var id = await host.Client.StartAsync("eager");
         var a = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));
-        Assert.Equal(StartOutcome.Started, (await host.Store.TryStartNodeAsync(new StartNodeRequest(a, "w1", TimeSpan.FromSeconds(30), 3))).Outcome);
+        var startA = await host.Store.TryStartNodeAsync(new StartNodeRequest(a, "w1", TimeSpan.FromSeconds(30), 3));
+        Assert.Equal(StartOutcome.Started, startA.Outcome);
         var offer = new ContinuationOffer("w1", TimeSpan.FromMilliseconds(300), 3);
-        var done = await host.Store.CompleteNodeAsync(new CompleteNodeRequest { Run = a, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow, Output = Json("a"), Continue = offer });
+        var done = await host.Store.CompleteNodeAsync(new CompleteNodeRequest { Run = a, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow, Output = Json("a"), Plan = startA.Plan, Continue = offer });
         Assert.True(done.Accepted);
         if (!Storage.Capabilities.HasFlag(ProviderCapabilities.EagerDispatch))
         {

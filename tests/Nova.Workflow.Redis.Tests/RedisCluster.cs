@@ -124,5 +124,5 @@ public sealed class RedisCluster : IAsyncLifetime
 /// <summary>The conformance suite on a 3-master Redis Cluster: every script stays within one hash slot.</summary>
 public sealed class RedisClusterConformanceTests(RedisCluster cluster) : Conformance.ConformanceTests, IClassFixture<RedisCluster>
 {
-    protected override ValueTask<Conformance.IStorageHandle> CreateStorageAsync() => new(new RedisStorageHandle(cluster.Connection));
+    protected override ValueTask<Conformance.IStorageHandle> CreateStorageAsync() => new(new RedisStorageHandle(cluster.Connection, cluster: true));
 }

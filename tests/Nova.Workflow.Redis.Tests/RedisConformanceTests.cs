@@ -11,11 +11,12 @@ public sealed class RedisConformanceTests(RedisServer server) : ConformanceTests
     protected override ValueTask<IStorageHandle> CreateStorageAsync() => new(new RedisStorageHandle(server.Connection));
 }
 
-internal sealed class RedisStorageHandle(IConnectionMultiplexer connection) : IStorageHandle
+internal sealed class RedisStorageHandle(IConnectionMultiplexer connection, bool cluster = false) : IStorageHandle
 {
     private readonly string _prefix = "t" + Guid.NewGuid().ToString("N")[..12];
 
-    public ProviderCapabilities Capabilities => ProviderCapabilities.RawJobStorage;
+    // Eager dispatch needs the fused scripts (state and queue on one server); a cluster spreads them over slots.
+    public ProviderCapabilities Capabilities => ProviderCapabilities.RawJobStorage | (cluster ? 0 : ProviderCapabilities.EagerDispatch);
 
     public void Configure(NovaWorkflowBuilder builder)
     {

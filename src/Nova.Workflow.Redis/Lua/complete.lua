@@ -42,5 +42,8 @@ else
   end
 end
 check_finished()
-if FUSED then fused_enqueue(15 + priors, 3) end
+if FUSED then
+  fused_enqueue(15 + priors, 3)
+  return result(0, continued)
+end
 return result(0)

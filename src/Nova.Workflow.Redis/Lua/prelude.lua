@@ -170,6 +170,22 @@ local function check_finished()
 end
 
 -- Persists counters, publishes to watchers, and returns the transition.
+-- What a worker needs to run a started node: workflow input, workflow name and version, succeeded parents' outputs.
+local function started_info(i)
+  local parents = {}
+  local pa = nget('pa', i)
+  if pa and pa ~= '' then
+    for ps in string.gmatch(pa, '(%d+)') do
+      local p = tonumber(ps)
+      if nnum('s', p) == 3 then
+        parents[#parents + 1] = nget('id', p)
+        parents[#parents + 1] = nget('o', p) or ''
+      end
+    end
+  end
+  return { redis.call('HGET', X, 'in'), redis.call('HGET', X, 'wf'), redis.call('HGET', X, 'ver'), parents }
+end
+
 local function result(code, extra)
   redis.call('HSET', X, 'done', done)
   if #events > 0 and (tonumber(redis.call('HGET', X, 'wu')) or 0) > NOW then

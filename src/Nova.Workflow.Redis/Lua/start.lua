@@ -36,15 +36,4 @@ if s == 1 then
 elseif s ~= -1 then
   return { 1 }
 end
-local parents = {}
-local pa = nget('pa', i)
-if pa and pa ~= '' then
-  for ps in string.gmatch(pa, '(%d+)') do
-    local p = tonumber(ps)
-    if nnum('s', p) == 3 then
-      parents[#parents + 1] = nget('id', p)
-      parents[#parents + 1] = nget('o', p) or ''
-    end
-  end
-end
-return result(0, { redis.call('HGET', X, 'in'), redis.call('HGET', X, 'wf'), redis.call('HGET', X, 'ver'), parents })
+return result(0, started_info(i))
