@@ -90,6 +90,10 @@ internal sealed class RedisStateStore : IStateStore
         if (fused)
         {
             AddFusedArguments(keys, args, plan, execution.Id, execution.TraceParent, null);
+
+            // One server: the script also adds the execution to the listing and active indexes (last two keys).
+            keys.Add(_keys.ExecutionIndex);
+            keys.Add(_keys.ActiveIndex);
         }
 
         var script = fused ? RedisScripts.CreateFused : RedisScripts.Create;
@@ -105,11 +109,15 @@ internal sealed class RedisStateStore : IStateStore
             throw new InvalidOperationException($"Execution {execution.Id} already exists.");
         }
 
-        var batch = Db.CreateBatch();
-        var index = batch.SortedSetAddAsync(_keys.ExecutionIndex, execution.Id.ToString("N"), ScriptResults.Now(result).ToUnixTimeMilliseconds());
-        var active = batch.SetAddAsync(_keys.ActiveIndex, execution.Id.ToString("N"));
-        batch.Execute();
-        await Task.WhenAll(index, active).ConfigureAwait(false);
+        if (!fused)
+        {
+            var batch = Db.CreateBatch();
+            var index = batch.SortedSetAddAsync(_keys.ExecutionIndex, execution.Id.ToString("N"), ScriptResults.Now(result).ToUnixTimeMilliseconds());
+            var active = batch.SetAddAsync(_keys.ActiveIndex, execution.Id.ToString("N"));
+            batch.Execute();
+            await Task.WhenAll(index, active).ConfigureAwait(false);
+        }
+
         return new CreateExecutionResult(execution.Id, true, Fuse(ScriptResults.Transition(result, execution.Id, execution.TraceParent), fused));
     }
 

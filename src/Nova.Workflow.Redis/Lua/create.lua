@@ -1,6 +1,7 @@
 -- KEYS[4] (optional): idempotency key. ARGV: n, workflow, version, input, traceparent, idemKey, failureMode,
 -- leaves, retentionMs, channel, executionId, roots, field-pair count F, F node-hash field/value pairs,
--- then (fused variant) the enqueue arguments. KEYS[4] is the idempotency key or '' when there is none.
+-- then (fused variant) the enqueue arguments. KEYS[4] is the idempotency key or '' when there is none; the fused variant
+-- ends KEYS with the queue keys, then the execution listing and active indexes.
 if KEYS[4] and KEYS[4] ~= '' then
   local existing = redis.call('GET', KEYS[4])
   if existing then return { 1, existing } end
@@ -23,5 +24,10 @@ execStatus = 1
 N = tonumber(ARGV[1])
 ev(0, -1, 0)
 for root in string.gmatch(ARGV[12], '(%d+)') do queue(tonumber(root), 1, nil, true) end
-if FUSED then fused_enqueue(fieldEnd + 1, 4) end
+if FUSED then
+  fused_enqueue(fieldEnd + 1, 4)
+  -- One server: the listing and active indexes are the last two keys.
+  redis.call('ZADD', KEYS[#KEYS - 1], NOW, ARGV[11])
+  redis.call('SADD', KEYS[#KEYS], ARGV[11])
+end
 return result(0)
