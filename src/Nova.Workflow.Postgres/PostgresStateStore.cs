@@ -14,7 +14,7 @@ namespace Nova.Workflow.Postgres;
 /// the queue is PostgreSQL too — insert the ready jobs and ack the finished one, then commit. Leases use
 /// the database clock (<c>now()</c>).
 /// </summary>
-internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore
+internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IExecutionStatusReader
 {
     private readonly NpgsqlDataSource _dataSource;
     private readonly WorkflowRegistry _registry;
@@ -420,6 +420,13 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore
 
     public ValueTask<StoreTransition> RetryAsync(Guid executionId, string? nodeId, CancellationToken cancellationToken = default) =>
         ControlAsync(executionId, (s, now) => s.Retry(nodeId, now), cancellationToken);
+
+    public async ValueTask<ExecutionStatus?> GetStatusAsync(Guid executionId, CancellationToken cancellationToken)
+    {
+        await using var command = _dataSource.CreateCommand($"SELECT status FROM {_s}.executions WHERE id = $1");
+        command.Parameters.AddWithValue(executionId);
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is short status ? (ExecutionStatus)status : null;
+    }
 
     public async ValueTask<ExecutionSnapshot?> GetExecutionAsync(Guid executionId, CancellationToken cancellationToken = default)
     {

@@ -15,10 +15,9 @@ namespace Nova.Workflow.Redis;
 /// The state store on Redis: each transition is one Lua script on the execution's keys (one round
 /// trip, atomic, lease arithmetic on the server's TIME). Finished executions expire by key TTL.
 /// </summary>
-internal sealed class RedisStateStore : IStateStore
+internal sealed class RedisStateStore : IStateStore, IExecutionStatusReader
 {
     private static readonly ConditionalWeakTable<ExecutionPlan, RedisValue[]> PlanFields = new();
-    private static readonly ConditionalWeakTable<ExecutionPlan, string[]> PlanQueues = new();
 
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisKeys _keys;
@@ -28,6 +27,9 @@ internal sealed class RedisStateStore : IStateStore
     private readonly RedisJobQueue? _queue;
     private readonly Lazy<bool> _fused;
     private readonly Lazy<bool> _cluster;
+
+    // Per plan, this store's keys and arguments of the fused enqueue that do not change between calls.
+    private readonly ConditionalWeakTable<ExecutionPlan, FusedLayout> _layouts = new();
 
     public RedisStateStore(IConnectionMultiplexer redis, IOptions<RedisProviderOptions> redisOptions, IOptions<NovaWorkflowOptions> options, WorkflowRegistry registry, IJobQueue queue)
     {
@@ -65,14 +67,20 @@ internal sealed class RedisStateStore : IStateStore
         }
 
         var fused = _fused.Value;
-        var keys = new List<RedisKey>(exec);
+        var layout = fused ? Layout(plan) : null;
+        var fields = PlanFields.GetValue(plan, BuildPlanFields);
+
+        // Exact-size arrays, filled once: a list grown and copied costs three times the memory (and, for large plans, the LOH).
+        var keys = new RedisKey[exec.Length + (clustered ? 0 : 1) + (layout is null ? 0 : layout.Keys.Length + 2)];
+        var args = new RedisValue[13 + fields.Length + (layout is null ? 0 : layout.Args.Length + FusedLayout.CallArgs)];
+        exec.CopyTo(keys, 0);
+        var k = exec.Length;
         if (!clustered)
         {
-            keys.Add(execution.IdempotencyKey is not null ? idemKey : (RedisKey)string.Empty);
+            keys[k++] = execution.IdempotencyKey is not null ? idemKey : (RedisKey)string.Empty;
         }
 
-        var fields = PlanFields.GetValue(plan, BuildPlanFields);
-        var args = new List<RedisValue>(new RedisValue[13]);
+        var id = execution.Id.ToString("N");
         args[0] = plan.NodeCount;
         args[1] = plan.Workflow;
         args[2] = plan.Version;
@@ -83,21 +91,21 @@ internal sealed class RedisStateStore : IStateStore
         args[7] = string.Join(',', plan.Leaves);
         args[8] = ScriptResults.Ms(_options.Retention);
         args[9] = _keys.Events(execution.Id).ToString();
-        args[10] = execution.Id.ToString("N");
+        args[10] = id;
         args[11] = string.Join(',', plan.Roots);
         args[12] = fields.Length;
-        args.AddRange(fields);
-        if (fused)
+        fields.CopyTo(args, 13);
+        if (layout is not null)
         {
-            AddFusedArguments(keys, args, plan, execution.Id, execution.TraceParent, null);
+            layout.Fill(keys, k, args, 13 + fields.Length, id, execution.Id.ToString("D"), execution.TraceParent, null);
 
             // One server: the script also adds the execution to the listing and active indexes (last two keys).
-            keys.Add(_keys.ExecutionIndex);
-            keys.Add(_keys.ActiveIndex);
+            keys[^2] = _keys.ExecutionIndex;
+            keys[^1] = _keys.ActiveIndex;
         }
 
         var script = fused ? RedisScripts.CreateFused : RedisScripts.Create;
-        var result = (RedisResult[])(await script.EvaluateAsync(Db, [.. keys], [.. args]).ConfigureAwait(false))!;
+        var result = (RedisResult[])(await script.EvaluateAsync(Db, keys, args).ConfigureAwait(false))!;
         var code = ScriptResults.Code(result);
         if (code == 1)
         {
@@ -209,44 +217,49 @@ internal sealed class RedisStateStore : IStateStore
     public async ValueTask<CompleteNodeResult> CompleteNodeAsync(CompleteNodeRequest request, CancellationToken cancellationToken = default)
     {
         var job = request.Run.Job;
-        var args = new List<RedisValue>(14 + request.PriorAttempts.Count)
+        var layout = _fused.Value && request.Plan is { } plan && Layout(plan) is { } l && l.Serves(job.Queue) ? l : null;
+        var fused = layout is not null;
+        var offer = fused ? request.Continue : null;
+        var priors = request.PriorAttempts;
+        var exec = _keys.Execution(job.ExecutionId);
+        var keys = layout is null ? exec : new RedisKey[exec.Length + layout.Keys.Length];
+        var args = new RedisValue[14 + priors.Count + (layout is null ? 0 : layout.Args.Length + FusedLayout.CallArgs + (offer is null ? 0 : 3))];
+        args[0] = job.NodeId;
+        args[1] = job.Attempt;
+        args[2] = request.Run.LeaseToken.ToString("N");
+        args[3] = request.Outcome switch { AttemptOutcome.Succeeded => "0", AttemptOutcome.Failed => "1", _ => "2" };
+        args[4] = request.FinalAttempt;
+        args[5] = ScriptResults.Ms(request.StartedAt);
+        args[6] = request.Output is { } output ? Raw(output) : "null";
+        args[7] = request.TakenEdges is { } taken ? new string([.. taken.Select(t => t ? '1' : '0')]) : string.Empty;
+        args[8] = request.Error is { } error ? ErrorJson(error) : string.Empty;
+        args[9] = request.Error?.Type ?? string.Empty;
+        args[10] = request.Error?.Message ?? string.Empty;
+        args[11] = request.TimedOut ? "1" : "0";
+        args[12] = request.RetryAt is { } retryAt ? ScriptResults.Ms(retryAt) : string.Empty;
+        args[13] = priors.Count;
+        for (var k = 0; k < priors.Count; k++)
         {
-            job.NodeId,
-            job.Attempt,
-            request.Run.LeaseToken.ToString("N"),
-            request.Outcome switch { AttemptOutcome.Succeeded => "0", AttemptOutcome.Failed => "1", _ => "2" },
-            request.FinalAttempt,
-            ScriptResults.Ms(request.StartedAt),
-            request.Output is { } output ? Raw(output) : "null",
-            request.TakenEdges is { } taken ? new string([.. taken.Select(t => t ? '1' : '0')]) : string.Empty,
-            request.Error is { } error ? ErrorJson(error) : string.Empty,
-            request.Error?.Type ?? string.Empty,
-            request.Error?.Message ?? string.Empty,
-            request.TimedOut ? "1" : "0",
-            request.RetryAt is { } retryAt ? ScriptResults.Ms(retryAt) : string.Empty,
-        };
-        args.Add(request.PriorAttempts.Count);
-        foreach (var prior in request.PriorAttempts)
-        {
-            args.Add(HistoryJson(prior));
+            args[14 + k] = HistoryJson(priors[k]);
         }
 
-        var keys = new List<RedisKey>(_keys.Execution(job.ExecutionId));
-        var fused = false;
         var token = Guid.Empty;
-        if (_fused.Value && request.Plan is { } plan)
+        if (layout is not null)
         {
-            fused = AddFusedArguments(keys, args, plan, job.ExecutionId, request.TraceParent, request.Run);
-            if (fused && request.Continue is { } offer)
+            exec.CopyTo(keys, 0);
+            var at = layout.Fill(keys, exec.Length, args, 14 + priors.Count, job.ExecutionId.ToString("N"), job.ExecutionId.ToString("D"), request.TraceParent, request.Run);
+            if (offer is not null)
             {
                 // Eager dispatch: the script may start a ready child for this worker under this fresh lease token.
                 token = Guid.NewGuid();
-                args.AddRange([token.ToString("N"), offer.WorkerId, ScriptResults.Ms(offer.Lease)]);
+                args[at] = token.ToString("N");
+                args[at + 1] = offer.WorkerId;
+                args[at + 2] = ScriptResults.Ms(offer.Lease);
             }
         }
 
         var script = fused ? RedisScripts.CompleteFused : RedisScripts.Complete;
-        var result = (RedisResult[])(await script.EvaluateAsync(Db, [.. keys], [.. args]).ConfigureAwait(false))!;
+        var result = (RedisResult[])(await script.EvaluateAsync(Db, keys, args).ConfigureAwait(false))!;
         if (ScriptResults.Code(result) != 0)
         {
             return CompleteNodeResult.Rejected;
@@ -310,6 +323,9 @@ internal sealed class RedisStateStore : IStateStore
 
     public ValueTask<StoreTransition> RetryAsync(Guid executionId, string? nodeId, CancellationToken cancellationToken = default) =>
         ControlAsync(executionId, ["retry", nodeId ?? string.Empty]);
+
+    public async ValueTask<ExecutionStatus?> GetStatusAsync(Guid executionId, CancellationToken cancellationToken) =>
+        await Db.HashGetAsync(_keys.Execution(executionId)[0], "st").ConfigureAwait(false) is { IsNull: false } status ? (ExecutionStatus)(int)status : null;
 
     public async ValueTask<ExecutionSnapshot?> GetExecutionAsync(Guid executionId, CancellationToken cancellationToken = default)
     {
@@ -490,31 +506,51 @@ internal sealed class RedisStateStore : IStateStore
         return DateTimeOffset.FromUnixTimeMilliseconds(long.Parse((string)time[0]!, CultureInfo.InvariantCulture) * 1000 + long.Parse((string)time[1]!, CultureInfo.InvariantCulture) / 1000);
     }
 
-    /// <summary>Adds the keys and arguments of the fused enqueue (and ack); false when the run's queue is not in the plan.</summary>
-    private bool AddFusedArguments(List<RedisKey> keys, List<RedisValue> args, ExecutionPlan plan, Guid executionId, string? traceParent, LeasedJob? ack)
+    private FusedLayout Layout(ExecutionPlan plan) => _layouts.GetValue(plan, p =>
     {
-        var queues = PlanQueues.GetValue(plan, p => [.. p.Nodes.Select(n => n.Queue).Distinct(StringComparer.Ordinal)]);
-        if (ack is not null && !queues.Contains(ack.Job.Queue, StringComparer.Ordinal))
+        string[] queues = [.. p.Nodes.Select(n => n.Queue).Distinct(StringComparer.Ordinal)];
+        var keys = new RedisKey[queues.Length * 9];
+        var args = new RedisValue[queues.Length + 2];
+        args[0] = queues.Length;
+        for (var k = 0; k < queues.Length; k++)
         {
-            return false;
+            var q = _queue!.KeysOf(queues[k]);
+            new[] { q.Ready, q.Age, q.Delayed, q.Leased, q.Jobs, q.Meta, q.Score, q.Token, q.Deliveries }.CopyTo(keys, k * 9);
+            args[1 + k] = queues[k];
         }
 
-        args.Add(queues.Length);
-        foreach (var queue in queues)
-        {
-            var q = _queue!.KeysOf(queue);
-            keys.AddRange([q.Ready, q.Age, q.Delayed, q.Leased, q.Jobs, q.Meta, q.Score, q.Token, q.Deliveries]);
-            args.Add(queue);
-        }
+        args[^1] = _keys.Prefix + ":wake:";
+        return new FusedLayout(queues, keys, args);
+    });
 
-        args.Add(_keys.Prefix + ":wake:");
-        args.Add(executionId.ToString("N"));
-        args.Add(executionId.ToString("D"));
-        args.Add(traceParent ?? string.Empty);
-        args.Add(ack?.Job.Queue ?? string.Empty);
-        args.Add(ack is null ? string.Empty : RedisJobQueue.JobId(ack.Job));
-        args.Add(ack?.LeaseToken.ToString("N") ?? string.Empty);
-        return true;
+    /// <summary>
+    /// The keys and arguments of the fused enqueue (and ack) for one plan: per queue its nine keys and its name, then the wake
+    /// channel prefix (fixed); per call the execution id (N and D), traceparent and the acked job's queue, id and token.
+    /// </summary>
+    private sealed class FusedLayout(string[] queues, RedisKey[] keys, RedisValue[] args)
+    {
+        public const int CallArgs = 6;
+
+        public RedisKey[] Keys { get; } = keys;
+
+        public RedisValue[] Args { get; } = args;
+
+        public bool Serves(string queue) => Array.IndexOf(queues, queue) >= 0;
+
+        /// <summary>Writes the layout at <paramref name="keyAt"/> and <paramref name="argAt"/>; returns the index after the arguments.</summary>
+        public int Fill(RedisKey[] keys, int keyAt, RedisValue[] args, int argAt, string executionN, string executionD, string? traceParent, LeasedJob? ack)
+        {
+            Keys.CopyTo(keys, keyAt);
+            Args.CopyTo(args, argAt);
+            var k = argAt + Args.Length;
+            args[k++] = executionN;
+            args[k++] = executionD;
+            args[k++] = traceParent ?? string.Empty;
+            args[k++] = ack?.Job.Queue ?? string.Empty;
+            args[k++] = ack is null ? string.Empty : RedisJobQueue.JobId(ack.Job);
+            args[k++] = ack?.LeaseToken.ToString("N") ?? string.Empty;
+            return k;
+        }
     }
 
     private static StoreTransition Fuse(StoreTransition transition, bool fused) =>

@@ -615,12 +615,15 @@ public abstract partial class ConformanceTests
                     .Node("second", "probe", n => n.RateLimit(1, TimeSpan.FromMinutes(10)).DependsOn("first"))
                     .Node("other", "free", n => n.DependsOn("first"))
                     .Build())
+                .AddWorkflow(Flow("after").Node("x", "free").Build())
                 .AddHandler("free", probe.Handle),
             worker: w => w.Queue("default", 1));
         var id = await host.Client.StartAsync("deferred");
         await NodeReaches(host, id, "other", NodeStatus.Succeeded);
-        // "other" may run first (eagerly, on the slot "first" freed): then "second" is deferred just after.
-        await Eventually.TrueAsync(async () => await host.Queue.GetDepthAsync("default") == 1, "the rate-limited job back in the queue");
+
+        // "other" may run first (eagerly, on the slot "first" freed); "second" is claimed before a job enqueued after it.
+        // A workflow started now finishes on the only slot: the rate-limited job was deferred and holds no slot.
+        Assert.Equal(ExecutionStatus.Succeeded, (await host.Client.RunAsync("after", timeout: TimeSpan.FromSeconds(20))).Status);
         var snapshot = await host.Client.GetAsync(id);
         Assert.Equal(NodeStatus.Queued, StatusOf(snapshot, "second"));
         Assert.Equal(0, probe.Calls("second"));

@@ -78,7 +78,7 @@ internal static class Bench
     /// </summary>
     public static async Task StepAsync(ChildResult result, Action<string> log, string[] measures, string title, Func<Task> body)
     {
-        log(title);
+        log($"{title} (working set so far: peak {PeakWorkingSetMb():0} MB, GC heap {GC.GetTotalMemory(false) / 1e6:0} MB)");
         try
         {
             await body();

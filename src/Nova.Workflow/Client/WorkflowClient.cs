@@ -77,16 +77,30 @@ internal sealed class WorkflowClient(
         }
     }
 
+    /// <summary>Whether the execution finished, read without its nodes where the store can.</summary>
+    private async ValueTask<bool> IsFinishedAsync(Guid executionId, CancellationToken cancellationToken)
+    {
+        if (store is not IExecutionStatusReader reader)
+        {
+            return (await GetAsync(executionId, cancellationToken).ConfigureAwait(false)).IsFinished;
+        }
+
+        return await reader.GetStatusAsync(executionId, cancellationToken).ConfigureAwait(false) switch
+        {
+            null => throw new ExecutionNotFoundException(executionId),
+            var status => status is ExecutionStatus.Succeeded or ExecutionStatus.Failed or ExecutionStatus.Canceled,
+        };
+    }
+
     public async IAsyncEnumerable<WorkflowEvent> WatchAsync(Guid executionId, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         // Subscribe first, then read the state: an event between the two is in the channel, not lost.
         var channel = Channel.CreateUnbounded<WorkflowEvent>(new UnboundedChannelOptions { SingleReader = true });
         using var local = remoteEvents is null ? hub.Subscribe(executionId, channel.Writer) : null;
         await using var remote = remoteEvents is null ? null : await remoteEvents.SubscribeAsync(executionId, channel.Writer, cancellationToken).ConfigureAwait(false);
-        var snapshot = await GetAsync(executionId, cancellationToken).ConfigureAwait(false);
-        if (snapshot.IsFinished)
+        if (await IsFinishedAsync(executionId, cancellationToken).ConfigureAwait(false))
         {
-            yield return TerminalEvent(snapshot);
+            yield return TerminalEvent(await GetAsync(executionId, cancellationToken).ConfigureAwait(false));
             yield break;
         }
 
@@ -110,7 +124,7 @@ internal sealed class WorkflowClient(
                 while (channel.Reader.TryRead(out var e))
                 {
                     // The state decides: a late terminal event of an earlier run (before a retry) is not the end.
-                    if (e.IsTerminal && !(await GetAsync(executionId, cancellationToken).ConfigureAwait(false)).IsFinished)
+                    if (e.IsTerminal && !await IsFinishedAsync(executionId, cancellationToken).ConfigureAwait(false))
                     {
                         continue;
                     }
@@ -125,8 +139,7 @@ internal sealed class WorkflowClient(
                 continue;
             }
 
-            snapshot = await GetAsync(executionId, cancellationToken).ConfigureAwait(false);
-            if (snapshot.IsFinished)
+            if (await IsFinishedAsync(executionId, cancellationToken).ConfigureAwait(false))
             {
                 while (channel.Reader.TryRead(out var e))
                 {
@@ -137,7 +150,7 @@ internal sealed class WorkflowClient(
                     }
                 }
 
-                yield return TerminalEvent(snapshot);
+                yield return TerminalEvent(await GetAsync(executionId, cancellationToken).ConfigureAwait(false));
                 yield break;
             }
         }

@@ -232,6 +232,16 @@ public sealed record ExecutionQuery
 }
 
 /// <summary>
+/// A state store that reads an execution's status without its nodes: watchers check "finished yet?" often, and a full
+/// snapshot of a large execution costs megabytes.
+/// </summary>
+internal interface IExecutionStatusReader
+{
+    /// <summary>The execution's status; null when there is no such execution.</summary>
+    ValueTask<ExecutionStatus?> GetStatusAsync(Guid executionId, CancellationToken cancellationToken);
+}
+
+/// <summary>
 /// A state store sharing one database with its queue: it claims jobs and starts their nodes in one transaction
 /// (one commit for a whole batch of starts instead of one per node).
 /// </summary>

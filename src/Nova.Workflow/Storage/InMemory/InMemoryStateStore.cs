@@ -6,7 +6,7 @@ namespace Nova.Workflow.Storage.InMemory;
 /// The embedded state store: executions in a concurrent dictionary, each transition applied to
 /// its <see cref="ExecutionState"/> under that execution's lock. Same semantics as the durable stores.
 /// </summary>
-internal sealed class InMemoryStateStore(TimeProvider time, IJobQueue queue) : IStateStore
+internal sealed class InMemoryStateStore(TimeProvider time, IJobQueue queue) : IStateStore, IExecutionStatusReader
 {
     // Eager dispatch needs the queue in the same process: the in-memory queue, not a remote one in mixed setups.
     private readonly InMemoryJobQueue? _queue = queue as InMemoryJobQueue;
@@ -134,6 +134,9 @@ internal sealed class InMemoryStateStore(TimeProvider time, IJobQueue queue) : I
 
     public ValueTask<StoreTransition> RetryAsync(Guid executionId, string? nodeId, CancellationToken cancellationToken = default) =>
         Apply(executionId, (s, now) => s.Retry(nodeId, now));
+
+    public ValueTask<ExecutionStatus?> GetStatusAsync(Guid executionId, CancellationToken cancellationToken) =>
+        new(_executions.TryGetValue(executionId, out var state) ? state.Status : null);
 
     public ValueTask<ExecutionSnapshot?> GetExecutionAsync(Guid executionId, CancellationToken cancellationToken = default)
     {
