@@ -30,13 +30,7 @@ public sealed class SampleProcess : IDisposable
         }
 
         var process = Process.Start(info)!;
-        // NOVA_TEST_WORKER_LOGS=<dir> keeps each process's output (for diagnosing a crash test); otherwise it is drained.
-        var logs = Environment.GetEnvironmentVariable("NOVA_TEST_WORKER_LOGS");
-        var sink = logs is { Length: > 0 } ? TextWriter.Synchronized(new StreamWriter(Path.Combine(logs, $"{project}-{process.Id}.log")) { AutoFlush = true }) : null;
-        process.OutputDataReceived += (_, e) => sink?.WriteLine(e.Data);
-        process.ErrorDataReceived += (_, e) => sink?.WriteLine(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        Nova.Workflow.TestServers.ProcessOutput.Drain(process, project);
         return new SampleProcess(process);
     }
 

@@ -85,6 +85,25 @@ public sealed class LocalPostgres : IDisposable
     }
 }
 
+/// <summary>Reads a child process's output so it never blocks on a full pipe.</summary>
+public static class ProcessOutput
+{
+    /// <summary>
+    /// Drains stdout and stderr of a started process; with NOVA_TEST_WORKER_LOGS=&lt;dir&gt; they are kept in
+    /// <c>&lt;dir&gt;/&lt;name&gt;-&lt;pid&gt;.log</c> (for diagnosing a crash test).
+    /// </summary>
+    public static void Drain(Process process, string name)
+    {
+        ArgumentNullException.ThrowIfNull(process);
+        var logs = Environment.GetEnvironmentVariable("NOVA_TEST_WORKER_LOGS");
+        var sink = logs is { Length: > 0 } ? TextWriter.Synchronized(new StreamWriter(Path.Combine(logs, $"{name}-{process.Id}.log")) { AutoFlush = true }) : null;
+        process.OutputDataReceived += (_, e) => sink?.WriteLine(e.Data);
+        process.ErrorDataReceived += (_, e) => sink?.WriteLine(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+}
+
 internal static class LocalProcess
 {
     public static Process Start(string file, string[] args, string workingDirectory)
@@ -96,12 +115,7 @@ internal static class LocalProcess
         }
 
         var process = Process.Start(info) ?? throw new InvalidOperationException($"{file} did not start.");
-        var logs = Environment.GetEnvironmentVariable("NOVA_TEST_WORKER_LOGS");
-        var sink = logs is { Length: > 0 } ? TextWriter.Synchronized(new StreamWriter(Path.Combine(logs, $"server-{process.Id}.log")) { AutoFlush = true }) : null;
-        process.OutputDataReceived += (_, e) => sink?.WriteLine(e.Data);
-        process.ErrorDataReceived += (_, e) => sink?.WriteLine(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        ProcessOutput.Drain(process, "server");
         return process;
     }
 
