@@ -134,7 +134,10 @@ internal static class EndToEndRunner
         }
 
         // An engine that ran extra (Nova-only) scenarios recorded its peak after the shared ones already.
-        result.Values.TryAdd("peak", Bench.PeakWorkingSetMb());
+        if (result.Values.TryAdd("peak", Bench.PeakWorkingSetMb()))
+        {
+            Bench.Log(engine, storage, $"at the end: peak {result.Values["peak"]:0} MB; {Bench.MemoryBreakdown()}");
+        }
 
         Console.Out.WriteLine(JsonSerializer.Serialize(result));
         Console.Out.Flush();

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Nova.Workflow.Hosting;
@@ -24,6 +25,12 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     private readonly ConcurrentDictionary<Guid, CompletionGroup> _completing = new();
     private readonly TimeProvider _time;
 
+    // Plans whose node names this store has written to the plans table (once per plan and process).
+    private readonly ConditionalWeakTable<ExecutionPlan, object> _storedPlans = new();
+
+    // Node names read back for workflow versions this process has not registered.
+    private readonly ConcurrentDictionary<(string Workflow, int Version), ExecutionPlan> _namingPlans = new();
+
     // The database clock minus this process's, from the last clock read (ticks); long.MinValue until the first.
     private long _clockOffset = long.MinValue;
 
@@ -42,6 +49,10 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     public async ValueTask<CreateExecutionResult> CreateExecutionAsync(NewExecution execution, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(execution);
+        if (!_storedPlans.TryGetValue(execution.Plan, out _))
+        {
+            await StorePlanAsync(execution.Plan, cancellationToken).ConfigureAwait(false);
+        }
 
         // An idempotency conflict whose row retention removed in between: the key is free again, so try once more.
         for (var attempt = 0; attempt < 3; attempt++)
@@ -432,10 +443,55 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     {
         await using var command = _dataSource.CreateCommand($"SELECT workflow, version, state FROM {_s}.executions WHERE id = $1");
         command.Parameters.AddWithValue(executionId);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
-            ? Restore(reader.GetString(0), reader.GetInt32(1), reader.GetFieldValue<byte[]>(2)).ToSnapshot()
-            : null;
+        string workflow;
+        int version;
+        byte[] utf8;
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return null;
+            }
+
+            (workflow, version, utf8) = (reader.GetString(0), reader.GetInt32(1), reader.GetFieldValue<byte[]>(2));
+        }
+
+        var plan = _registry.Find(workflow, version) ?? await NamingPlanAsync(workflow, version, cancellationToken).ConfigureAwait(false);
+        return new ExecutionState(JsonSerializer.Deserialize(utf8, ExecutionDocumentContext.Default.ExecutionDocument)!, plan).ToSnapshot();
+    }
+
+    private async Task StorePlanAsync(ExecutionPlan plan, CancellationToken cancellationToken)
+    {
+        await using var command = _dataSource.CreateCommand($"INSERT INTO {_s}.plans (workflow, version, nodes) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING");
+        command.Parameters.AddWithValue(plan.Workflow);
+        command.Parameters.AddWithValue(plan.Version);
+        command.Parameters.AddWithValue(JsonSerializer.SerializeToUtf8Bytes(plan.Nodes.Select(n => new[] { n.Id, n.Handler }).ToArray(), PlanNamesContext.Default.StringArrayArray));
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        _storedPlans.AddOrUpdate(plan, plan);
+    }
+
+    /// <summary>
+    /// A plan that only names the nodes (ids and handlers, no edges), from the plans table, for snapshots of a workflow
+    /// version this process has not registered.
+    /// </summary>
+    private async Task<ExecutionPlan> NamingPlanAsync(string workflow, int version, CancellationToken cancellationToken)
+    {
+        if (_namingPlans.TryGetValue((workflow, version), out var known))
+        {
+            return known;
+        }
+
+        await using var command = _dataSource.CreateCommand($"SELECT nodes FROM {_s}.plans WHERE workflow = $1 AND version = $2");
+        command.Parameters.AddWithValue(workflow);
+        command.Parameters.AddWithValue(version);
+        if (await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is not byte[] utf8)
+        {
+            throw new WorkflowNotFoundException(workflow, version);
+        }
+
+        var nodes = JsonSerializer.Deserialize(utf8, PlanNamesContext.Default.StringArrayArray)!;
+        var plan = ExecutionPlan.Create(new WorkflowDefinition(workflow, version, nodes.Select(n => new NodeDefinition(n[0], n[1])), []));
+        return _namingPlans.GetOrAdd((workflow, version), plan);
     }
 
     public async ValueTask<IReadOnlyList<NodeRunRecord>?> GetHistoryAsync(Guid executionId, CancellationToken cancellationToken = default)
@@ -743,3 +799,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         }
     }
 }
+
+/// <summary>Source-generated JSON for the plans table's node names.</summary>
+[System.Text.Json.Serialization.JsonSerializable(typeof(string[][]))]
+internal sealed partial class PlanNamesContext : System.Text.Json.Serialization.JsonSerializerContext;

@@ -52,6 +52,7 @@ internal static class RedisScripts
     public static readonly RedisScript ReleaseJob = new(Read("q_release"));
     public static readonly RedisScript Rate = new(Read("rate"));
     public static readonly RedisScript DeadLetters = new(Read("dlq"));
+    public static readonly RedisScript Snapshot = new(Read("snapshot"));
 
     private static RedisScript State(string name) => new(Prelude + "\n" + Unfused + Read(name));
 

@@ -329,24 +329,64 @@ internal sealed class RedisStateStore : IStateStore, IExecutionStatusReader
 
     public async ValueTask<ExecutionSnapshot?> GetExecutionAsync(Guid executionId, CancellationToken cancellationToken = default)
     {
-        var keys = _keys.Execution(executionId);
-        var batch = Db.CreateBatch();
-        var execTask = batch.HashGetAllAsync(keys[0]);
-        var nodesTask = batch.HashGetAllAsync(keys[1]);
-        batch.Execute();
-        var exec = (await execTask.ConfigureAwait(false)).ToDictionary(e => (string)e.Name!, e => e.Value);
-        if (exec.Count == 0)
+        // One script reads the execution hash and packs the nodes' dynamic fields into one string: HGETALL of the node
+        // hash would also return every static plan field and, for large executions, fill the large object heap.
+        // Node ids and handlers come from the registered plan; a process without it (a dashboard host) reads them too.
+        RedisKey[] keys = [.. _keys.Execution(executionId).AsSpan(0, 2)];
+        var reply = await RedisScripts.Snapshot.EvaluateAsync(Db, keys, [0]).ConfigureAwait(false);
+        if (reply.IsNull)
         {
             return null;
         }
 
-        var nodes = (await nodesTask.ConfigureAwait(false)).ToDictionary(e => (string)e.Name!, e => e.Value);
+        var (exec, packed) = SnapshotParts(reply);
         var count = (int)exec["n"];
+        var plan = _registry.Find(exec["wf"]!, (int)exec["ver"]);
+        if (plan is null || plan.NodeCount != count)
+        {
+            reply = await RedisScripts.Snapshot.EvaluateAsync(Db, keys, [1]).ConfigureAwait(false);
+            if (reply.IsNull)
+            {
+                return null;
+            }
+
+            (exec, packed) = SnapshotParts(reply);
+            count = (int)exec["n"];
+            plan = null;
+        }
+
+        var reader = new PackedReader(packed);
         var done = 0;
         var snapshots = new NodeSnapshot[count];
+        string? lastWorker = null;
+        ReadOnlySpan<byte> lastWorkerBytes = default;
         for (var i = 0; i < count; i++)
         {
-            var status = (NodeStatus)(int)nodes["s" + i];
+            var status = (NodeStatus)reader.Int();
+            var attempt = reader.Int();
+            var startedAt = reader.Time();
+            var endedAt = reader.Time();
+            reader.Next(out var worker);
+            if (!worker.IsEmpty && (lastWorker is null || !lastWorkerBytes.SequenceEqual(worker)))
+            {
+                // Runs of nodes share a worker: one string for each run.
+                lastWorker = Encoding.UTF8.GetString(worker);
+                lastWorkerBytes = worker;
+            }
+
+            reader.Next(out var output);
+            reader.Next(out var error);
+            string id, handler;
+            if (plan is null)
+            {
+                id = reader.String();
+                handler = reader.String();
+            }
+            else
+            {
+                (id, handler) = (plan.Nodes[i].Id, plan.Nodes[i].Handler);
+            }
+
             if (ExecutionState.IsTerminal(status))
             {
                 done++;
@@ -354,15 +394,15 @@ internal sealed class RedisStateStore : IStateStore, IExecutionStatusReader
 
             snapshots[i] = new NodeSnapshot
             {
-                Id = nodes["id" + i]!,
-                Handler = nodes["h" + i]!,
+                Id = id,
+                Handler = handler,
                 Status = status,
-                Attempt = (int)nodes["a" + i],
-                StartedAt = Time(nodes.GetValueOrDefault("sa" + i)),
-                EndedAt = Time(nodes.GetValueOrDefault("ea" + i)),
-                WorkerId = nodes.GetValueOrDefault("w" + i) is { IsNullOrEmpty: false } w ? (string?)w : null,
-                Output = status == NodeStatus.Succeeded ? ParseJson(nodes.GetValueOrDefault("o" + i)) : null,
-                Error = ParseError(nodes.GetValueOrDefault("e" + i)),
+                Attempt = attempt,
+                StartedAt = startedAt,
+                EndedAt = endedAt,
+                WorkerId = worker.IsEmpty ? null : lastWorker,
+                Output = status == NodeStatus.Succeeded ? ParseJson(output) : null,
+                Error = ParseError(error),
             };
         }
 
@@ -381,6 +421,19 @@ internal sealed class RedisStateStore : IStateStore, IExecutionStatusReader
             Progress = new ExecutionProgress(done, count),
             Nodes = snapshots,
         };
+    }
+
+    private static (Dictionary<string, RedisValue> Exec, byte[] Packed) SnapshotParts(RedisResult reply)
+    {
+        var parts = (RedisResult[])reply!;
+        var flat = (RedisValue[])parts[0]!;
+        var exec = new Dictionary<string, RedisValue>(flat.Length / 2, StringComparer.Ordinal);
+        for (var f = 0; f + 1 < flat.Length; f += 2)
+        {
+            exec[(string)flat[f]!] = flat[f + 1];
+        }
+
+        return (exec, (byte[])parts[1]! ?? []);
     }
 
     public async ValueTask<IReadOnlyList<NodeRunRecord>?> GetHistoryAsync(Guid executionId, CancellationToken cancellationToken = default)
@@ -640,8 +693,29 @@ internal sealed class RedisStateStore : IStateStore, IExecutionStatusReader
         element.ValueKind == JsonValueKind.Undefined ? "null" : Encoding.UTF8.GetString(JsonMarshal.GetRawUtf8Value(element));
 
     // Outputs stored as JSON null read back as no output, as the in-memory store keeps them.
-    private static JsonElement? ParseJson(RedisValue value) =>
-        value.IsNullOrEmpty || value == "null" ? null : JsonDocument.Parse((string)value!).RootElement;
+    private static JsonElement? ParseJson(ReadOnlySpan<byte> value)
+    {
+        if (value.IsEmpty || value.SequenceEqual("null"u8))
+        {
+            return null;
+        }
+
+        var reader = new Utf8JsonReader(value);
+        return JsonElement.ParseValue(ref reader);
+    }
+
+    private static NodeError? ParseError(ReadOnlySpan<byte> value)
+    {
+        if (value.IsEmpty)
+        {
+            return null;
+        }
+
+        var dto = JsonSerializer.Deserialize<ErrorDto>(value)!;
+        return new NodeError(dto.T, dto.M, (ErrorClass)dto.C);
+    }
+
+    private static JsonElement? ParseJson(RedisValue value) => ParseJson(((ReadOnlyMemory<byte>)value).Span);
 
     private static JsonElement ParseInput(RedisValue value) =>
         JsonDocument.Parse(value.IsNullOrEmpty ? "null" : (string)value!).RootElement;
@@ -652,16 +726,7 @@ internal sealed class RedisStateStore : IStateStore, IExecutionStatusReader
     private static string ErrorJson(NodeError error) =>
         JsonSerializer.Serialize(new ErrorDto(error.Type, error.Message, (int)error.Class));
 
-    private static NodeError? ParseError(RedisValue value)
-    {
-        if (value.IsNullOrEmpty)
-        {
-            return null;
-        }
-
-        var dto = JsonSerializer.Deserialize<ErrorDto>((string)value!)!;
-        return new NodeError(dto.T, dto.M, (ErrorClass)dto.C);
-    }
+    private static NodeError? ParseError(RedisValue value) => ParseError(((ReadOnlyMemory<byte>)value).Span);
 
     private static string HistoryJson(NodeRunRecord r) => JsonSerializer.Serialize(new HistoryDto(
         r.NodeId, r.Handler, r.Attempt, (int)r.Status, r.StartedAt.ToUnixTimeMilliseconds(), r.EndedAt.ToUnixTimeMilliseconds(), r.WorkerId ?? string.Empty, r.ErrorType ?? string.Empty, r.ErrorMessage ?? string.Empty));
@@ -699,4 +764,49 @@ internal sealed class RedisStateStore : IStateStore, IExecutionStatusReader
         [property: System.Text.Json.Serialization.JsonPropertyName("w")] string W,
         [property: System.Text.Json.Serialization.JsonPropertyName("et")] string Et,
         [property: System.Text.Json.Serialization.JsonPropertyName("em")] string Em);
+}
+
+/// <summary>Reads the values <c>snapshot.lua</c> packs: <c>&lt;byte length&gt;:&lt;bytes&gt;</c>, or <c>-</c> for a missing one.</summary>
+internal ref struct PackedReader(ReadOnlySpan<byte> data)
+{
+    private ReadOnlySpan<byte> _rest = data;
+
+    /// <summary>The next value (empty when missing); false when it is missing.</summary>
+    public bool Next(out ReadOnlySpan<byte> value)
+    {
+        if (_rest.IsEmpty)
+        {
+            throw new InvalidDataException("The packed snapshot ended early.");
+        }
+
+        if (_rest[0] == (byte)'-')
+        {
+            _rest = _rest[1..];
+            value = default;
+            return false;
+        }
+
+        var colon = _rest.IndexOf((byte)':');
+        if (colon < 1 || !System.Buffers.Text.Utf8Parser.TryParse(_rest[..colon], out int length, out var consumed) || consumed != colon || length > _rest.Length - colon - 1)
+        {
+            throw new InvalidDataException("The packed snapshot is malformed.");
+        }
+
+        value = _rest.Slice(colon + 1, length);
+        _rest = _rest[(colon + 1 + length)..];
+        return true;
+    }
+
+    /// <summary>The next value as an integer; 0 when missing or empty.</summary>
+    public long Long() =>
+        Next(out var value) && !value.IsEmpty && System.Buffers.Text.Utf8Parser.TryParse(value, out long number, out _) ? number : 0;
+
+    /// <summary>The next value as an <see cref="int"/>; 0 when missing or empty.</summary>
+    public int Int() => checked((int)Long());
+
+    /// <summary>The next value as a time in Unix milliseconds; null when missing, empty or 0.</summary>
+    public DateTimeOffset? Time() => Long() is var ms && ms != 0 ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
+
+    /// <summary>The next value as a string; empty when missing.</summary>
+    public string String() => Next(out var value) ? Encoding.UTF8.GetString(value) : string.Empty;
 }

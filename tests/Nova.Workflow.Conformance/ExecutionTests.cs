@@ -69,6 +69,41 @@ public abstract partial class ConformanceTests
         Assert.Equal(20, result.Nodes.Single(n => n.Id == "b").Output!.Value.GetInt32());
     }
 
+    [Fact]
+    public async Task A_host_that_has_not_registered_the_workflow_reads_the_same_snapshot()
+    {
+        var host = await StartAsync(nova => nova
+            .AddHandler<int, int>("double", (x, _, _) => ValueTask.FromResult(x * 2))
+            .AddHandler("fail", (_, _) => throw new PermanentNodeException("boom"))
+            .AddWorkflow(Flow("mixed").OnFailure(FailureMode.CompleteBranches)
+                .Node("a", "double")
+                .Node("b", "double", n => n.DependsOn("a"))
+                .Node("bad", "fail")
+                .Node("after-bad", "double", n => n.DependsOn("bad"))
+                .Build()));
+        var id = await host.Client.StartAsync("mixed", 4);
+        var expected = await Finished(host, id);
+
+        // A dashboard host: same storage, no workflows, no worker.
+        var reader = await StartAsync(nova => nova.AddHandler("other", (_, _) => ValueTask.FromResult<JsonElement?>(null)), withWorker: false);
+        var actual = await reader.Client.GetAsync(id);
+        Assert.Equal(ExecutionStatus.Failed, actual.Status);
+        Assert.Equal(expected.Progress, actual.Progress);
+        Assert.Equal(expected.Input.GetRawText(), actual.Input.GetRawText());
+        Assert.Equal(expected.Nodes.Count, actual.Nodes.Count);
+        for (var i = 0; i < expected.Nodes.Count; i++)
+        {
+            var (e, a) = (expected.Nodes[i], actual.Nodes[i]);
+            Assert.Equal((e.Id, e.Handler, e.Status, e.Attempt, e.StartedAt, e.EndedAt, e.WorkerId, e.Error), (a.Id, a.Handler, a.Status, a.Attempt, a.StartedAt, a.EndedAt, a.WorkerId, a.Error));
+            Assert.Equal(e.Output?.GetRawText(), a.Output?.GetRawText());
+        }
+
+        Assert.Equal(16, actual.Nodes.Single(n => n.Id == "b").Output!.Value.GetInt32());
+        Assert.Equal("boom", actual.Nodes.Single(n => n.Id == "bad").Error!.Message);
+        Assert.Equal(NodeStatus.Skipped, actual.Nodes.Single(n => n.Id == "after-bad").Status);
+        Assert.NotNull(actual.Nodes.Single(n => n.Id == "a").WorkerId);
+    }
+
     [Theory]
     [InlineData(TriggerRule.AllSucceeded, NodeStatus.Skipped)]
     [InlineData(TriggerRule.AllDone, NodeStatus.Succeeded)]

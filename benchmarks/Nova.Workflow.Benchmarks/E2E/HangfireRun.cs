@@ -83,7 +83,7 @@ internal static class HangfireRun
         HangfireJobs.Client = client;
         using var server = new BackgroundJobServer(serverOptions, jobStorage);
 
-        Log($"warm-up (workers {workers}, poll {pollMs} ms)");
+        Log($"warm-up (workers {workers}, poll {pollMs} ms; server started: peak {Bench.PeakWorkingSetMb():0} MB; {Bench.MemoryBreakdown()})");
         await RunJobsAsync(client, 200);
         await RunChainAsync(client, 20);
         await RunFanAsync(client, 50);

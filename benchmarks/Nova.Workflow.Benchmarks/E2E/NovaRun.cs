@@ -31,7 +31,7 @@ internal static class NovaRun
         var shared = await StartAsync(redis, dataSource, sizes, concurrency, sharedOnly: true);
         var client = shared.Services.GetRequiredService<IWorkflowClient>();
 
-        Log("warm-up");
+        Log($"warm-up (host started: peak {Bench.PeakWorkingSetMb():0} MB; {Bench.MemoryBreakdown()})");
         await client.RunAsync("single", timeout: TimeSpan.FromMinutes(1));
         await client.RunAsync("chain", timeout: TimeSpan.FromMinutes(1));
         await client.RunAsync("fan", timeout: TimeSpan.FromMinutes(1));
@@ -72,6 +72,7 @@ internal static class NovaRun
 
         // The peak over the scenarios Hangfire runs too; the Nova-only ones below hold far more work at once.
         result.Values["peak"] = Bench.PeakWorkingSetMb();
+        Log($"after the shared scenarios: peak {result.Values["peak"]:0} MB; {Bench.MemoryBreakdown()}");
         await shared.StopAsync();
         shared.Dispose();
         using var host = await StartAsync(redis, dataSource, sizes, concurrency, sharedOnly: false);

@@ -74,14 +74,20 @@ internal static class Bench
 
     /// <summary>
     /// Runs one scenario; a timeout or failure is noted on its measures (the cell shows it) and the run goes on with
-    /// the next scenario.
+    /// the next scenario. With NOVA_BENCH_MEMSAMPLE=1 it also logs the memory breakdown at the scenario's largest
+    /// resident set.
     /// </summary>
     public static async Task StepAsync(ChildResult result, Action<string> log, string[] measures, string title, Func<Task> body)
     {
-        log($"{title} (working set so far: peak {PeakWorkingSetMb():0} MB, GC heap {GC.GetTotalMemory(false) / 1e6:0} MB)");
+        log($"{title} (working set so far: peak {PeakWorkingSetMb():0} MB; {MemoryBreakdown()})");
+        using var sampler = Environment.GetEnvironmentVariable("NOVA_BENCH_MEMSAMPLE") == "1" ? new MemorySampler() : null;
         try
         {
             await body();
+            if (sampler is not null)
+            {
+                log($"{title}: largest resident set during the step: {sampler.AtMax}");
+            }
         }
         catch (TimeoutException e)
         {
@@ -119,7 +125,6 @@ internal static class Bench
         }
     }
 
-    /// <summary>Sorted hops in ms between consecutive (exit, entry) timestamps.</summary>
     /// <summary>The process's peak working set so far, MB.</summary>
     public static double PeakWorkingSetMb()
     {
@@ -128,6 +133,60 @@ internal static class Bench
         return self.PeakWorkingSet64 / 1e6;
     }
 
+    /// <summary>
+    /// Where the working set goes now: live and committed GC heap, anonymous, file-backed and shared (the runtime's double-mapped JIT code) resident pages
+    /// (/proc/self/status), threads.
+    /// </summary>
+    public static string MemoryBreakdown()
+    {
+        var info = GC.GetGCMemoryInfo();
+        var status = File.Exists("/proc/self/status") ? File.ReadAllLines("/proc/self/status") : [];
+        string Field(string name) => status.FirstOrDefault(l => l.StartsWith(name + ":", StringComparison.Ordinal))?[(name.Length + 1)..].Trim() ?? "?";
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
+        return string.Create(CultureInfo.InvariantCulture,
+            $"GC heap {GC.GetTotalMemory(false) / 1e6:0} MB live, {info.TotalCommittedBytes / 1e6:0} MB committed (after the last GC: gen0/1/2/LOH/POH {string.Join('/', Enumerable.Range(0, 5).Select(g => (info.GenerationInfo[g].SizeAfterBytes / 1e6).ToString("0.0", CultureInfo.InvariantCulture)))} MB, fragmented {info.FragmentedBytes / 1e6:0.0} MB, {(info.Concurrent ? "background" : "blocking")} gen{info.Generation} #{info.Index}); RssAnon {Field("RssAnon")}, RssFile {Field("RssFile")}, RssShmem {Field("RssShmem")}; {self.Threads.Count} threads");
+    }
+
+    /// <summary>Samples the resident set (VmRSS) every millisecond and keeps the memory breakdown at its largest value.</summary>
+    private sealed class MemorySampler : IDisposable
+    {
+        private readonly Thread _thread;
+        private volatile bool _stop;
+        private long _max;
+
+        public MemorySampler()
+        {
+            _thread = new Thread(Run) { IsBackground = true };
+            _thread.Start();
+        }
+
+        public string AtMax { get; private set; } = "";
+
+        public void Dispose()
+        {
+            _stop = true;
+            _thread.Join();
+        }
+
+        private void Run()
+        {
+            while (!_stop)
+            {
+                var lines = File.ReadAllLines("/proc/self/status");
+                var line = lines.First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+                var anon = long.Parse(line[6..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+                if (anon > _max)
+                {
+                    _max = anon;
+                    AtMax = string.Join(", ", lines.Where(l => l.StartsWith("Rss", StringComparison.Ordinal) || l.StartsWith("VmHWM", StringComparison.Ordinal)).Select(l => string.Join(' ', l.Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries)))) + "; " + MemoryBreakdown() + string.Create(CultureInfo.InvariantCulture, $"; gen0 GCs {GC.CollectionCount(0)}");
+                }
+
+                Thread.Sleep(1);
+            }
+        }
+    }
+
+    /// <summary>Sorted hops in ms between consecutive (exit, entry) timestamps.</summary>
     public static double[] Hops(IReadOnlyList<long> enter, IReadOnlyList<long> exit)
     {
         var hops = new double[enter.Count - 1];

@@ -51,6 +51,15 @@ internal sealed class WorkflowRegistry
         }
     }
 
+    /// <summary>The plan of this exact version, or null when this process has not registered it.</summary>
+    public ExecutionPlan? Find(string name, int version)
+    {
+        lock (_plans)
+        {
+            return _plans.TryGetValue(name, out var versions) && versions.TryGetValue(version, out var plan) ? plan : null;
+        }
+    }
+
     /// <summary>The plan to start: the given version or the highest.</summary>
     public ExecutionPlan Get(string name, int? version)
     {
