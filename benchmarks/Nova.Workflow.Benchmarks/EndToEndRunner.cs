@@ -136,7 +136,7 @@ internal static class EndToEndRunner
         // An engine that ran extra (Nova-only) scenarios recorded its peak after the shared ones already.
         if (result.Values.TryAdd("peak", Bench.PeakWorkingSetMb()))
         {
-            Bench.Log(engine, storage, $"at the end: peak {result.Values["peak"]:0} MB; {Bench.MemoryBreakdown()}");
+            Bench.Log(engine, storage, $"at the end: peak {result.Values["peak"]:0} MB; {Bench.MemoryBreakdown()}{Bench.ResidentMappings()}");
         }
 
         Console.Out.WriteLine(JsonSerializer.Serialize(result));

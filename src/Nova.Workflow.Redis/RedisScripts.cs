@@ -4,25 +4,29 @@ using StackExchange.Redis;
 
 namespace Nova.Workflow.Redis;
 
-/// <summary>A Lua script sent once per server: EVALSHA by its hash, EVAL (which caches it) only after a NOSCRIPT.</summary>
-internal sealed class RedisScript
+/// <summary>
+/// A Lua script sent once per server: EVALSHA by its hash, EVAL (which caches it) only after a NOSCRIPT. The hash comes
+/// from the server's SCRIPT LOAD on first use, so the process computes no SHA-1 (and does not map the native crypto
+/// library, about 4 MB of resident memory, for it).
+/// </summary>
+internal sealed class RedisScript(string source)
 {
-    private readonly string _source;
-    private readonly byte[] _hash;
-
-    public RedisScript(string source)
-    {
-        _source = source;
-#pragma warning disable CA5350 // SHA1 is what Redis names scripts by, not a security use.
-        _hash = SHA1.HashData(Encoding.UTF8.GetBytes(source));
-#pragma warning restore CA5350
-    }
+    private readonly string _source = source;
+    private byte[]? _hash;
 
     public async Task<RedisResult> EvaluateAsync(IDatabaseAsync database, RedisKey[] keys, RedisValue[] values)
     {
+        var hash = _hash;
+        if (hash is null)
+        {
+            // Any server names the script by the same hash; one that has not seen it answers NOSCRIPT below.
+            var loaded = await database.ExecuteAsync("SCRIPT", "LOAD", _source).ConfigureAwait(false);
+            hash = _hash = Convert.FromHexString((string)loaded!);
+        }
+
         try
         {
-            return await database.ScriptEvaluateAsync(_hash, keys, values).ConfigureAwait(false);
+            return await database.ScriptEvaluateAsync(hash, keys, values).ConfigureAwait(false);
         }
         catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
         {

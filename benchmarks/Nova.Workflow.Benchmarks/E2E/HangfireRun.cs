@@ -34,7 +34,7 @@ internal static class HangfireRun
         var workers = Option(args, "--hf-workers") ?? DefaultWorkers(storage);
         var pollMs = Option(args, "--hf-poll-ms") ?? DefaultPollMs(storage);
         var longPolling = (Option(args, "--hf-long-polling") ?? 0) == 1;
-        using var redis = storage == "redis" ? await ConnectionMultiplexer.ConnectAsync(connection) : null;
+        using var redis = storage == "redis" ? await Bench.ConnectRedisAsync(connection) : null;
         JobStorage jobStorage;
         string storageSettings;
         switch (storage)
@@ -46,7 +46,7 @@ internal static class HangfireRun
             case "redis":
                 var redisOptions = new RedisStorageOptions { Prefix = "{hangfire-bench}:", FetchTimeout = TimeSpan.FromMilliseconds(pollMs) };
                 jobStorage = new RedisStorage(redis!, redisOptions);
-                storageSettings = $"`new RedisStorage(multiplexer, new RedisStorageOptions {{ Prefix = \"{redisOptions.Prefix}\", FetchTimeout = {Duration(pollMs)} }})` " +
+                storageSettings = $"`new RedisStorage(multiplexer ({Bench.RedisClientSettings}), new RedisStorageOptions {{ Prefix = \"{redisOptions.Prefix}\", FetchTimeout = {Duration(pollMs)} }})` " +
                     $"(idle workers wake on the storage's pub/sub channel, FetchTimeout only bounds a missed wake-up; InvisibilityTimeout {redisOptions.InvisibilityTimeout.TotalMinutes:0} min and UseTransactions = {redisOptions.UseTransactions}, the defaults)";
                 break;
             case "postgres":

@@ -22,10 +22,10 @@ internal static class NovaRun
     public static async Task RunAsync(ChildResult result, string storage, string connection, Sizes sizes)
     {
         void Log(string message) => Bench.Log("nova", storage, message);
-        using var redis = storage == "redis" ? await ConnectionMultiplexer.ConnectAsync(connection) : null;
+        using var redis = storage == "redis" ? await Bench.ConnectRedisAsync(connection) : null;
         await using var dataSource = storage == "postgres" ? NpgsqlDataSource.Create(connection) : null;
         var concurrency = Environment.ProcessorCount * 32;
-        result.Settings = $"worker queue \"default\", concurrency {concurrency} (ProcessorCount × 32); defaults otherwise";
+        result.Settings = $"worker queue \"default\", concurrency {concurrency} (ProcessorCount × 32)" + (redis is null ? string.Empty : $"; `UseRedis()` with the app's multiplexer ({Bench.RedisClientSettings})") + "; defaults otherwise";
         // The scenarios Hangfire runs too get a host holding only their workflows, so the peak working set read after them
         // is not inflated by the plans of the Nova-only scenarios (a 10,000-node workflow, a hundred random DAGs).
         var shared = await StartAsync(redis, dataSource, sizes, concurrency, sharedOnly: true);
@@ -72,7 +72,7 @@ internal static class NovaRun
 
         // The peak over the scenarios Hangfire runs too; the Nova-only ones below hold far more work at once.
         result.Values["peak"] = Bench.PeakWorkingSetMb();
-        Log($"after the shared scenarios: peak {result.Values["peak"]:0} MB; {Bench.MemoryBreakdown()}");
+        Log($"after the shared scenarios: peak {result.Values["peak"]:0} MB; {Bench.MemoryBreakdown()}{Bench.ResidentMappings()}");
         await shared.StopAsync();
         shared.Dispose();
         using var host = await StartAsync(redis, dataSource, sizes, concurrency, sharedOnly: false);
