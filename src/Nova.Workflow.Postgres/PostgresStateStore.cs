@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
@@ -79,9 +80,10 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         ObserveClock(now);
         var state = new ExecutionState(execution, now);
         var transition = state.Start(now);
+        using (var document = DocumentWriter.Write(state))
         await using (var insert = new NpgsqlCommand(InsertExecutionSql, connection, transaction))
         {
-            AddInsertParameters(insert.Parameters, execution, state, now);
+            AddInsertParameters(insert.Parameters, execution, state, now, document);
             if (await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
             {
                 await using var existing = new NpgsqlCommand($"SELECT id FROM {_s}.executions WHERE idempotency_key = $1", connection, transaction);
@@ -111,8 +113,9 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         var transition = state.Start(now);
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var batch = new NpgsqlBatch(connection);
+        using var document = DocumentWriter.Write(state);
         var insert = new NpgsqlBatchCommand(InsertExecutionSql);
-        AddInsertParameters(insert.Parameters, execution, state, now);
+        AddInsertParameters(insert.Parameters, execution, state, now, document);
         batch.BatchCommands.Add(insert);
         var enqueued = _queue is not null && _queue.AddEnqueue(batch, transition.Jobs);
 
@@ -130,7 +133,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     private string InsertExecutionSql =>
         $"INSERT INTO {_s}.executions (id, workflow, version, status, created_at, idempotency_key, state) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING";
 
-    private static void AddInsertParameters(NpgsqlParameterCollection parameters, NewExecution execution, ExecutionState state, DateTimeOffset now)
+    private static void AddInsertParameters(NpgsqlParameterCollection parameters, NewExecution execution, ExecutionState state, DateTimeOffset now, DocumentWriter document)
     {
         parameters.AddWithValue(execution.Id);
         parameters.AddWithValue(execution.Plan.Workflow);
@@ -138,7 +141,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         parameters.AddWithValue((short)state.Status);
         parameters.AddWithValue(now);
         parameters.AddWithValue((object?)execution.IdempotencyKey ?? DBNull.Value);
-        parameters.Add(Json(state));
+        parameters.Add(document.Parameter());
     }
 
     private void ObserveClock(DateTimeOffset databaseNow) =>
@@ -232,7 +235,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             await using var reader = await select.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
             while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
             {
-                states[reader.GetGuid(0)] = (Restore(reader.GetString(1), reader.GetInt32(2), reader.GetFieldValue<byte[]>(3)), reader.GetFieldValue<DateTimeOffset>(4));
+                states[reader.GetGuid(0)] = (Restore(reader.GetString(1), reader.GetInt32(2), ReadDocument(reader, 3)), reader.GetFieldValue<DateTimeOffset>(4));
             }
         }
 
@@ -255,8 +258,16 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         {
             await using var update = new NpgsqlCommand($"UPDATE {_s}.executions e SET state = u.state FROM unnest($1::uuid[], $2::bytea[]) AS u(id, state) WHERE e.id = u.id", connection, transaction);
             update.Parameters.AddWithValue(changed.Select(c => c.Id).ToArray());
-            update.Parameters.AddWithValue(changed.Select(c => JsonSerializer.SerializeToUtf8Bytes(c.ToDocument(), ExecutionDocumentContext.Default.ExecutionDocument)).ToArray());
-            await update.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+            var documents = changed.Select(DocumentWriter.Write).ToArray();
+            try
+            {
+                update.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = [.. documents.Select(d => d.Written)] });
+                await update.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            finally
+            {
+                Array.ForEach(documents, d => d.Dispose());
+            }
         }
 
         await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
@@ -445,7 +456,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         command.Parameters.AddWithValue(executionId);
         string workflow;
         int version;
-        byte[] utf8;
+        ExecutionDocument document;
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
             if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -453,11 +464,11 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
                 return null;
             }
 
-            (workflow, version, utf8) = (reader.GetString(0), reader.GetInt32(1), reader.GetFieldValue<byte[]>(2));
+            (workflow, version, document) = (reader.GetString(0), reader.GetInt32(1), ReadDocument(reader, 2));
         }
 
         var plan = _registry.Find(workflow, version) ?? await NamingPlanAsync(workflow, version, cancellationToken).ConfigureAwait(false);
-        return new ExecutionState(JsonSerializer.Deserialize(utf8, ExecutionDocumentContext.Default.ExecutionDocument)!, plan).ToSnapshot();
+        return new ExecutionState(document, plan).ToSnapshot();
     }
 
     private async Task StorePlanAsync(ExecutionPlan plan, CancellationToken cancellationToken)
@@ -530,7 +541,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             IReadOnlyList<string> awaiting = reader.GetBoolean(5)
-                ? Restore(reader.GetString(1), reader.GetInt32(2), reader.GetFieldValue<byte[]>(6)).ToSummary().AwaitingReview
+                ? Restore(reader.GetString(1), reader.GetInt32(2), ReadDocument(reader, 6)).ToSummary().AwaitingReview
                 : [];
             result.Add(new ExecutionSummary(reader.GetGuid(0), reader.GetString(1), (ExecutionStatus)reader.GetInt16(3), reader.GetFieldValue<DateTimeOffset>(4), awaiting));
         }
@@ -562,7 +573,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         var jobs = new List<Job>();
         while (jobs.Count < max && await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            Restore(reader.GetString(0), reader.GetInt32(1), reader.GetFieldValue<byte[]>(2)).CollectStranded(queuedBefore, reader.GetFieldValue<DateTimeOffset>(3), jobs, max);
+            Restore(reader.GetString(0), reader.GetInt32(1), ReadDocument(reader, 2)).CollectStranded(queuedBefore, reader.GetFieldValue<DateTimeOffset>(3), jobs, max);
         }
 
         return jobs;
@@ -612,7 +623,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
                 return null;
             }
 
-            var state = Restore(reader.GetString(0), reader.GetInt32(1), reader.GetFieldValue<byte[]>(2));
+            var state = Restore(reader.GetString(0), reader.GetInt32(1), ReadDocument(reader, 2));
             var now = reader.GetFieldValue<DateTimeOffset>(3);
             ObserveClock(now);
             return new Scope(connection, transaction, state, now);
@@ -636,10 +647,11 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     private async Task<StoreTransition> SaveAsync(Scope scope, StoreTransition transition, IReadOnlyList<LeasedJob> acks, IReadOnlyList<LeasedJob> started, CancellationToken cancellationToken)
     {
         var state = scope.State;
+        using var document = DocumentWriter.Write(state);
         var batch = new NpgsqlBatch(scope.Connection, scope.Transaction);
         var update = new NpgsqlBatchCommand($"UPDATE {_s}.executions SET state = $2, status = $3, ended_at = $4, awaiting_review = $5 WHERE id = $1");
         update.Parameters.AddWithValue(state.Id);
-        update.Parameters.Add(Json(state));
+        update.Parameters.Add(document.Parameter());
         update.Parameters.AddWithValue((short)state.Status);
         update.Parameters.AddWithValue(NpgsqlDbType.TimestampTz, state.EndedAt is { } ended ? ended : DBNull.Value);
         update.Parameters.AddWithValue(Array.Exists(state.Nodes, n => n.Status == NodeStatus.AwaitingReview));
@@ -739,14 +751,28 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         return TimeSpan.Zero;
     }
 
-    private ExecutionState Restore(string workflow, int version, byte[] utf8)
-    {
-        var document = JsonSerializer.Deserialize(utf8, ExecutionDocumentContext.Default.ExecutionDocument)!;
-        return new ExecutionState(document, _registry.Get(workflow, version));
-    }
+    private ExecutionState Restore(string workflow, int version, ExecutionDocument document) =>
+        new(document, _registry.Get(workflow, version));
 
-    private static NpgsqlParameter Json(ExecutionState state) =>
-        new() { NpgsqlDbType = NpgsqlDbType.Bytea, Value = JsonSerializer.SerializeToUtf8Bytes(state.ToDocument(), ExecutionDocumentContext.Default.ExecutionDocument) };
+    /// <summary>
+    /// Reads the document column through a pooled buffer: every transition reads the whole document, and a byte array
+    /// per read would put each large execution's document on the large object heap (measured: half of a 1,000-node
+    /// fan-out's large allocations).
+    /// </summary>
+    private static ExecutionDocument ReadDocument(NpgsqlDataReader reader, int column)
+    {
+        var length = checked((int)reader.GetBytes(column, 0, null, 0, 0));
+        var buffer = ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            var read = (int)reader.GetBytes(column, 0, buffer, 0, length);
+            return JsonSerializer.Deserialize(buffer.AsSpan(0, read), ExecutionDocumentContext.Default.ExecutionDocument)!;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
 
     private static async Task<DateTimeOffset> NowAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
