@@ -80,7 +80,7 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
             args[2] = InMemoryJobQueue.FairnessInterval;
             for (var k = 0; k < want; k++)
             {
-                args[3 + k] = Guid.NewGuid().ToString("N");
+                args[3 + k] = LeaseTokens.Next().ToString("N");
             }
 
             var raw = (RedisResult[])(await RedisScripts.Dequeue.EvaluateAsync(Db, [q.Ready, q.Age, q.Delayed, q.Leased, q.Jobs, q.Meta, q.Score, q.Token, q.Deliveries], args).ConfigureAwait(false))!;

@@ -251,7 +251,7 @@ internal sealed class RedisStateStore : IStateStore, IExecutionStatusReader
             if (offer is not null)
             {
                 // Eager dispatch: the script may start a ready child for this worker under this fresh lease token.
-                token = Guid.NewGuid();
+                token = LeaseTokens.Next();
                 args[at] = token.ToString("N");
                 args[at + 1] = offer.WorkerId;
                 args[at + 2] = ScriptResults.Ms(offer.Lease);

@@ -40,9 +40,9 @@ internal sealed class RunHandle(LeasedJob job) : IDisposable
 /// <summary>The attempts running in this process, so cancel and lease loss reach their handlers.</summary>
 internal sealed class RunningRegistry
 {
+    // Every run adds and removes itself; nothing reads Count (it takes every lock stripe, and calling it on each
+    // transition was the most contended lock of in-memory runs).
     private readonly ConcurrentDictionary<(Guid, string), RunHandle> _runs = new();
-
-    public int Count => _runs.Count;
 
     public void Add(RunHandle run) => _runs[(run.Job.Job.ExecutionId, run.Job.Job.NodeId)] = run;
 
@@ -87,14 +87,11 @@ internal sealed class TransitionDispatcher(IJobQueue queue, ExecutionEventHub hu
             return;
         }
 
-        if (runs.Count > 0)
+        foreach (var e in events)
         {
-            foreach (var e in events)
+            if (e.Type == EventTypes.NodeCanceled && e.NodeId is not null)
             {
-                if (e.Type == EventTypes.NodeCanceled && e.NodeId is not null)
-                {
-                    runs.Revoke(e.ExecutionId, e.NodeId);
-                }
+                runs.Revoke(e.ExecutionId, e.NodeId);
             }
         }
 

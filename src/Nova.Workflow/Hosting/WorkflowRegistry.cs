@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Nova.Workflow.Handlers;
 using Nova.Workflow.Storage;
 
@@ -6,7 +7,10 @@ namespace Nova.Workflow.Hosting;
 /// <summary>Registered definitions by name and version, validated and compiled once.</summary>
 internal sealed class WorkflowRegistry
 {
-    private readonly Dictionary<string, SortedDictionary<int, ExecutionPlan>> _plans = new(StringComparer.Ordinal);
+    // Every start and every node run looks a plan up; registration is rare. Each name's versions are copied on write,
+    // so readers take no lock (a lock here was the second most contended one of in-memory runs).
+    private readonly Lock _writeLock = new();
+    private readonly ConcurrentDictionary<string, Versions> _plans = new(StringComparer.Ordinal);
     private readonly HandlerRegistry _handlers;
 
     public WorkflowRegistry(IEnumerable<WorkflowDefinition> definitions, HandlerRegistry handlers)
@@ -39,43 +43,37 @@ internal sealed class WorkflowRegistry
     public void Add(WorkflowDefinition definition)
     {
         WorkflowValidator.Validate(definition, _handlers.Contains);
-        lock (_plans)
+        var plan = ExecutionPlan.Create(definition);
+        lock (_writeLock)
         {
-            if (!_plans.TryGetValue(definition.Name, out var versions))
-            {
-                versions = [];
-                _plans.Add(definition.Name, versions);
-            }
-
-            versions[definition.Version] = ExecutionPlan.Create(definition);
+            var all = _plans.TryGetValue(definition.Name, out var existing) ? new SortedDictionary<int, ExecutionPlan>(existing.All) : [];
+            all[definition.Version] = plan;
+            _plans[definition.Name] = new Versions(all, all[all.Keys.Max()]);
         }
     }
 
     /// <summary>The plan of this exact version, or null when this process has not registered it.</summary>
     public ExecutionPlan? Find(string name, int version)
     {
-        lock (_plans)
-        {
-            return _plans.TryGetValue(name, out var versions) && versions.TryGetValue(version, out var plan) ? plan : null;
-        }
+        return _plans.TryGetValue(name, out var versions) && versions.All.TryGetValue(version, out var plan) ? plan : null;
     }
 
     /// <summary>The plan to start: the given version or the highest.</summary>
     public ExecutionPlan Get(string name, int? version)
     {
-        lock (_plans)
+        if (!_plans.TryGetValue(name, out var versions))
         {
-            if (!_plans.TryGetValue(name, out var versions) || versions.Count == 0)
-            {
-                throw new WorkflowNotFoundException(name, null);
-            }
-
-            if (version is { } v)
-            {
-                return versions.TryGetValue(v, out var plan) ? plan : throw new WorkflowNotFoundException(name, v);
-            }
-
-            return versions.Values.Last();
+            throw new WorkflowNotFoundException(name, null);
         }
+
+        if (version is { } v)
+        {
+            return versions.All.TryGetValue(v, out var plan) ? plan : throw new WorkflowNotFoundException(name, v);
+        }
+
+        return versions.Latest;
     }
+
+    /// <summary>One name's versions; never changed once published.</summary>
+    private sealed record Versions(SortedDictionary<int, ExecutionPlan> All, ExecutionPlan Latest);
 }

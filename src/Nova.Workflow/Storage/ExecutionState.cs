@@ -286,7 +286,7 @@ internal sealed class ExecutionState
             return (transition, null);
         }
 
-        var leased = new LeasedJob(pick, Guid.NewGuid(), 1, now + offer.Lease);
+        var leased = new LeasedJob(pick, LeaseTokens.Next(), 1, now + offer.Lease);
         var start = TryStart(new StartNodeRequest(leased, offer.WorkerId, offer.Lease, offer.MaxWorkerLosses), now, static (_, _) => TimeSpan.Zero);
         if (start.Outcome != StartOutcome.Started)
         {

@@ -100,7 +100,7 @@ internal sealed class InMemoryJobQueue(TimeProvider time) : IJobQueue
                     }
 
                     progress = true;
-                    entry.Token = Guid.NewGuid();
+                    entry.Token = LeaseTokens.Next();
                     entry.Deliveries++;
                     entry.LeaseExpiresAt = now + lease;
                     entry.Leased = true;
