@@ -208,11 +208,8 @@ internal sealed class NodeRunner
             return null;
         }
 
-        var request = BuildCompletion(leased, plan, index, state, outcome, activity);
-        if (_options.EagerDispatch && !stopping.IsCancellationRequested && !abort.IsCancellationRequested)
-        {
-            request = request with { Continue = Offer };
-        }
+        var offer = _options.EagerDispatch && !stopping.IsCancellationRequested && !abort.IsCancellationRequested ? Offer : null;
+        var request = BuildCompletion(leased, plan, index, state, outcome, activity, offer);
 
         var result = await CompleteAsync(request, abort).ConfigureAwait(false);
         if (!result.Accepted)
@@ -265,7 +262,7 @@ internal sealed class NodeRunner
         }
     }
 
-    private CompleteNodeRequest BuildCompletion(LeasedJob leased, ExecutionPlan plan, int index, AttemptState state, Outcome<JsonElement?> outcome, Activity? activity)
+    private CompleteNodeRequest BuildCompletion(LeasedJob leased, ExecutionPlan plan, int index, AttemptState state, Outcome<JsonElement?> outcome, Activity? activity, ContinuationOffer? offer)
     {
         var now = _time.GetUtcNow();
         NovaDiagnostics.NodeDuration.Record((now - state.StartedAt).TotalSeconds);
@@ -297,6 +294,7 @@ internal sealed class NodeRunner
             Plan = plan,
             TraceParent = activity?.Id ?? leased.Job.TraceParent,
             PriorAttempts = state.Prior,
+            Continue = offer,
         };
         if (exception is null)
         {
@@ -334,7 +332,7 @@ internal sealed class NodeRunner
 
     private async ValueTask<Outcome<JsonElement?>> RunPipelineAsync(AttemptState state)
     {
-        var pipeline = _pipelines.GetOrAdd(state.Policy, BuildPipeline);
+        var pipeline = _pipelines.TryGetValue(state.Policy, out var built) ? built : _pipelines.GetOrAdd(state.Policy, BuildPipeline);
         var context = ResilienceContextPool.Shared.Get(state.HandlerToken);
         context.Properties.Set(StateKey, state);
         try

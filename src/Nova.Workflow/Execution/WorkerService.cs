@@ -138,7 +138,13 @@ internal sealed class WorkerService : BackgroundService
         }
 
         var jobs = await _queue.DequeueAsync(queues, free, _options.LeaseDuration, stoppingToken).ConfigureAwait(false);
-        return [.. jobs.Select(j => (j, (StartNodeResult?)null))];
+        var claimed = new (LeasedJob, StartNodeResult?)[jobs.Count];
+        for (var k = 0; k < claimed.Length; k++)
+        {
+            claimed[k] = (jobs[k], null);
+        }
+
+        return claimed;
     }
 
     private async Task RunAndFreeAsync(LeasedJob job, StartNodeResult? start, SemaphoreSlim slots, CancellationToken stopping)

@@ -669,6 +669,11 @@ internal sealed class ExecutionState
     private void Propagate(ref TransitionBuilder t, int finished, bool[]? taken)
     {
         var graph = Plan.Graph;
+        if (graph.ChildStart[finished + 1] == graph.ChildStart[finished])
+        {
+            return; // a leaf: nothing to tell, no work stack
+        }
+
         var work = new Stack<(int Node, bool[]? Taken)>();
         work.Push((finished, taken));
         while (work.Count > 0)

@@ -17,6 +17,7 @@ internal sealed class InMemoryJobQueue(TimeProvider time) : IJobQueue
     private readonly PriorityQueue<Entry, DateTimeOffset> _leaseExpiry = new();
     private readonly List<DeadLetter> _deadLetters = [];
     private TaskCompletionSource _signal = NewSignal();
+    private bool _signalWatched;
     private long _sequence;
 
     public ValueTask EnqueueAsync(IReadOnlyList<Job> jobs, CancellationToken cancellationToken = default)
@@ -28,7 +29,7 @@ internal sealed class InMemoryJobQueue(TimeProvider time) : IJobQueue
         }
 
         var now = time.GetUtcNow();
-        TaskCompletionSource signal;
+        TaskCompletionSource? signal;
         lock (_lock)
         {
             foreach (var job in jobs)
@@ -47,7 +48,7 @@ internal sealed class InMemoryJobQueue(TimeProvider time) : IJobQueue
             signal = TakeSignal();
         }
 
-        signal.TrySetResult();
+        signal?.TrySetResult();
         return ValueTask.CompletedTask;
     }
 
@@ -150,6 +151,7 @@ internal sealed class InMemoryJobQueue(TimeProvider time) : IJobQueue
             }
 
             signal = _signal.Task;
+            _signalWatched = true;
         }
 
         try
@@ -192,7 +194,7 @@ internal sealed class InMemoryJobQueue(TimeProvider time) : IJobQueue
 
     public ValueTask<bool> ReleaseAsync(LeasedJob job, TimeSpan delay, CancellationToken cancellationToken = default)
     {
-        TaskCompletionSource signal;
+        TaskCompletionSource? signal;
         lock (_lock)
         {
             if (!_leased.Remove(job.LeaseToken, out var entry))
@@ -207,7 +209,7 @@ internal sealed class InMemoryJobQueue(TimeProvider time) : IJobQueue
             signal = TakeSignal();
         }
 
-        signal.TrySetResult();
+        signal?.TrySetResult();
         return new(true);
     }
 
@@ -309,8 +311,16 @@ internal sealed class InMemoryJobQueue(TimeProvider time) : IJobQueue
         }
     }
 
-    private TaskCompletionSource TakeSignal()
+    // The signal to complete (under the lock), or null when no worker has waited on it since the last one: a busy queue
+    // then allocates no signal per enqueue.
+    private TaskCompletionSource? TakeSignal()
     {
+        if (!_signalWatched)
+        {
+            return null;
+        }
+
+        _signalWatched = false;
         var signal = _signal;
         _signal = NewSignal();
         return signal;
