@@ -286,13 +286,19 @@ public class PostgresBenchmarks : StoreBenchmarks
 /// <summary>Server plumbing shared by the storage micro-benchmarks.</summary>
 internal static class Servers
 {
+    /// <summary>
+    /// Connects with the thread-pool socket manager (what <c>UseRedis(connectionString)</c> sets up; both engines of the
+    /// end-to-end runner get it), retrying while a just-started server comes up.
+    /// </summary>
     public static async Task<IConnectionMultiplexer> ConnectRedisAsync(string connectionString)
     {
+        var options = ConfigurationOptions.Parse(connectionString);
+        options.SocketManager = SocketManager.ThreadPool;
         for (var attempt = 0; ; attempt++)
         {
             try
             {
-                return await ConnectionMultiplexer.ConnectAsync(connectionString);
+                return await ConnectionMultiplexer.ConnectAsync(options);
             }
             catch (RedisConnectionException) when (attempt < 100)
             {

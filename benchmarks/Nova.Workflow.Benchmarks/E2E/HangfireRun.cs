@@ -34,7 +34,7 @@ internal static class HangfireRun
         var workers = Option(args, "--hf-workers") ?? DefaultWorkers(storage);
         var pollMs = Option(args, "--hf-poll-ms") ?? DefaultPollMs(storage);
         var longPolling = (Option(args, "--hf-long-polling") ?? 0) == 1;
-        using var redis = storage == "redis" ? await Bench.ConnectRedisAsync(connection) : null;
+        using var redis = storage == "redis" ? await Servers.ConnectRedisAsync(connection) : null;
         JobStorage jobStorage;
         string storageSettings;
         switch (storage)

@@ -22,7 +22,7 @@ internal static class NovaRun
     public static async Task RunAsync(ChildResult result, string storage, string connection, Sizes sizes)
     {
         void Log(string message) => Bench.Log("nova", storage, message);
-        using var redis = storage == "redis" ? await Bench.ConnectRedisAsync(connection) : null;
+        using var redis = storage == "redis" ? await Servers.ConnectRedisAsync(connection) : null;
         await using var dataSource = storage == "postgres" ? NpgsqlDataSource.Create(connection) : null;
         var concurrency = Environment.ProcessorCount * 32;
         result.Settings = $"worker queue \"default\", concurrency {concurrency} (ProcessorCount × 32)" + (redis is null ? string.Empty : $"; `UseRedis()` with the app's multiplexer ({Bench.RedisClientSettings})") + "; defaults otherwise";

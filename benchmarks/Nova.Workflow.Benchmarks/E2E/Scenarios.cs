@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using StackExchange.Redis;
 
 namespace Nova.Workflow.Benchmarks.E2E;
 
@@ -128,16 +127,6 @@ internal static class Bench
 
     /// <summary>How both engines' Redis multiplexers are configured.</summary>
     public const string RedisClientSettings = "StackExchange.Redis, `SocketManager = SocketManager.ThreadPool`: replies complete on the .NET thread pool instead of the library's dedicated pipe threads, measured 25% more Nova starts/s and 28% less client CPU here";
-
-    /// <summary>
-    /// The multiplexer both engines get: the thread-pool socket manager (what <c>UseRedis(connectionString)</c> sets up).
-    /// </summary>
-    public static async Task<ConnectionMultiplexer> ConnectRedisAsync(string connection)
-    {
-        var options = ConfigurationOptions.Parse(connection);
-        options.SocketManager = SocketManager.ThreadPool;
-        return await ConnectionMultiplexer.ConnectAsync(options);
-    }
 
     /// <summary>The process's peak working set so far, MB.</summary>
     public static double PeakWorkingSetMb()
