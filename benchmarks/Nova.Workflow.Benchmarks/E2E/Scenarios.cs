@@ -80,7 +80,7 @@ internal static class Bench
     public static async Task StepAsync(ChildResult result, Action<string> log, string[] measures, string title, Func<Task> body)
     {
         log($"{title} (working set so far: peak {PeakWorkingSetMb():0} MB; {MemoryBreakdown()})");
-        using var sampler = Environment.GetEnvironmentVariable("NOVA_BENCH_MEMSAMPLE") == "1" ? new MemorySampler() : null;
+        using var sampler = MemorySampling ? new MemorySampler() : null;
         try
         {
             await body();
@@ -140,10 +140,13 @@ internal static class Bench
     /// Where the working set goes now: live and committed GC heap, anonymous, file-backed and shared (the runtime's double-mapped JIT code) resident pages
     /// (/proc/self/status), threads.
     /// </summary>
+    /// <summary>NOVA_BENCH_MEMSAMPLE=1: sample each scenario's memory peak and list the largest resident mappings.</summary>
+    private static readonly bool MemorySampling = Environment.GetEnvironmentVariable("NOVA_BENCH_MEMSAMPLE") == "1";
+
     /// <summary>With NOVA_BENCH_MEMSAMPLE=1, the mappings holding the most resident memory (/proc/self/smaps), one per line.</summary>
     public static string ResidentMappings()
     {
-        if (Environment.GetEnvironmentVariable("NOVA_BENCH_MEMSAMPLE") != "1" || !File.Exists("/proc/self/smaps"))
+        if (!MemorySampling || !File.Exists("/proc/self/smaps"))
         {
             return string.Empty;
         }
