@@ -23,7 +23,8 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     private readonly NovaWorkflowOptions _options;
     private readonly PostgresJobQueue? _queue;
     private readonly string _s;
-    private readonly ConcurrentDictionary<Guid, CompletionGroup> _completing = new();
+    private readonly GroupCommit<CompleteNodeRequest, CompleteNodeResult>[] _completions;
+    private readonly GroupCommit<NewExecution, CreateExecutionResult> _creates;
     private readonly TimeProvider _time;
 
     // Plans whose node names this store has written to the plans table (once per plan and process).
@@ -45,6 +46,12 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
 
         // Same database for queue and state: ready jobs are inserted in the transition's own transaction.
         _queue = queue as PostgresJobQueue;
+
+        // Two lanes, one commit in flight on each: one flushes to disk while the other's batch is applied. An execution
+        // always completes on the same lane, so two commits never rewrite one document at once (the second would wait
+        // for the first's row lock, and a large execution would be written twice as often for half the nodes each).
+        _creates = new(CreateBatchAsync, maxBatch: 256, maxInFlight: 2);
+        _completions = [new(CompleteBatchAsync, maxBatch: 256, maxInFlight: 1), new(CompleteBatchAsync, maxBatch: 256, maxInFlight: 1)];
     }
 
     public async ValueTask<CreateExecutionResult> CreateExecutionAsync(NewExecution execution, CancellationToken cancellationToken = default)
@@ -69,9 +76,12 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
 
     private async Task<CreateExecutionResult?> TryCreateAsync(NewExecution execution, CancellationToken cancellationToken)
     {
-        if (execution.IdempotencyKey is null && Interlocked.Read(ref _clockOffset) is var offset && offset != long.MinValue)
+        if (execution.IdempotencyKey is null && Interlocked.Read(ref _clockOffset) != long.MinValue)
         {
-            return await CreateInOneRoundTripAsync(execution, _time.GetUtcNow().AddTicks(offset), cancellationToken).ConfigureAwait(false);
+            // Queued for a group commit it cannot leave: a start the caller gave up on may still happen, as with any start
+            // whose reply was lost.
+            cancellationToken.ThrowIfCancellationRequested();
+            return await _creates.SubmitAsync(execution).ConfigureAwait(false);
         }
 
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -104,30 +114,62 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     }
 
     /// <summary>
-    /// A start without an idempotency key cannot conflict (its id is new), so the execution row and its root jobs go in one
-    /// batch: one round trip, one implicit transaction. Its timestamps come from the database clock as last observed.
+    /// Starts without an idempotency key cannot conflict (their ids are new), so they go in group commits: the starts that
+    /// arrive while one is in flight insert their execution rows and root jobs together, in one batch (one round trip, one
+    /// implicit transaction, all or nothing). Timestamps come from the database clock as last observed.
     /// </summary>
-    private async Task<CreateExecutionResult> CreateInOneRoundTripAsync(NewExecution execution, DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task<CreateExecutionResult[]> CreateBatchAsync(NewExecution[] executions)
     {
-        var state = new ExecutionState(execution, now);
-        var transition = state.Start(now);
-        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var batch = new NpgsqlBatch(connection);
-        using var document = DocumentWriter.Write(state);
-        var insert = new NpgsqlBatchCommand(InsertExecutionSql);
-        AddInsertParameters(insert.Parameters, execution, state, now, document);
-        batch.BatchCommands.Add(insert);
-        var enqueued = _queue is not null && _queue.AddEnqueue(batch, transition.Jobs);
-
-        // Npgsql sends a batch with one Sync: PostgreSQL runs it as one implicit transaction, all or nothing.
-        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        if (enqueued)
+        var now = _time.GetUtcNow().AddTicks(Interlocked.Read(ref _clockOffset));
+        var results = new CreateExecutionResult[executions.Length];
+        var documents = new DocumentWriter[executions.Length];
+        var jobs = new List<Job>();
+        try
         {
-            _queue!.Wake(transition.Jobs);
-            transition = transition with { JobsEnqueued = true };
-        }
+            var states = new ExecutionState[executions.Length];
+            for (var k = 0; k < executions.Length; k++)
+            {
+                states[k] = new ExecutionState(executions[k], now);
+                var transition = states[k].Start(now);
+                results[k] = new CreateExecutionResult(executions[k].Id, true, transition);
+                jobs.AddRange(transition.Jobs);
+                documents[k] = DocumentWriter.Write(states[k]);
+            }
 
-        return new CreateExecutionResult(execution.Id, true, transition);
+            await using var connection = await _dataSource.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
+            await using var batch = new NpgsqlBatch(connection);
+            var insert = new NpgsqlBatchCommand(
+                $"INSERT INTO {_s}.executions (id, workflow, version, status, created_at, state) " +
+                "SELECT u.id, u.workflow, u.version, u.status, $5, u.state FROM unnest($1::uuid[], $2::text[], $3::int[], $4::smallint[], $6::bytea[]) AS u(id, workflow, version, status, state)");
+            insert.Parameters.AddWithValue(Array.ConvertAll(executions, e => e.Id));
+            insert.Parameters.AddWithValue(Array.ConvertAll(executions, e => e.Plan.Workflow));
+            insert.Parameters.AddWithValue(Array.ConvertAll(executions, e => e.Plan.Version));
+            insert.Parameters.AddWithValue(Array.ConvertAll(states, s => (short)s.Status));
+            insert.Parameters.AddWithValue(now);
+            insert.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = Array.ConvertAll(documents, d => d.Written) });
+            batch.BatchCommands.Add(insert);
+            var enqueued = _queue is not null && _queue.AddEnqueue(batch, jobs);
+
+            // Npgsql sends a batch with one Sync: PostgreSQL runs it as one implicit transaction, all or nothing.
+            await batch.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+            if (enqueued)
+            {
+                _queue!.Wake(jobs);
+                for (var k = 0; k < results.Length; k++)
+                {
+                    results[k] = results[k] with { Transition = results[k].Transition with { JobsEnqueued = true } };
+                }
+            }
+
+            return results;
+        }
+        finally
+        {
+            foreach (var document in documents)
+            {
+                document?.Dispose();
+            }
+        }
     }
 
     private string InsertExecutionSql =>
@@ -224,21 +266,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     {
         var starts = new StartNodeResult?[claimed.Count];
         await using var transaction = await connection.BeginTransactionAsync(CancellationToken.None).ConfigureAwait(false);
-        // Executions are locked in id order, as every multi-row locker here does, so two claimers cannot deadlock.
-        var states = new Dictionary<Guid, (ExecutionState State, DateTimeOffset Now)>();
-        await using (var select = new NpgsqlCommand(
-            $"WITH locked AS (SELECT id, workflow, version, state FROM {_s}.executions WHERE id = ANY($1) ORDER BY id FOR UPDATE) SELECT id, workflow, version, state, clock_timestamp() FROM locked",
-            connection,
-            transaction))
-        {
-            select.Parameters.AddWithValue(claimed.Select(j => j.Job.ExecutionId).Distinct().ToArray());
-            await using var reader = await select.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
-            while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
-            {
-                states[reader.GetGuid(0)] = (Restore(reader.GetString(1), reader.GetInt32(2), ReadDocument(reader, 3)), reader.GetFieldValue<DateTimeOffset>(4));
-            }
-        }
-
+        var states = await LockAllAsync(connection, transaction, claimed.Select(j => j.Job.ExecutionId)).ConfigureAwait(false);
         var changed = new HashSet<ExecutionState>();
         for (var k = 0; k < claimed.Count; k++)
         {
@@ -254,23 +282,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             }
         }
 
-        if (changed.Count > 0)
-        {
-            await using var update = new NpgsqlCommand($"UPDATE {_s}.executions e SET state = u.state FROM unnest($1::uuid[], $2::bytea[]) AS u(id, state) WHERE e.id = u.id", connection, transaction);
-            update.Parameters.AddWithValue(changed.Select(c => c.Id).ToArray());
-            var documents = changed.Select(DocumentWriter.Write).ToArray();
-            try
-            {
-                update.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = [.. documents.Select(d => d.Written)] });
-                await update.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
-            }
-            finally
-            {
-                Array.ForEach(documents, d => d.Dispose());
-            }
-        }
-
-        await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        await CommitAsync(connection, transaction, changed, [], [], []).ConfigureAwait(false);
         return starts;
     }
 
@@ -302,98 +314,44 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     }
 
     /// <summary>
-    /// Completions of one execution that arrive while one of them holds its row lock are combined: the holder applies
-    /// every waiting completion in its next transaction (one lock, one document write, one commit for all of them).
-    /// Concurrent completions of one execution otherwise serialise on its row lock one full document rewrite at a
-    /// time, which is what made a 1,000-wide fan-out slow.
+    /// Completions go to the database in group commits: those that arrive while a commit is in flight are applied together
+    /// in the next transaction, whatever their executions (each execution locked, read, written once; one history insert,
+    /// one enqueue, one ack for all; one commit). One transaction per completion made every finished node pay a commit of
+    /// its own, and completions of one execution serialise on its row lock one full document rewrite at a time.
     /// </summary>
     public async ValueTask<CompleteNodeResult> CompleteNodeAsync(CompleteNodeRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var id = request.Run.Job.ExecutionId;
-        var pending = new PendingCompletion(request);
-        var group = _completing.GetOrAdd(id, static _ => new CompletionGroup());
-        bool lead;
-        lock (group)
-        {
-            group.Pending.Add(pending);
-            lead = !group.Flushing;
-            group.Flushing = true;
-        }
-
-        if (lead)
-        {
-            await FlushAsync(id, group).ConfigureAwait(false);
-        }
-
-        return await pending.Result.Task.ConfigureAwait(false);
+        var lane = _completions[(request.Run.Job.ExecutionId.GetHashCode() & int.MaxValue) % _completions.Length];
+        return await lane.SubmitAsync(request).ConfigureAwait(false);
     }
 
-    /// <summary>Applies the group's waiting completions, a transaction per round, until none waits.</summary>
-    private async Task FlushAsync(Guid id, CompletionGroup group)
+    private async Task<CompleteNodeResult[]> CompleteBatchAsync(CompleteNodeRequest[] batch)
     {
-        while (true)
-        {
-            PendingCompletion[] round;
-            lock (group)
-            {
-                if (group.Pending.Count == 0)
-                {
-                    group.Flushing = false;
-                    _completing.TryRemove(new KeyValuePair<Guid, CompletionGroup>(id, group));
-                    return;
-                }
-
-                round = [.. group.Pending];
-                group.Pending.Clear();
-            }
-
-            try
-            {
-                await CompleteRoundAsync(id, round).ConfigureAwait(false);
-            }
-            catch (Exception ex)
-            {
-                foreach (var p in round)
-                {
-                    p.Result.TrySetException(ex);
-                }
-            }
-        }
-    }
-
-    private async Task CompleteRoundAsync(Guid id, PendingCompletion[] round)
-    {
-        // Completions are fenced by their run tokens and time: they never wait on the caller's token once queued.
-        await using var scope = await LockAsync(id, CancellationToken.None).ConfigureAwait(false);
-        if (scope is null)
-        {
-            foreach (var p in round)
-            {
-                p.Result.TrySetResult(CompleteNodeResult.Rejected);
-            }
-
-            return;
-        }
-
-        var results = new CompleteNodeResult[round.Length];
+        // Completions are fenced by their run tokens and time: they never wait on a caller's token once queued.
+        var results = new CompleteNodeResult[batch.Length];
+        await using var connection = await _dataSource.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(CancellationToken.None).ConfigureAwait(false);
+        var states = await LockAllAsync(connection, transaction, batch.Select(r => r.Run.Job.ExecutionId)).ConfigureAwait(false);
+        var changed = new HashSet<ExecutionState>();
         var jobs = new List<Job>();
-        var events = new List<WorkflowEvent>();
         var acks = new List<LeasedJob>();
         var started = new List<LeasedJob>();
-        for (var k = 0; k < round.Length; k++)
+        for (var k = 0; k < batch.Length; k++)
         {
-            var request = round[k].Request;
-            var result = scope.State.Complete(request, scope.Now);
-            if (!result.Accepted || _queue is null)
+            var request = batch[k];
+            if (!states.TryGetValue(request.Run.Job.ExecutionId, out var entry))
             {
-                results[k] = result;
+                results[k] = CompleteNodeResult.Rejected;
+                continue;
             }
-            else
+
+            var result = entry.State.Complete(request, entry.Now);
+            if (result.Accepted && _queue is not null)
             {
                 // Same database for queue and state: ready children, the ack and an eagerly started child commit together.
-                var (transition, next) = scope.State.TryContinue(request, result.Transition, scope.Now);
-                results[k] = new CompleteNodeResult(true, transition with { JobsEnqueued = true }, true) { Next = next };
+                var (transition, next) = entry.State.TryContinue(request, result.Transition, entry.Now);
+                result = new CompleteNodeResult(true, transition with { JobsEnqueued = true }, true) { Next = next };
                 acks.Add(request.Run);
                 if (next is not null)
                 {
@@ -401,22 +359,20 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
                 }
             }
 
-            if (results[k].Accepted)
+            results[k] = result;
+            if (result.Accepted)
             {
-                jobs.AddRange(results[k].Transition.Jobs);
-                events.AddRange(results[k].Transition.Events);
+                changed.Add(entry.State);
+                jobs.AddRange(result.Transition.Jobs);
             }
         }
 
-        if (Array.Exists(results, r => r.Accepted))
+        if (changed.Count > 0)
         {
-            await SaveAsync(scope, new StoreTransition(jobs, events), acks, started, CancellationToken.None).ConfigureAwait(false);
+            await CommitAsync(connection, transaction, changed, jobs, acks, started).ConfigureAwait(false);
         }
 
-        for (var k = 0; k < round.Length; k++)
-        {
-            round[k].Result.TrySetResult(results[k]);
-        }
+        return results;
     }
 
     public async ValueTask<bool> ReleaseNodeAsync(LeasedJob run, CancellationToken cancellationToken = default)
@@ -646,55 +602,125 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
 
     private async Task<StoreTransition> SaveAsync(Scope scope, StoreTransition transition, IReadOnlyList<LeasedJob> acks, IReadOnlyList<LeasedJob> started, CancellationToken cancellationToken)
     {
-        var state = scope.State;
-        using var document = DocumentWriter.Write(state);
-        var batch = new NpgsqlBatch(scope.Connection, scope.Transaction);
-        var update = new NpgsqlBatchCommand($"UPDATE {_s}.executions SET state = $2, status = $3, ended_at = $4, awaiting_review = $5 WHERE id = $1");
-        update.Parameters.AddWithValue(state.Id);
-        update.Parameters.Add(document.Parameter());
-        update.Parameters.AddWithValue((short)state.Status);
-        update.Parameters.AddWithValue(NpgsqlDbType.TimestampTz, state.EndedAt is { } ended ? ended : DBNull.Value);
-        update.Parameters.AddWithValue(Array.Exists(state.Nodes, n => n.Status == NodeStatus.AwaitingReview));
-        batch.BatchCommands.Add(update);
-        if (state.History.Count > 0)
+        var enqueued = await CommitAsync(scope.Connection, scope.Transaction, [scope.State], transition.Jobs, acks, started, cancellationToken).ConfigureAwait(false);
+        return enqueued ? transition with { JobsEnqueued = true } : transition;
+    }
+
+    /// <summary>
+    /// Locks the executions in id order (as every multi-row locker here does, so two of them cannot deadlock) and reads
+    /// them with the clock taken once the locks are held; executions that do not exist are missing from the answer.
+    /// </summary>
+    private async Task<Dictionary<Guid, (ExecutionState State, DateTimeOffset Now)>> LockAllAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IEnumerable<Guid> ids)
+    {
+        var states = new Dictionary<Guid, (ExecutionState State, DateTimeOffset Now)>();
+        await using var select = new NpgsqlCommand(
+            $"WITH locked AS (SELECT id, workflow, version, state FROM {_s}.executions WHERE id = ANY($1) ORDER BY id FOR UPDATE) SELECT id, workflow, version, state, clock_timestamp() FROM locked",
+            connection,
+            transaction);
+        select.Parameters.AddWithValue(ids.Distinct().ToArray());
+        await using var reader = await select.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
-            var history = new NpgsqlBatchCommand(
-                $"INSERT INTO {_s}.node_runs (execution_id, node_id, handler, attempt, status, started_at, ended_at, worker_id, error_type, error_message) " +
-                "SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::smallint[], $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[])");
-            var h = state.History;
-            history.Parameters.AddWithValue(state.Id);
-            history.Parameters.AddWithValue(h.Select(r => r.NodeId).ToArray());
-            history.Parameters.AddWithValue(h.Select(r => r.Handler).ToArray());
-            history.Parameters.AddWithValue(h.Select(r => r.Attempt).ToArray());
-            history.Parameters.AddWithValue(h.Select(r => (short)r.Status).ToArray());
-            history.Parameters.AddWithValue(h.Select(r => r.StartedAt).ToArray());
-            history.Parameters.AddWithValue(h.Select(r => r.EndedAt).ToArray());
-            history.Parameters.AddWithValue(h.Select(r => r.WorkerId).ToArray());
-            history.Parameters.AddWithValue(h.Select(r => r.ErrorType).ToArray());
-            history.Parameters.AddWithValue(h.Select(r => r.ErrorMessage).ToArray());
-            batch.BatchCommands.Add(history);
+            var now = reader.GetFieldValue<DateTimeOffset>(4);
+            states[reader.GetGuid(0)] = (Restore(reader.GetString(1), reader.GetInt32(2), ReadDocument(reader, 3)), now);
+            ObserveClock(now);
         }
 
+        return states;
+    }
+
+    /// <summary>
+    /// Writes the executions back with their new history and — when the queue shares the database — their ready jobs, the acks
+    /// and eagerly started children, in one round trip, then commits and wakes idle workers. Returns whether jobs were enqueued.
+    /// </summary>
+    private async Task<bool> CommitAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyCollection<ExecutionState> states, IReadOnlyList<Job> jobs, IReadOnlyList<LeasedJob> acks, IReadOnlyList<LeasedJob> started, CancellationToken cancellationToken = default)
+    {
+        var documents = new DocumentWriter[states.Count];
         var enqueued = false;
-        if (_queue is not null)
+        try
         {
-            enqueued = _queue.AddEnqueue(batch, transition.Jobs);
-            _queue.AddAcks(batch, acks);
-            _queue.AddLeased(batch, started);
+            await using var batch = new NpgsqlBatch(connection, transaction);
+            if (states.Count > 0)
+            {
+                var ids = new Guid[states.Count];
+                var statuses = new short[states.Count];
+                var ended = new DateTimeOffset?[states.Count];
+                var review = new bool[states.Count];
+                var k = 0;
+                foreach (var state in states)
+                {
+                    ids[k] = state.Id;
+                    documents[k] = DocumentWriter.Write(state);
+                    statuses[k] = (short)state.Status;
+                    ended[k] = state.EndedAt;
+                    review[k] = Array.Exists(state.Nodes, n => n.Status == NodeStatus.AwaitingReview);
+                    k++;
+                }
+
+                var update = new NpgsqlBatchCommand(
+                    $"UPDATE {_s}.executions e SET state = u.state, status = u.status, ended_at = u.ended_at, awaiting_review = u.review " +
+                    "FROM unnest($1::uuid[], $2::bytea[], $3::smallint[], $4::timestamptz[], $5::bool[]) AS u(id, state, status, ended_at, review) WHERE e.id = u.id");
+                update.Parameters.AddWithValue(ids);
+                update.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = [.. documents.Select(d => d.Written)] });
+                update.Parameters.AddWithValue(statuses);
+                update.Parameters.Add(new NpgsqlParameter<DateTimeOffset?[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, TypedValue = ended });
+                update.Parameters.AddWithValue(review);
+                batch.BatchCommands.Add(update);
+                AddHistory(batch, states);
+            }
+
+            if (_queue is not null)
+            {
+                enqueued = _queue.AddEnqueue(batch, jobs);
+                _queue.AddAcks(batch, acks);
+                _queue.AddLeased(batch, started);
+            }
+
+            if (batch.BatchCommands.Count > 0)
+            {
+                await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            foreach (var document in documents)
+            {
+                document?.Dispose();
+            }
         }
 
-        await using (batch)
-        {
-            await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
-
-        await scope.Transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         if (enqueued)
         {
-            _queue!.Wake(transition.Jobs);
+            _queue!.Wake(jobs);
         }
 
-        return enqueued ? transition with { JobsEnqueued = true } : transition;
+        return enqueued;
+    }
+
+    /// <summary>Appends the attempts the transitions recorded, for every execution, in one insert.</summary>
+    private void AddHistory(NpgsqlBatch batch, IReadOnlyCollection<ExecutionState> states)
+    {
+        var h = states.SelectMany(s => s.History).ToArray();
+        if (h.Length == 0)
+        {
+            return;
+        }
+
+        var history = new NpgsqlBatchCommand(
+            $"INSERT INTO {_s}.node_runs (execution_id, node_id, handler, attempt, status, started_at, ended_at, worker_id, error_type, error_message) " +
+            "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::smallint[], $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[])");
+        history.Parameters.AddWithValue(h.Select(r => r.ExecutionId).ToArray());
+        history.Parameters.AddWithValue(h.Select(r => r.NodeId).ToArray());
+        history.Parameters.AddWithValue(h.Select(r => r.Handler).ToArray());
+        history.Parameters.AddWithValue(h.Select(r => r.Attempt).ToArray());
+        history.Parameters.AddWithValue(h.Select(r => (short)r.Status).ToArray());
+        history.Parameters.AddWithValue(h.Select(r => r.StartedAt).ToArray());
+        history.Parameters.AddWithValue(h.Select(r => r.EndedAt).ToArray());
+        history.Parameters.AddWithValue(h.Select(r => r.WorkerId).ToArray());
+        history.Parameters.AddWithValue(h.Select(r => r.ErrorType).ToArray());
+        history.Parameters.AddWithValue(h.Select(r => r.ErrorMessage).ToArray());
+        batch.BatchCommands.Add(history);
     }
 
     private async Task<StoreTransition> WriteJobsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, StoreTransition transition, CancellationToken cancellationToken)
@@ -796,19 +822,6 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         ErrorType = reader.IsDBNull(o + 7) ? null : reader.GetString(o + 7),
         ErrorMessage = reader.IsDBNull(o + 8) ? null : reader.GetString(o + 8),
     };
-
-    /// <summary>Completions of one execution waiting for the transaction in flight.</summary>
-    private sealed class CompletionGroup
-    {
-        public List<PendingCompletion> Pending { get; } = [];
-        public bool Flushing { get; set; }
-    }
-
-    private sealed class PendingCompletion(CompleteNodeRequest request)
-    {
-        public CompleteNodeRequest Request { get; } = request;
-        public TaskCompletionSource<CompleteNodeResult> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    }
 
     /// <summary>A transaction holding one execution's row lock, with the state read under it.</summary>
     private sealed class Scope(NpgsqlConnection connection, NpgsqlTransaction transaction, ExecutionState state, DateTimeOffset now) : IAsyncDisposable
