@@ -857,6 +857,7 @@ internal sealed class ExecutionState
 }
 
 /// <summary>The mutable state of one node in one execution.</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(NodeRunConverter))]
 internal sealed class NodeRun
 {
     public NodeStatus Status { get; set; }
@@ -891,6 +892,7 @@ internal sealed class ExecutionDocument
 }
 
 [System.Text.Json.Serialization.JsonSerializable(typeof(ExecutionDocument))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(NodeError))]
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(
     DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault,
     Converters = [typeof(TicksTimestampConverter)])]
@@ -904,7 +906,7 @@ internal sealed partial class ExecutionDocumentContext : System.Text.Json.Serial
 internal sealed class TicksTimestampConverter : System.Text.Json.Serialization.JsonConverter<DateTimeOffset>
 {
     public override DateTimeOffset Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
-        reader.TokenType == JsonTokenType.Number ? new DateTimeOffset(reader.GetInt64(), TimeSpan.Zero) : reader.GetDateTimeOffset();
+        NodeRunConverter.Timestamp(ref reader);
 
     public override void Write(Utf8JsonWriter writer, DateTimeOffset value, JsonSerializerOptions options) =>
         writer.WriteNumberValue(value.UtcTicks);
