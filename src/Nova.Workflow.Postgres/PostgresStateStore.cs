@@ -30,6 +30,11 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     // Plans whose node names this store has written to the plans table (once per plan and process).
     private readonly ConditionalWeakTable<ExecutionPlan, object> _storedPlans = new();
 
+    // Large running executions as this process last wrote them, with the revision they were written at. See LockAllAsync.
+    private const int RememberFromNodes = 500;
+    private const int RememberAtMost = 16;
+    private readonly ConcurrentDictionary<Guid, (long Revision, ExecutionState State)> _recent = new();
+
     // Node names read back for workflow versions this process has not registered.
     private readonly ConcurrentDictionary<(string Workflow, int Version), ExecutionPlan> _namingPlans = new();
 
@@ -282,7 +287,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             }
         }
 
-        await CommitAsync(connection, transaction, changed, [], [], []).ConfigureAwait(false);
+        await CommitAsync(connection, transaction, changed, [], [], [], states).ConfigureAwait(false);
         return starts;
     }
 
@@ -369,7 +374,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
 
         if (changed.Count > 0)
         {
-            await CommitAsync(connection, transaction, changed, jobs, acks, started).ConfigureAwait(false);
+            await CommitAsync(connection, transaction, changed, jobs, acks, started, states).ConfigureAwait(false);
         }
 
         return results;
@@ -558,6 +563,8 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     /// <summary>Opens a transaction holding the execution's row lock; null when there is no such execution.</summary>
     private async Task<Scope?> LockAsync(Guid executionId, CancellationToken cancellationToken)
     {
+        // This transition reads the row itself and moves its revision on: a remembered state of it would only go stale.
+        _recent.TryRemove(executionId, out _);
         var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         NpgsqlTransaction? transaction = null;
         try
@@ -602,27 +609,74 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
 
     private async Task<StoreTransition> SaveAsync(Scope scope, StoreTransition transition, IReadOnlyList<LeasedJob> acks, IReadOnlyList<LeasedJob> started, CancellationToken cancellationToken)
     {
-        var enqueued = await CommitAsync(scope.Connection, scope.Transaction, [scope.State], transition.Jobs, acks, started, cancellationToken).ConfigureAwait(false);
+        var enqueued = await CommitAsync(scope.Connection, scope.Transaction, [scope.State], transition.Jobs, acks, started, null, cancellationToken).ConfigureAwait(false);
         return enqueued ? transition with { JobsEnqueued = true } : transition;
     }
 
     /// <summary>
     /// Locks the executions in id order (as every multi-row locker here does, so two of them cannot deadlock) and reads
-    /// them with the clock taken once the locks are held; executions that do not exist are missing from the answer.
+    /// them with the clock taken once the locks are held; executions that do not exist are missing from the answer. A large
+    /// execution this process wrote last comes from memory when its revision still matches (the document is not sent).
     /// </summary>
-    private async Task<Dictionary<Guid, (ExecutionState State, DateTimeOffset Now)>> LockAllAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IEnumerable<Guid> ids)
+    private async Task<Dictionary<Guid, (ExecutionState State, DateTimeOffset Now, long Revision)>> LockAllAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IEnumerable<Guid> ids)
     {
-        var states = new Dictionary<Guid, (ExecutionState State, DateTimeOffset Now)>();
-        await using var select = new NpgsqlCommand(
-            $"WITH locked AS (SELECT id, workflow, version, state FROM {_s}.executions WHERE id = ANY($1) ORDER BY id FOR UPDATE) SELECT id, workflow, version, state, clock_timestamp() FROM locked",
+        var wanted = ids.Distinct().ToArray();
+        var known = Array.ConvertAll(wanted, id => _recent.TryGetValue(id, out var entry) ? entry.Revision : -1L);
+        var states = new Dictionary<Guid, (ExecutionState State, DateTimeOffset Now, long Revision)>();
+        List<Guid>? unread = null;
+        DateTimeOffset now = default;
+        await using (var select = new NpgsqlCommand(
+            $"WITH locked AS (SELECT id, workflow, version, revision, state FROM {_s}.executions WHERE id = ANY($1) ORDER BY id FOR UPDATE) " +
+            "SELECT l.id, l.workflow, l.version, l.revision, CASE WHEN l.revision = k.revision THEN NULL ELSE l.state END, clock_timestamp() " +
+            "FROM locked l JOIN unnest($1::uuid[], $2::bigint[]) AS k(id, revision) ON k.id = l.id",
             connection,
-            transaction);
-        select.Parameters.AddWithValue(ids.Distinct().ToArray());
-        await using var reader = await select.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
-        while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
+            transaction))
         {
-            var now = reader.GetFieldValue<DateTimeOffset>(4);
-            states[reader.GetGuid(0)] = (Restore(reader.GetString(1), reader.GetInt32(2), ReadDocument(reader, 3)), now);
+            select.Parameters.AddWithValue(wanted);
+            select.Parameters.AddWithValue(known);
+            await using var reader = await select.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+            while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                var id = reader.GetGuid(0);
+                now = reader.GetFieldValue<DateTimeOffset>(5);
+                var revision = reader.GetInt64(3);
+                ExecutionState? state = null;
+                if (_recent.TryRemove(id, out var entry) && entry.Revision == revision)
+                {
+                    // Taken out while in use: a transaction that fails after changing it leaves nothing stale behind. (The
+                    // document may have been sent anyway, when the revision moved on after this query was written.)
+                    state = entry.State;
+                }
+                else if (!reader.IsDBNull(4))
+                {
+                    state = Restore(reader.GetString(1), reader.GetInt32(2), ReadDocument(reader, 4));
+                }
+                else
+                {
+                    (unread ??= []).Add(id);
+                }
+
+                if (state is not null)
+                {
+                    states[id] = (state, now, revision);
+                }
+            }
+        }
+
+        if (unread is not null)
+        {
+            // The remembered state went away between the two looks (a failed transaction dropped it): read the documents.
+            await using var select = new NpgsqlCommand($"SELECT id, workflow, version, revision, state FROM {_s}.executions WHERE id = ANY($1)", connection, transaction);
+            select.Parameters.AddWithValue(unread.ToArray());
+            await using var reader = await select.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+            while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                states[reader.GetGuid(0)] = (Restore(reader.GetString(1), reader.GetInt32(2), ReadDocument(reader, 4)), now, reader.GetInt64(3));
+            }
+        }
+
+        if (states.Count > 0)
+        {
             ObserveClock(now);
         }
 
@@ -630,10 +684,28 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     }
 
     /// <summary>
+    /// After a commit: keeps the large running executions it wrote in memory with their new revision, so the next transition
+    /// on them skips the read. Few are kept; finished ones are not. States read but not written are not kept either (one taken
+    /// from memory was removed when taken): only a written state is known to be exactly what the row holds.
+    /// </summary>
+    private void Remember(Dictionary<Guid, (ExecutionState State, DateTimeOffset Now, long Revision)> read, IReadOnlyCollection<ExecutionState> written)
+    {
+        foreach (var (id, (state, _, revision)) in read)
+        {
+            if (written.Contains(state) && state.Nodes.Length >= RememberFromNodes && !state.IsFinished
+                && (_recent.Count < RememberAtMost || _recent.ContainsKey(id)))
+            {
+                state.History.Clear();
+                _recent[id] = (revision + 1, state);
+            }
+        }
+    }
+
+    /// <summary>
     /// Writes the executions back with their new history and — when the queue shares the database — their ready jobs, the acks
     /// and eagerly started children, in one round trip, then commits and wakes idle workers. Returns whether jobs were enqueued.
     /// </summary>
-    private async Task<bool> CommitAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyCollection<ExecutionState> states, IReadOnlyList<Job> jobs, IReadOnlyList<LeasedJob> acks, IReadOnlyList<LeasedJob> started, CancellationToken cancellationToken = default)
+    private async Task<bool> CommitAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyCollection<ExecutionState> states, IReadOnlyList<Job> jobs, IReadOnlyList<LeasedJob> acks, IReadOnlyList<LeasedJob> started, Dictionary<Guid, (ExecutionState State, DateTimeOffset Now, long Revision)>? remember = null, CancellationToken cancellationToken = default)
     {
         var documents = new DocumentWriter[states.Count];
         var enqueued = false;
@@ -658,7 +730,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
                 }
 
                 var update = new NpgsqlBatchCommand(
-                    $"UPDATE {_s}.executions e SET state = u.state, status = u.status, ended_at = u.ended_at, awaiting_review = u.review " +
+                    $"UPDATE {_s}.executions e SET state = u.state, revision = e.revision + 1, status = u.status, ended_at = u.ended_at, awaiting_review = u.review " +
                     "FROM unnest($1::uuid[], $2::bytea[], $3::smallint[], $4::timestamptz[], $5::bool[]) AS u(id, state, status, ended_at, review) WHERE e.id = u.id");
                 update.Parameters.AddWithValue(ids);
                 update.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = [.. documents.Select(d => d.Written)] });
@@ -689,7 +761,27 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             }
         }
 
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        if (remember is not null)
+        {
+            // Remembered before the commit, while the row lock is still held: the next transaction on the execution finds it
+            // as soon as the lock passes to it. A failed commit forgets it again before the lock is released.
+            Remember(remember, states);
+        }
+
+        try
+        {
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch when (remember is not null)
+        {
+            foreach (var id in remember.Keys)
+            {
+                _recent.TryRemove(id, out _);
+            }
+
+            throw;
+        }
+
         if (enqueued)
         {
             _queue!.Wake(jobs);
