@@ -18,6 +18,7 @@ internal sealed class DocumentWriter : IDisposable
     private const int MaxKeptCapacity = 1 << 20;
     private const int MaxLarge = 2;
     private const int MaxLargeCapacity = 32 << 20;
+    private const int LargeFromNodes = 2_000;
     private static readonly ConcurrentBag<DocumentWriter> Free = [];
 
     // Writers of documents past 1 MB (executions of thousands of nodes), kept apart and few: a fresh multi-megabyte buffer
@@ -36,7 +37,7 @@ internal sealed class DocumentWriter : IDisposable
     /// <summary>Serializes <paramref name="state"/>'s document.</summary>
     public static DocumentWriter Write(ExecutionState state)
     {
-        var writer = (state.Nodes.Length > 2_000 && Large.TryTake(out var large)) || Free.TryTake(out large) ? large : new DocumentWriter();
+        var writer = (state.Nodes.Length >= LargeFromNodes && Large.TryTake(out var kept)) || Free.TryTake(out kept) ? kept : new DocumentWriter();
         JsonSerializer.Serialize(writer._json, state.ToDocument(), ExecutionDocumentContext.Default.ExecutionDocument);
         return writer;
     }
@@ -48,9 +49,10 @@ internal sealed class DocumentWriter : IDisposable
     {
         _json.Reset();
         _buffer.ResetWrittenCount();
-        if (_buffer.Capacity <= MaxKeptCapacity ? Free.Count < MaxKept : _buffer.Capacity <= MaxLargeCapacity && Large.Count < MaxLarge)
+        var (bag, most) = _buffer.Capacity <= MaxKeptCapacity ? (Free, MaxKept) : (Large, _buffer.Capacity <= MaxLargeCapacity ? MaxLarge : 0);
+        if (bag.Count < most)
         {
-            (_buffer.Capacity <= MaxKeptCapacity ? Free : Large).Add(this);
+            bag.Add(this);
         }
     }
 }

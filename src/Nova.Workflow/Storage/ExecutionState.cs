@@ -898,20 +898,6 @@ internal sealed class ExecutionDocument
     Converters = [typeof(TicksTimestampConverter)])]
 internal sealed partial class ExecutionDocumentContext : System.Text.Json.Serialization.JsonSerializerContext;
 
-/// <summary>
-/// Document timestamps as UTC ticks: a large execution's document holds four per node and is rewritten on every transition,
-/// and ISO 8601 text was the costliest part of writing and reading it. Documents written before keep their ISO strings and
-/// read as they always did.
-/// </summary>
-internal sealed class TicksTimestampConverter : System.Text.Json.Serialization.JsonConverter<DateTimeOffset>
-{
-    public override DateTimeOffset Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
-        NodeRunConverter.Timestamp(ref reader);
-
-    public override void Write(Utf8JsonWriter writer, DateTimeOffset value, JsonSerializerOptions options) =>
-        writer.WriteNumberValue(value.UtcTicks);
-}
-
 /// <summary>How an incoming edge ended.</summary>
 internal enum EdgeOutcome : byte
 {
