@@ -83,26 +83,35 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
                 args[3 + k] = LeaseTokens.Next().ToString("N");
             }
 
-            var raw = (RedisResult[])(await RedisScripts.Dequeue.EvaluateAsync(Db, [q.Ready, q.Age, q.Delayed, q.Leased, q.Jobs, q.Meta, q.Score, q.Token, q.Deliveries], args).ConfigureAwait(false))!;
+            var raw = (RedisResult[])(await RedisScripts.Dequeue.EvaluateAsync(Db, q.All, args).ConfigureAwait(false))!;
             for (var k = 0; k < raw.Length; k += 5)
             {
-                var payload = (string?)raw[k];
-                var token = Guid.ParseExact((string)raw[k + 1]!, "N");
-                var expires = DateTimeOffset.FromUnixTimeMilliseconds((long)raw[k + 3]);
-                var id = (string)raw[k + 4]!;
-                var job = JobCodec.TryParse(payload);
-                if (job is null)
+                if (await ReadLeasedAsync(queue, raw, k).ConfigureAwait(false) is { } job)
                 {
-                    // A job nobody can read goes to the dead letters; it never reaches (or stalls) a worker.
-                    await DeadLetterRawAsync(queue, id, token, payload).ConfigureAwait(false);
-                    continue;
+                    result.Add(job);
                 }
-
-                result.Add(new LeasedJob(job, token, (int)raw[k + 2], expires));
             }
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// The job a dequeue returned at <paramref name="at"/> (payload, token, deliveries, lease expiry, id); null when nobody can
+    /// read it: it then goes to the dead letters, and never reaches (or stalls) a worker.
+    /// </summary>
+    internal async ValueTask<LeasedJob?> ReadLeasedAsync(string queue, RedisResult[] raw, int at)
+    {
+        var payload = (string?)raw[at];
+        var token = Guid.ParseExact((string)raw[at + 1]!, "N");
+        var job = JobCodec.TryParse(payload);
+        if (job is null)
+        {
+            await DeadLetterRawAsync(queue, (string)raw[at + 4]!, token, payload).ConfigureAwait(false);
+            return null;
+        }
+
+        return new LeasedJob(job, token, (int)raw[at + 2], DateTimeOffset.FromUnixTimeMilliseconds((long)raw[at + 3]));
     }
 
     public async ValueTask WaitAsync(IReadOnlyList<string> queues, TimeSpan timeout, CancellationToken cancellationToken = default)

@@ -40,6 +40,9 @@ internal static class RedisScripts
 {
     private static readonly string Prelude = Read("prelude");
     private static readonly string Unfused = "local FUSED = false\nlocal function fused_enqueue() end\n";
+    private const string NowExpression = "(function() local t = redis.call('TIME') return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end)()";
+    private static readonly string BindKeys = "bind(KEYS[1], KEYS[2], KEYS[3])\n";
+    private static readonly string DequeueFunction = Read("q_dequeue");
 
     public static readonly RedisScript Create = State("create");
     public static readonly RedisScript CreateFused = Fused("create");
@@ -50,7 +53,8 @@ internal static class RedisScripts
     public static readonly RedisScript Release = State("release");
     public static readonly RedisScript Control = State("control");
     public static readonly RedisScript Enqueue = new(Read("q_enqueue"));
-    public static readonly RedisScript Dequeue = new(Read("q_dequeue"));
+    public static readonly RedisScript Dequeue = new(DequeueFunction + "\nreturn dequeue(" + NowExpression + ", 1, tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), 4)\n");
+    public static readonly RedisScript Claim = new(Prelude + "\n" + DequeueFunction + "\n" + Read("claim"));
     public static readonly RedisScript Ack = new(Read("q_ack"));
     public static readonly RedisScript Extend = new(Read("q_extend"));
     public static readonly RedisScript ReleaseJob = new(Read("q_release"));
@@ -58,9 +62,9 @@ internal static class RedisScripts
     public static readonly RedisScript DeadLetters = new(Read("dlq"));
     public static readonly RedisScript Snapshot = new(Read("snapshot"));
 
-    private static RedisScript State(string name) => new(Prelude + "\n" + Unfused + Read(name));
+    private static RedisScript State(string name) => new(Prelude + "\n" + Unfused + BindKeys + Read(name));
 
-    private static RedisScript Fused(string name) => new(Prelude + "\n" + Read("fused") + "\n" + Read(name));
+    private static RedisScript Fused(string name) => new(Prelude + "\n" + Read("fused") + "\n" + BindKeys + Read(name));
 
     private static string Read(string name)
     {
@@ -117,4 +121,7 @@ internal sealed class QueueKeys(string tag)
     public RedisKey Score { get; } = tag + ":score";
     public RedisKey Token { get; } = tag + ":token";
     public RedisKey Deliveries { get; } = tag + ":deliveries";
+
+    /// <summary>The nine keys in the order the dequeue and fused scripts take them.</summary>
+    public RedisKey[] All => [Ready, Age, Delayed, Leased, Jobs, Meta, Score, Token, Deliveries];
 }

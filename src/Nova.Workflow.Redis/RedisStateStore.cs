@@ -15,7 +15,7 @@ namespace Nova.Workflow.Redis;
 /// The state store on Redis: each transition is one Lua script on the execution's keys (one round
 /// trip, atomic, lease arithmetic on the server's TIME). Finished executions expire by key TTL.
 /// </summary>
-internal sealed class RedisStateStore : IStateStore, IExecutionStatusReader
+internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecutionStatusReader
 {
     private static readonly ConditionalWeakTable<ExecutionPlan, RedisValue[]> PlanFields = new();
 
@@ -168,6 +168,48 @@ internal sealed class RedisStateStore : IStateStore, IExecutionStatusReader
             default:
                 return new StartNodeResult { Outcome = StartOutcome.Stale };
         }
+    }
+
+    /// <summary>On one server the queue and the states share it: one script leases a batch of jobs and starts their nodes.</summary>
+    public bool CanClaim => _fused.Value;
+
+    public async ValueTask<IReadOnlyList<(LeasedJob Job, StartNodeResult? Start)>> ClaimAndStartAsync(string queue, int maxCount, ContinuationOffer worker, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var args = new RedisValue[5 + maxCount];
+        args[0] = maxCount;
+        args[1] = ScriptResults.Ms(worker.Lease);
+        args[2] = InMemoryJobQueue.FairnessInterval;
+        args[3] = _keys.Prefix;
+        args[4] = worker.WorkerId;
+        for (var k = 0; k < maxCount; k++)
+        {
+            args[5 + k] = LeaseTokens.Next().ToString("N");
+        }
+
+        // Past the script the jobs are this worker's: finish without the caller's token.
+        var raw = (RedisResult[])(await RedisScripts.Claim.EvaluateAsync(Db, _queue!.KeysOf(queue).All, args).ConfigureAwait(false))!;
+        var claimed = (RedisResult[])raw[0]!;
+        var starts = (RedisResult[])raw[1]!;
+        var result = new List<(LeasedJob, StartNodeResult?)>(starts.Length);
+        for (var k = 0; k < starts.Length; k++)
+        {
+            if (await _queue.ReadLeasedAsync(queue, claimed, k * 5).ConfigureAwait(false) is not { } job)
+            {
+                continue;
+            }
+
+            StartNodeResult? start = null;
+            if (!starts[k].IsNull)
+            {
+                var started = (RedisResult[])starts[k]!;
+                start = Started(ScriptResults.Extra(started), ScriptResults.Transition(started, job.Job.ExecutionId, job.Job.TraceParent));
+            }
+
+            result.Add((job, start));
+        }
+
+        return result;
     }
 
     /// <summary>A start as the scripts describe it: workflow input, workflow name and version, succeeded parents' outputs (flat).</summary>
@@ -568,7 +610,7 @@ internal sealed class RedisStateStore : IStateStore, IExecutionStatusReader
         for (var k = 0; k < queues.Length; k++)
         {
             var q = _queue!.KeysOf(queues[k]);
-            new[] { q.Ready, q.Age, q.Delayed, q.Leased, q.Jobs, q.Meta, q.Score, q.Token, q.Deliveries }.CopyTo(keys, k * 9);
+            q.All.CopyTo(keys, k * 9);
             args[1 + k] = queues[k];
         }
 

@@ -1,14 +1,22 @@
--- Shared by every state script. KEYS[1] = execution hash, KEYS[2] = node hash, KEYS[3] = history list.
+-- Shared by every state script. An execution's keys: its hash X, its node hash S, its history list H.
+-- bind() points the functions below at one execution; a script that handles one calls bind(KEYS[1], KEYS[2], KEYS[3])
+-- first, a script that handles many binds each in turn.
 -- Node status: 0 Pending 1 Queued 2 Running 3 Succeeded 4 Failed 5 Skipped 6 Canceled 7 AwaitingReview
 -- Execution status: 0 Pending 1 Running 2 Paused 3 Succeeded 4 Failed 5 Canceled
 -- Edge outcome: 1 Succeeded 2 Skipped 3 Failed 4 Canceled
-local X, S, H = KEYS[1], KEYS[2], KEYS[3]
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
-local events, jobs = {}, {}
-local execStatus = tonumber(redis.call('HGET', X, 'st'))
-local done = tonumber(redis.call('HGET', X, 'done')) or 0
-local N = tonumber(redis.call('HGET', X, 'n')) or 0
+local X, S, H, events, jobs, execStatus, done, N
+
+-- Binds the execution whose keys are x, s, h: its status (nil when it does not exist), progress, and fresh event and job lists.
+local function bind(x, s, h)
+  X, S, H = x, s, h
+  events, jobs = {}, {}
+  local v = redis.call('HMGET', X, 'st', 'done', 'n')
+  execStatus = tonumber(v[1])
+  done = tonumber(v[2]) or 0
+  N = tonumber(v[3]) or 0
+end
 
 local function nget(f, i) return redis.call('HGET', S, f .. i) end
 local function ev(code, i, attempt, msg)

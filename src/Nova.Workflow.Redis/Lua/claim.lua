@@ -1,0 +1,30 @@
+-- Claim and start (one server): leases up to ARGV[1] jobs of the queue whose keys are KEYS[1..9] and starts the nodes that
+-- plainly can start (queued under the job's attempt, execution running, no rate limit), each under its job's lease token.
+-- ARGV: max, leaseMs, fairness interval, key prefix, worker id, then one fresh lease token per job.
+-- Returns { the jobs as dequeue returns them, per job its start as start.lua returns it or false when it was not started }.
+local claimed = dequeue(NOW, 1, tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), 6)
+local prefix, worker, leaseMs = ARGV[4], ARGV[5], tonumber(ARGV[2])
+local starts = {}
+for j = 1, #claimed, 5 do
+  local start = false
+  local ok, p = pcall(cjson.decode, claimed[j])
+  -- A job id is "<execution id (32 hex digits)>:<node>:<attempt>".
+  -- Only a payload the worker can read is started (JobCodec.TryParse needs a node and a queue).
+  if ok and type(p) == 'table' and type(p.n) == 'string' and p.n ~= '' and type(p.q) == 'string' and p.q ~= '' then
+    local tag = prefix .. ':{' .. string.sub(claimed[j + 4], 1, 32) .. '}'
+    bind(tag .. ':x', tag .. ':s', tag .. ':h')
+    if execStatus == 1 then
+      local i = tonumber(redis.call('HGET', S, 'n2i:' .. p.n))
+      if i and nnum('s', i) == 1 and nnum('a', i) == tonumber(p.a) then
+        local rl = nget('rl', i)
+        if not rl or rl == '' then
+          redis.call('HSET', S, 's' .. i, 2, 't' .. i, claimed[j + 1], 'w' .. i, worker, 'sa' .. i, NOW, 'le' .. i, NOW + leaseMs)
+          ev(2, i, tonumber(p.a))
+          start = result(0, started_info(i))
+        end
+      end
+    end
+  end
+  starts[#starts + 1] = start
+end
+return { claimed, starts }
