@@ -39,7 +39,7 @@ internal sealed class RedisScript(string source)
 internal static class RedisScripts
 {
     private static readonly string Prelude = Read("prelude");
-    private static readonly string Unfused = "local FUSED = false\nlocal function fused_enqueue() end\n";
+    private static readonly string Unfused = "local FUSED = false\nlocal continued\nlocal function fused_enqueue() end\n";
     private const string NowExpression = "(function() local t = redis.call('TIME') return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end)()";
     private static readonly string BindKeys = "bind(KEYS[1], KEYS[2], KEYS[3])\n";
     private static readonly string DequeueFunction = Read("q_dequeue");
@@ -47,8 +47,8 @@ internal static class RedisScripts
     public static readonly RedisScript Create = State("create");
     public static readonly RedisScript CreateFused = Fused("create");
     public static readonly RedisScript Start = State("start");
-    public static readonly RedisScript Complete = State("complete");
-    public static readonly RedisScript CompleteFused = Fused("complete");
+    public static readonly RedisScript Complete = new(Prelude + "\n" + Unfused + Read("complete") + "\n" + BindKeys + "return complete(0, 0)\n");
+    public static readonly RedisScript CompleteMany = new(Prelude + "\n" + Read("fused") + "\n" + Read("complete") + "\n" + Read("complete_many"));
     public static readonly RedisScript Heartbeat = State("heartbeat");
     public static readonly RedisScript Release = State("release");
     public static readonly RedisScript Control = State("control");

@@ -31,6 +31,9 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
     // Per plan, this store's keys and arguments of the fused enqueue that do not change between calls.
     private readonly ConditionalWeakTable<ExecutionPlan, FusedLayout> _layouts = new();
 
+    // Fused completions that arrive together go to Redis as one script.
+    private readonly GroupCommit<PendingCompletion, (CompleteNodeResult? Result, Exception? Error)> _completions;
+
     public RedisStateStore(IConnectionMultiplexer redis, IOptions<RedisProviderOptions> redisOptions, IOptions<NovaWorkflowOptions> options, WorkflowRegistry registry, IJobQueue queue)
     {
         // With the queue on the same single server, transitions also enqueue (and ack) in the same script.
@@ -42,6 +45,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         _database = redisOptions.Value.Database;
         _options = options.Value;
         _registry = registry;
+        _completions = new(CompleteBatchAsync, maxBatch: 128, maxInFlight: 2);
     }
 
     internal RedisKeys Keys => _keys;
@@ -259,12 +263,87 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
     public async ValueTask<CompleteNodeResult> CompleteNodeAsync(CompleteNodeRequest request, CancellationToken cancellationToken = default)
     {
         var job = request.Run.Job;
-        var layout = _fused.Value && request.Plan is { } plan && Layout(plan) is { } l && l.Serves(job.Queue) ? l : null;
-        var fused = layout is not null;
-        var offer = fused ? request.Continue : null;
+        if (_fused.Value && request.Plan is { } plan && Layout(plan) is { } layout && layout.Serves(job.Queue))
+        {
+            // One server: completions that arrive together go as one script (group commit), each also enqueueing and acking.
+            var (completed, error) = await _completions.SubmitAsync(new PendingCompletion(request, layout)).ConfigureAwait(false);
+            return completed ?? throw error!;
+        }
+
+        var args = CompletionArgs(request, null, out _);
+        var result = (RedisResult[])(await RedisScripts.Complete.EvaluateAsync(Db, _keys.Execution(job.ExecutionId), args).ConfigureAwait(false))!;
+        if (ScriptResults.Code(result) != 0)
+        {
+            return CompleteNodeResult.Rejected;
+        }
+
+        await OnTransitionAsync(job.ExecutionId, result).ConfigureAwait(false);
+        return new CompleteNodeResult(true, ScriptResults.Transition(result, job.ExecutionId, request.TraceParent), false);
+    }
+
+    /// <summary>
+    /// One script for a batch of fused completions: per completion its execution's keys, per distinct layout its queue keys
+    /// (once), then the active index. The script applies each completion on its own and answers each: one that fails (a
+    /// script error) fails alone, and the others, already applied, keep their answers.
+    /// </summary>
+    private async Task<(CompleteNodeResult? Result, Exception? Error)[]> CompleteBatchAsync(PendingCompletion[] batch)
+    {
+        var layouts = new Dictionary<FusedLayout, int>();
+        var keys = new List<RedisKey>(batch.Length * 3 + 10);
+        var items = new (RedisValue[] Args, Guid Token, int ExecKey, int LayoutKey)[batch.Length];
+        var argCount = 1;
+        for (var m = 0; m < batch.Length; m++)
+        {
+            var (request, layout) = (batch[m].Request, batch[m].Layout);
+            if (!layouts.TryGetValue(layout, out var layoutKey))
+            {
+                // Lua indexes from 1: the script finds this layout's first queue key at KEYS[layoutKey + 1].
+                layoutKey = keys.Count;
+                layouts[layout] = layoutKey;
+                keys.AddRange(layout.Keys);
+            }
+
+            var execKey = keys.Count + 1;
+            keys.AddRange(_keys.Execution(request.Run.Job.ExecutionId));
+            var args = CompletionArgs(request, layout, out var token);
+            items[m] = (args, token, execKey, layoutKey);
+            argCount += 4 + args.Length;
+        }
+
+        keys.Add(_keys.ActiveIndex);
+        var all = new RedisValue[argCount];
+        all[0] = batch.Length;
+        var at = 1;
+        for (var m = 0; m < batch.Length; m++)
+        {
+            var (args, _, execKey, layoutKey) = items[m];
+            all[at++] = args.Length;
+            all[at++] = execKey;
+            all[at++] = layoutKey;
+            all[at++] = batch[m].Request.Run.Job.ExecutionId.ToString("N");
+            args.CopyTo(all, at);
+            at += args.Length;
+        }
+
+        var replies = (RedisResult[])(await RedisScripts.CompleteMany.EvaluateAsync(Db, [.. keys], all).ConfigureAwait(false))!;
+        var results = new (CompleteNodeResult?, Exception?)[batch.Length];
+        for (var m = 0; m < batch.Length; m++)
+        {
+            var reply = (RedisResult[])replies[m]!;
+            results[m] = ScriptResults.Code(reply) == -1
+                ? (null, new RedisServerException($"Completing {batch[m].Request.Run.Job.NodeId} failed in Redis: {(string?)reply[1]}"))
+                : (ReadFusedCompletion(batch[m].Request, reply, items[m].Token), null);
+        }
+
+        return results;
+    }
+
+    /// <summary>The completion's arguments (complete.lua), with the fused enqueue, ack and eager-dispatch offer when there is a layout.</summary>
+    private RedisValue[] CompletionArgs(CompleteNodeRequest request, FusedLayout? layout, out Guid token)
+    {
+        var job = request.Run.Job;
+        var offer = layout is null ? null : request.Continue;
         var priors = request.PriorAttempts;
-        var exec = _keys.Execution(job.ExecutionId);
-        var keys = layout is null ? exec : new RedisKey[exec.Length + layout.Keys.Length];
         var args = new RedisValue[14 + priors.Count + (layout is null ? 0 : layout.Args.Length + FusedLayout.CallArgs + (offer is null ? 0 : 3))];
         args[0] = job.NodeId;
         args[1] = job.Attempt;
@@ -285,11 +364,10 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             args[14 + k] = HistoryJson(priors[k]);
         }
 
-        var token = Guid.Empty;
+        token = Guid.Empty;
         if (layout is not null)
         {
-            exec.CopyTo(keys, 0);
-            var at = layout.Fill(keys, exec.Length, args, 14 + priors.Count, job.ExecutionId.ToString("N"), job.ExecutionId.ToString("D"), request.TraceParent, request.Run);
+            var at = layout.FillArgs(args, 14 + priors.Count, job.ExecutionId.ToString("N"), job.ExecutionId.ToString("D"), request.TraceParent, request.Run);
             if (offer is not null)
             {
                 // Eager dispatch: the script may start a ready child for this worker under this fresh lease token.
@@ -300,15 +378,19 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             }
         }
 
-        var script = fused ? RedisScripts.CompleteFused : RedisScripts.Complete;
-        var result = (RedisResult[])(await script.EvaluateAsync(Db, keys, args).ConfigureAwait(false))!;
+        return args;
+    }
+
+    /// <summary>A fused completion's reply: its transition (jobs already enqueued) and the child it started for this worker, if any.</summary>
+    private CompleteNodeResult ReadFusedCompletion(CompleteNodeRequest request, RedisResult[] result, Guid token)
+    {
         if (ScriptResults.Code(result) != 0)
         {
             return CompleteNodeResult.Rejected;
         }
 
-        await OnTransitionAsync(job.ExecutionId, result).ConfigureAwait(false);
-        var transition = Fuse(ScriptResults.Transition(result, job.ExecutionId, request.TraceParent), fused);
+        var job = request.Run.Job;
+        var transition = Fuse(ScriptResults.Transition(result, job.ExecutionId, request.TraceParent), true);
         var extra = ScriptResults.Extra(result);
         ContinuedStart? next = null;
         if (extra.Length >= 10)
@@ -319,8 +401,11 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             next = new ContinuedStart(leased, Started(extra, StoreTransition.None));
         }
 
-        return new CompleteNodeResult(true, transition, fused) { Next = next };
+        return new CompleteNodeResult(true, transition, true) { Next = next };
     }
+
+    /// <summary>A completion waiting for the next batch, with its plan's fused layout.</summary>
+    private sealed record PendingCompletion(CompleteNodeRequest Request, FusedLayout Layout);
 
     public async ValueTask<bool> ReleaseNodeAsync(LeasedJob run, CancellationToken cancellationToken = default) =>
         (int)await RedisScripts.Release.EvaluateAsync(Db, _keys.Execution(run.Job.ExecutionId), [run.Job.NodeId, run.Job.Attempt, run.LeaseToken.ToString("N")]).ConfigureAwait(false) == 1;
@@ -636,6 +721,12 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         public int Fill(RedisKey[] keys, int keyAt, RedisValue[] args, int argAt, string executionN, string executionD, string? traceParent, LeasedJob? ack)
         {
             Keys.CopyTo(keys, keyAt);
+            return FillArgs(args, argAt, executionN, executionD, traceParent, ack);
+        }
+
+        /// <summary>Writes the arguments alone at <paramref name="argAt"/> (the keys are passed once per batch); returns the index after them.</summary>
+        public int FillArgs(RedisValue[] args, int argAt, string executionN, string executionD, string? traceParent, LeasedJob? ack)
+        {
             Args.CopyTo(args, argAt);
             var k = argAt + Args.Length;
             args[k++] = executionN;

@@ -1,0 +1,23 @@
+-- Group commit of completions (one server). KEYS: per execution its three keys, per distinct queue layout its queue keys,
+-- then the active-executions index. ARGV[1] = the number of completions; then per completion: its argument count C, the
+-- index of its execution's first key, the index before its layout's first queue key, its execution id, then its C
+-- arguments (complete.lua). Each completion is applied on its own: one that fails reports { -1, message } and the others
+-- stand. Returns one reply per completion, as complete.lua returns it.
+local out = {}
+local at = 2
+local active = KEYS[#KEYS]
+for m = 1, tonumber(ARGV[1]) do
+  local count, xk, kb, id = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), ARGV[at + 3]
+  bind(KEYS[xk], KEYS[xk + 1], KEYS[xk + 2])
+  local ok, r = pcall(complete, at + 3, kb)
+  if ok then
+    if r[1] == 0 then
+      if finished() then redis.call('SREM', active, id) elseif execStatus == 1 then redis.call('SADD', active, id) end
+    end
+    out[m] = r
+  else
+    out[m] = { -1, type(r) == 'table' and r.err or tostring(r) }
+  end
+  at = at + 4 + count
+end
+return out
