@@ -44,11 +44,12 @@ internal static class RedisScripts
     private static readonly string BindKeys = "bind(KEYS[1], KEYS[2], KEYS[3])\n";
     private static readonly string DequeueFunction = Read("q_dequeue");
 
-    public static readonly RedisScript Create = State("create");
-    public static readonly RedisScript CreateFused = Fused("create");
+    public static readonly RedisScript Create = new(Library(false, "create") + BindKeys + "return create(1, tonumber(ARGV[1]), 0, KEYS[4])\n");
+    public static readonly RedisScript CreateFused = new(Library(true, "create") + BindKeys + "return create(1, tonumber(ARGV[1]), 4, KEYS[4])\n");
+    public static readonly RedisScript CreateMany = new(Library(true, "create") + Read("create_many"));
     public static readonly RedisScript Start = State("start");
-    public static readonly RedisScript Complete = new(Prelude + "\n" + Unfused + Read("complete") + "\n" + BindKeys + "return complete(0, 0)\n");
-    public static readonly RedisScript CompleteMany = new(Prelude + "\n" + Read("fused") + "\n" + Read("complete") + "\n" + Read("complete_many"));
+    public static readonly RedisScript Complete = new(Library(false, "complete") + BindKeys + "return complete(0, 0)\n");
+    public static readonly RedisScript CompleteMany = new(Library(true, "complete") + Read("complete_many"));
     public static readonly RedisScript Heartbeat = State("heartbeat");
     public static readonly RedisScript Release = State("release");
     public static readonly RedisScript Control = State("control");
@@ -64,7 +65,8 @@ internal static class RedisScripts
 
     private static RedisScript State(string name) => new(Prelude + "\n" + Unfused + BindKeys + Read(name));
 
-    private static RedisScript Fused(string name) => new(Prelude + "\n" + Read("fused") + "\n" + BindKeys + Read(name));
+    /// <summary>The prelude, the fused enqueue (or its stand-in) and the function <paramref name="name"/>.lua defines.</summary>
+    private static string Library(bool fused, string name) => Prelude + "\n" + (fused ? Read("fused") : Unfused) + "\n" + Read(name) + "\n";
 
     private static string Read(string name)
     {

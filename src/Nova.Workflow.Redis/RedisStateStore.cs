@@ -17,7 +17,7 @@ namespace Nova.Workflow.Redis;
 /// </summary>
 internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecutionStatusReader
 {
-    private static readonly ConditionalWeakTable<ExecutionPlan, RedisValue[]> PlanFields = new();
+    private static readonly ConditionalWeakTable<ExecutionPlan, PlanText> PlanFields = new();
 
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisKeys _keys;
@@ -31,8 +31,12 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
     // Per plan, this store's keys and arguments of the fused enqueue that do not change between calls.
     private readonly ConditionalWeakTable<ExecutionPlan, FusedLayout> _layouts = new();
 
-    // Fused completions that arrive together go to Redis as one script.
+    // Fused completions (and creates of small plans without an idempotency key) that arrive together go to Redis as one script.
     private readonly GroupCommit<PendingCompletion, (CompleteNodeResult? Result, Exception? Error)> _completions;
+    private readonly GroupCommit<PendingCreate, (CreateExecutionResult? Result, Exception? Error)> _creates;
+
+    // A larger plan is created on its own: its node fields are a script's worth of arguments already.
+    private const int MaxBatchedCreateNodes = 64;
 
     public RedisStateStore(IConnectionMultiplexer redis, IOptions<RedisProviderOptions> redisOptions, IOptions<NovaWorkflowOptions> options, WorkflowRegistry registry, IJobQueue queue)
     {
@@ -46,6 +50,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         _options = options.Value;
         _registry = registry;
         _completions = new(CompleteBatchAsync, maxBatch: 128, maxInFlight: 2);
+        _creates = new(CreateBatchAsync, maxBatch: 128, maxInFlight: 2);
     }
 
     internal RedisKeys Keys => _keys;
@@ -56,6 +61,16 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
     {
         ArgumentNullException.ThrowIfNull(execution);
         var plan = execution.Plan;
+        var fused = _fused.Value;
+        var layout = fused ? Layout(plan) : null;
+        if (layout is not null && execution.IdempotencyKey is null && plan.NodeCount <= MaxBatchedCreateNodes)
+        {
+            // One server: creates that arrive together go as one script (group commit).
+            cancellationToken.ThrowIfCancellationRequested();
+            var (created, error) = await _creates.SubmitAsync(new PendingCreate(execution, layout)).ConfigureAwait(false);
+            return created ?? throw error!;
+        }
+
         var exec = _keys.Execution(execution.Id);
         var clustered = _cluster.Value;
         var idemKey = execution.IdempotencyKey is { } key ? _keys.Idempotency(key) : default;
@@ -70,38 +85,26 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             }
         }
 
-        var fused = _fused.Value;
-        var layout = fused ? Layout(plan) : null;
-        var fields = PlanFields.GetValue(plan, BuildPlanFields);
+        var fields = PlanFields.GetValue(plan, BuildPlanFields).Fields;
 
         // Exact-size arrays, filled once: a list grown and copied costs three times the memory (and, for large plans, the LOH).
+        // ARGV: the index of the field count, the create's arguments, the field count, the fields.
         var keys = new RedisKey[exec.Length + (clustered ? 0 : 1) + (layout is null ? 0 : layout.Keys.Length + 2)];
-        var args = new RedisValue[13 + fields.Length + (layout is null ? 0 : layout.Args.Length + FusedLayout.CallArgs)];
+        var itemCount = CreateArgCount(layout);
+        var args = new RedisValue[1 + itemCount + 1 + fields.Length];
         exec.CopyTo(keys, 0);
-        var k = exec.Length;
         if (!clustered)
         {
-            keys[k++] = execution.IdempotencyKey is not null ? idemKey : (RedisKey)string.Empty;
+            keys[exec.Length] = execution.IdempotencyKey is not null ? idemKey : (RedisKey)string.Empty;
         }
 
-        var id = execution.Id.ToString("N");
-        args[0] = plan.NodeCount;
-        args[1] = plan.Workflow;
-        args[2] = plan.Version;
-        args[3] = Raw(execution.Input);
-        args[4] = execution.TraceParent ?? string.Empty;
-        args[5] = execution.IdempotencyKey ?? string.Empty;
-        args[6] = plan.Definition.FailureMode == FailureMode.FailFast ? "0" : "1";
-        args[7] = string.Join(',', plan.Leaves);
-        args[8] = ScriptResults.Ms(_options.Retention);
-        args[9] = _keys.Events(execution.Id).ToString();
-        args[10] = id;
-        args[11] = string.Join(',', plan.Roots);
-        args[12] = fields.Length;
-        fields.CopyTo(args, 13);
+        args[0] = 2 + itemCount;
+        FillCreateArgs(execution, layout, args, 1);
+        args[1 + itemCount] = fields.Length;
+        fields.CopyTo(args, 2 + itemCount);
         if (layout is not null)
         {
-            layout.Fill(keys, k, args, 13 + fields.Length, id, execution.Id.ToString("D"), execution.TraceParent, null);
+            layout.Keys.CopyTo(keys, exec.Length + 1);
 
             // One server: the script also adds the execution to the listing and active indexes (last two keys).
             keys[^2] = _keys.ExecutionIndex;
@@ -110,17 +113,12 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
 
         var script = fused ? RedisScripts.CreateFused : RedisScripts.Create;
         var result = (RedisResult[])(await script.EvaluateAsync(Db, keys, args).ConfigureAwait(false))!;
-        var code = ScriptResults.Code(result);
-        if (code == 1)
+        if (ScriptResults.Code(result) == 1)
         {
             return new CreateExecutionResult(Guid.ParseExact((string)result[1]!, "N"), false, StoreTransition.None);
         }
 
-        if (code == 2)
-        {
-            throw new InvalidOperationException($"Execution {execution.Id} already exists.");
-        }
-
+        var outcome = ReadCreate(execution, result, fused);
         if (!fused)
         {
             var batch = Db.CreateBatch();
@@ -130,8 +128,123 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             await Task.WhenAll(index, active).ConfigureAwait(false);
         }
 
-        return new CreateExecutionResult(execution.Id, true, Fuse(ScriptResults.Transition(result, execution.Id, execution.TraceParent), fused));
+        return outcome;
     }
+
+    /// <summary>
+    /// One script for a batch of creates: per create its execution's keys, per distinct layout its queue keys and per distinct
+    /// plan its node fields (once each), then the listing and active indexes.
+    /// </summary>
+    private async Task<(CreateExecutionResult? Result, Exception? Error)[]> CreateBatchAsync(PendingCreate[] batch)
+    {
+        var layouts = new Dictionary<FusedLayout, int>();
+        var plans = new Dictionary<ExecutionPlan, int>();
+        var keys = new List<RedisKey>(batch.Length * 3 + 11);
+        var headers = new (int ExecKey, int LayoutKey, ExecutionPlan Plan)[batch.Length];
+        var argCount = 1;
+        for (var m = 0; m < batch.Length; m++)
+        {
+            var (execution, layout) = (batch[m].Execution, batch[m].Layout);
+            if (!layouts.TryGetValue(layout, out var layoutKey))
+            {
+                // Lua indexes from 1: the script finds this layout's first queue key at KEYS[layoutKey + 1].
+                layoutKey = keys.Count;
+                layouts[layout] = layoutKey;
+                keys.AddRange(layout.Keys);
+            }
+
+            headers[m] = (keys.Count + 1, layoutKey, execution.Plan);
+            keys.AddRange(_keys.Execution(execution.Id));
+            argCount += 4 + CreateArgCount(layout);
+            if (!plans.ContainsKey(execution.Plan))
+            {
+                plans[execution.Plan] = 0;
+            }
+        }
+
+        keys.Add(_keys.ExecutionIndex);
+        keys.Add(_keys.ActiveIndex);
+
+        // The plans' fields follow the creates: per plan its field count, then its fields.
+        var fieldsAt = argCount;
+        foreach (var plan in plans.Keys)
+        {
+            argCount += 1 + PlanFields.GetValue(plan, BuildPlanFields).Fields.Length;
+        }
+
+        var all = new RedisValue[argCount];
+        all[0] = batch.Length;
+        var at = fieldsAt;
+        foreach (var plan in plans.Keys.ToList())
+        {
+            var fields = PlanFields.GetValue(plan, BuildPlanFields).Fields;
+            plans[plan] = at + 1;
+            all[at] = fields.Length;
+            fields.CopyTo(all, at + 1);
+            at += 1 + fields.Length;
+        }
+
+        at = 1;
+        for (var m = 0; m < batch.Length; m++)
+        {
+            var count = CreateArgCount(batch[m].Layout);
+            all[at] = count;
+            all[at + 1] = headers[m].ExecKey;
+            all[at + 2] = headers[m].LayoutKey;
+            all[at + 3] = plans[headers[m].Plan];
+            FillCreateArgs(batch[m].Execution, batch[m].Layout, all, at + 4);
+            at += 4 + count;
+        }
+
+        var replies = (RedisResult[])(await RedisScripts.CreateMany.EvaluateAsync(Db, [.. keys], all).ConfigureAwait(false))!;
+        var results = new (CreateExecutionResult?, Exception?)[batch.Length];
+        for (var m = 0; m < batch.Length; m++)
+        {
+            try
+            {
+                results[m] = (ReadCreate(batch[m].Execution, (RedisResult[])replies[m]!, true), null);
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or RedisServerException)
+            {
+                results[m] = (null, ex);
+            }
+        }
+
+        return results;
+    }
+
+    private static int CreateArgCount(FusedLayout? layout) => 12 + (layout is null ? 0 : layout.Args.Length + FusedLayout.CallArgs);
+
+    /// <summary>Writes a create's arguments (create.lua, without the plan's fields) at <paramref name="at"/>.</summary>
+    private void FillCreateArgs(NewExecution execution, FusedLayout? layout, RedisValue[] args, int at)
+    {
+        var plan = execution.Plan;
+        var id = execution.Id.ToString("N");
+        args[at] = plan.NodeCount;
+        args[at + 1] = plan.Workflow;
+        args[at + 2] = plan.Version;
+        args[at + 3] = Raw(execution.Input);
+        args[at + 4] = execution.TraceParent ?? string.Empty;
+        args[at + 5] = execution.IdempotencyKey ?? string.Empty;
+        args[at + 6] = plan.Definition.FailureMode == FailureMode.FailFast ? "0" : "1";
+        args[at + 7] = PlanFields.GetValue(plan, BuildPlanFields).Leaves;
+        args[at + 8] = ScriptResults.Ms(_options.Retention);
+        args[at + 9] = _keys.Events(execution.Id).ToString();
+        args[at + 10] = id;
+        args[at + 11] = PlanFields.GetValue(plan, BuildPlanFields).Roots;
+        layout?.FillArgs(args, at + 12, id, execution.Id.ToString("D"), execution.TraceParent, null);
+    }
+
+    /// <summary>A create's reply; throws when the execution already exists (or the script failed).</summary>
+    private static CreateExecutionResult ReadCreate(NewExecution execution, RedisResult[] result, bool fused) => ScriptResults.Code(result) switch
+    {
+        0 => new CreateExecutionResult(execution.Id, true, Fuse(ScriptResults.Transition(result, execution.Id, execution.TraceParent), fused)),
+        2 => throw new InvalidOperationException($"Execution {execution.Id} already exists."),
+        _ => throw new RedisServerException($"Creating execution {execution.Id} failed in Redis: {(string?)result[1]}"),
+    };
+
+    /// <summary>A create waiting for the next batch, with its plan's fused layout.</summary>
+    private sealed record PendingCreate(NewExecution Execution, FusedLayout Layout);
 
     public async ValueTask<StartNodeResult> TryStartNodeAsync(StartNodeRequest request, CancellationToken cancellationToken = default)
     {
@@ -778,7 +891,10 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         }
     }
 
-    private static RedisValue[] BuildPlanFields(ExecutionPlan plan)
+    /// <summary>What a create writes of its plan: the node-hash fields, the leaves and the roots (comma separated).</summary>
+    private sealed record PlanText(RedisValue[] Fields, string Leaves, string Roots);
+
+    private static PlanText BuildPlanFields(ExecutionPlan plan)
     {
         var graph = plan.Graph;
         var fields = new List<RedisValue>(plan.NodeCount * 30);
@@ -819,7 +935,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             fields.Add(i);
         }
 
-        return [.. fields];
+        return new PlanText([.. fields], string.Join(',', plan.Leaves), string.Join(',', plan.Roots));
     }
 
     private static string Raw(JsonElement element) =>
