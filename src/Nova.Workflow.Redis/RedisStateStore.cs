@@ -49,8 +49,8 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         _database = redisOptions.Value.Database;
         _options = options.Value;
         _registry = registry;
-        _completions = new(CompleteBatchAsync, maxBatch: 128, maxInFlight: 2);
-        _creates = new(CreateBatchAsync, maxBatch: 128, maxInFlight: 2);
+        _completions = new(CompleteBatchAsync, maxBatch: 32, maxInFlight: 3);
+        _creates = new(CreateBatchAsync, maxBatch: 32, maxInFlight: 3);
     }
 
     internal RedisKeys Keys => _keys;
