@@ -272,6 +272,80 @@ public abstract partial class ConformanceTests
         Assert.Equal(20, (await host.Client.GetHistoryAsync(id)).Count(r => r.Status == NodeRunStatus.Succeeded));
     }
 
+    // ---- Group commits: requests that share a round trip are answered each on its own ----
+
+    [Fact]
+    public async Task Creates_sent_together_are_answered_each_on_its_own_and_a_duplicate_fails_alone()
+    {
+        var probe = new Probe();
+        var definition = Flow("together").Node("a", "probe").Build();
+        var host = await StartAsync(probe, definition, withWorker: false);
+        var plan = ExecutionPlan.Create(definition);
+        var taken = Guid.CreateVersion7();
+        Assert.True((await host.Store.CreateExecutionAsync(new NewExecution(taken, plan, Json(0), null, null))).Created);
+
+        // Sent at once, so providers that group-commit creates put several in one round trip; one reuses a taken id.
+        var ids = Enumerable.Range(0, 40).Select(k => k == 17 ? taken : Guid.CreateVersion7()).ToArray();
+        var creates = ids.Select(id => Task.Run(async () => await host.Store.CreateExecutionAsync(new NewExecution(id, plan, Json(1), null, null)))).ToArray();
+        var outcomes = await Task.WhenAll(creates.Select(async t =>
+        {
+            try
+            {
+                return (await t).Created;
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                return (bool?)null;
+            }
+        }));
+
+        Assert.Null(outcomes[17]);
+        Assert.All(outcomes.Where((_, k) => k != 17), created => Assert.True(created));
+        foreach (var id in ids.Where((_, k) => k != 17))
+        {
+            Assert.Equal(ExecutionStatus.Running, (await host.Client.GetAsync(id)).Status);
+        }
+
+        Assert.Equal(0, (await host.Client.GetAsync(taken)).Input.GetInt32());
+    }
+
+    [Fact]
+    public async Task Completions_sent_together_are_answered_each_on_its_own_and_a_stale_one_is_turned_down_alone()
+    {
+        var probe = new Probe();
+        var host = await StartAsync(probe, Flow("finish-together").Node("a", "probe").Build(), withWorker: false);
+        var ids = new List<Guid>();
+        for (var k = 0; k < 12; k++)
+        {
+            ids.Add(await host.Client.StartAsync("finish-together"));
+        }
+
+        var runs = new List<LeasedJob>();
+        while (runs.Count < ids.Count)
+        {
+            var job = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));
+            Assert.Equal(StartOutcome.Started, (await host.Store.TryStartNodeAsync(new StartNodeRequest(job, "w1", TimeSpan.FromSeconds(30), 3))).Outcome);
+            runs.Add(job);
+        }
+
+        // One completion carries a lease token that is not the node's: it must be turned down, and only it.
+        var stale = runs[5] with { LeaseToken = Guid.NewGuid() };
+        var requests = runs.Select((run, k) => new CompleteNodeRequest { Run = k == 5 ? stale : run, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow, Output = Json(k) }).ToArray();
+        var results = await Task.WhenAll(requests.Select(r => Task.Run(async () => await host.Store.CompleteNodeAsync(r))));
+
+        Assert.False(results[5].Accepted);
+        Assert.All(results.Where((_, k) => k != 5), r => Assert.True(r.Accepted));
+        for (var k = 0; k < runs.Count; k++)
+        {
+            var snapshot = await host.Client.GetAsync(runs[k].Job.ExecutionId);
+            Assert.Equal(k == 5 ? ExecutionStatus.Running : ExecutionStatus.Succeeded, snapshot.Status);
+            if (k != 5)
+            {
+                Assert.Equal(k, snapshot.Nodes.Single().Output!.Value.GetInt32());
+            }
+        }
+    }
+
     // ---- Item 3: sweeper, worker deaths ----
 
     [Fact]
