@@ -35,7 +35,7 @@ internal sealed class WorkflowClient(
         using var activity = NovaDiagnostics.ActivitySource.HasListeners()
             ? NovaDiagnostics.ActivitySource.StartActivity("nova.workflow.start", ActivityKind.Producer)
             : null;
-        var execution = new NewExecution(Guid.CreateVersion7(time.GetUtcNow()), plan, payload, options?.IdempotencyKey, activity?.Id ?? Activity.Current?.Id);
+        var execution = new NewExecution(ExecutionIds.Next(time.GetUtcNow()), plan, payload, options?.IdempotencyKey, activity?.Id ?? Activity.Current?.Id);
         var result = await store.CreateExecutionAsync(execution, cancellationToken).ConfigureAwait(false);
         if (result.Created)
         {
