@@ -15,8 +15,10 @@ for j = 1, #claimed, 5 do
     bind(tag .. ':x', tag .. ':s', tag .. ':h')
     if execStatus == 1 then
       local i = tonumber(redis.call('HGET', S, 'n2i:' .. p.n))
-      if i and nnum('s', i) == 1 and nnum('a', i) == tonumber(p.a) then
-        local rl = nget('rl', i)
+      local row = i and redis.call('HMGET', S, 's' .. i, 'a' .. i, 'rl' .. i)
+      if row and tonumber(row[1]) == 1 and tonumber(row[2]) == tonumber(p.a) then
+        ids[i] = p.n
+        local rl = row[3]
         if not rl or rl == '' then
           redis.call('HSET', S, 's' .. i, 2, 't' .. i, claimed[j + 1], 'w' .. i, worker, 'sa' .. i, NOW, 'le' .. i, NOW + leaseMs)
           ev(2, i, tonumber(p.a))

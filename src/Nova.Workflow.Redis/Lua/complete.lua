@@ -6,13 +6,16 @@ local function complete(a, kb)
   if not execStatus then return { 1 } end
   local node, token, outcome = ARGV[a + 1], ARGV[a + 3], ARGV[a + 4]
   local i = tonumber(redis.call('HGET', S, 'n2i:' .. node))
-  if not i or finished() or nnum('s', i) ~= 2 or nget('t', i) ~= token or nnum('a', i) ~= tonumber(ARGV[a + 2]) then return { 1 } end
+  if not i or finished() then return { 1 } end
+  local row = redis.call('HMGET', S, 's' .. i, 't' .. i, 'a' .. i, 'sa' .. i, 'w' .. i)
+  if tonumber(row[1]) ~= 2 or row[2] ~= token or tonumber(row[3]) ~= tonumber(ARGV[a + 2]) then return { 1 } end
+  ids[i] = node
   local priors = tonumber(ARGV[a + 14])
   for k = a + 15, a + 14 + priors do redis.call('RPUSH', H, ARGV[k]) end
   local attempt = tonumber(ARGV[a + 5])
   local started = tonumber(ARGV[a + 6])
-  if priors == 0 then started = nnum('sa', i) or started end
-  local worker = nget('w', i)
+  if priors == 0 then started = tonumber(row[4]) or started end
+  local worker = row[5]
   redis.call('HSET', S, 'a' .. i, attempt, 'l' .. i, 0, 't' .. i, '')
   if outcome == '0' then
     history(i, attempt, 0, started, NOW, worker, false, false)

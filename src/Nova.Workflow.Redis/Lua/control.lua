@@ -31,9 +31,9 @@ elseif cmd == 'resume' then
     if nnum('s', i) == 7 then reviewing[#reviewing + 1] = i end
   end
   if #reviewing > 0 and ARGV[2] ~= '1' then
-    local ids = {}
-    for _, i in ipairs(reviewing) do ids[#ids + 1] = nget('id', i) end
-    return { 3, ids }
+    local waiting = {}
+    for _, i in ipairs(reviewing) do waiting[#waiting + 1] = nget('id', i) end
+    return { 3, waiting }
   end
   local takenOf = {}
   for k = 7, #ARGV, 2 do takenOf[tonumber(ARGV[k])] = ARGV[k + 1] end

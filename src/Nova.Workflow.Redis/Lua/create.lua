@@ -24,6 +24,8 @@ local function create(a, fieldAt, kb, idem)
   if #batch > 2 then redis.call(unpack(batch)) end
   execStatus = 1
   N = tonumber(ARGV[a + 1])
+  retention = tonumber(ARGV[a + 9])
+  failFast = ARGV[a + 7] == '0'
   ev(0, -1, 0)
   for root in string.gmatch(ARGV[a + 12], '(%d+)') do queue(tonumber(root), 1, nil, true) end
   if FUSED then

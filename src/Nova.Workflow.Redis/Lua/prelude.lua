@@ -6,22 +6,35 @@
 -- Edge outcome: 1 Succeeded 2 Skipped 3 Failed 4 Canceled
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
-local X, S, H, events, jobs, execStatus, done, N
+local X, S, H, events, jobs, execStatus, done, N, watchedUntil, retention, failFast, ids
 
--- Binds the execution whose keys are x, s, h: its status (nil when it does not exist), progress, and fresh event and job lists.
+-- Binds the execution whose keys are x, s, h: its status (nil when it does not exist), progress, settings, and fresh event
+-- and job lists. One HMGET: every transition needs most of these.
 local function bind(x, s, h)
   X, S, H = x, s, h
-  events, jobs = {}, {}
-  local v = redis.call('HMGET', X, 'st', 'done', 'n')
+  events, jobs, ids = {}, {}, {}
+  local v = redis.call('HMGET', X, 'st', 'done', 'n', 'wu', 'ret', 'fm')
   execStatus = tonumber(v[1])
   done = tonumber(v[2]) or 0
   N = tonumber(v[3]) or 0
+  watchedUntil = tonumber(v[4]) or 0
+  retention = tonumber(v[5]) or 86400000
+  failFast = v[6] == '0'
 end
 
 local function nget(f, i) return redis.call('HGET', S, f .. i) end
+-- A node's id never changes: read once per bound execution.
+local function nid(i)
+  local id = ids[i]
+  if not id then
+    id = redis.call('HGET', S, 'id' .. i)
+    ids[i] = id
+  end
+  return id
+end
 local function ev(code, i, attempt, msg)
   events[#events + 1] = code
-  if i >= 0 then events[#events + 1] = nget('id', i) else events[#events + 1] = '' end
+  if i >= 0 then events[#events + 1] = nid(i) else events[#events + 1] = '' end
   events[#events + 1] = attempt
   events[#events + 1] = msg or ''
 end
@@ -30,16 +43,17 @@ local function terminal(s) return s == 3 or s == 4 or s == 5 or s == 6 end
 local function finished() return execStatus == 3 or execStatus == 4 or execStatus == 5 end
 
 local function history(i, attempt, status, started, ended, worker, etype, emsg)
-  redis.call('RPUSH', H, cjson.encode({ n = nget('id', i), h = nget('h', i), a = attempt, s = status, sa = started, ea = ended, w = worker or '', et = etype or '', em = emsg or '' }))
+  redis.call('RPUSH', H, cjson.encode({ n = nid(i), h = nget('h', i), a = attempt, s = status, sa = started, ea = ended, w = worker or '', et = etype or '', em = emsg or '' }))
 end
 
 -- A job to enqueue: node id, attempt, not-before (ms, 0 = now), queue, priority.
 local function job(i, attempt, notBefore)
-  jobs[#jobs + 1] = nget('id', i)
+  local qp = redis.call('HMGET', S, 'q' .. i, 'pr' .. i)
+  jobs[#jobs + 1] = nid(i)
   jobs[#jobs + 1] = attempt
   jobs[#jobs + 1] = notBefore
-  jobs[#jobs + 1] = nget('q', i)
-  jobs[#jobs + 1] = nget('pr', i)
+  jobs[#jobs + 1] = qp[1]
+  jobs[#jobs + 1] = qp[2]
 end
 
 local function queue(i, attempt, notBefore, emitQueued)
@@ -117,10 +131,9 @@ local function end_exec(status, code, msg)
   execStatus = status
   redis.call('HSET', X, 'st', status, 'ea', NOW, 'rv', 0)
   ev(code, -1, 0, msg)
-  local ret = tonumber(redis.call('HGET', X, 'ret')) or 86400000
-  redis.call('PEXPIRE', X, ret)
-  redis.call('PEXPIRE', S, ret)
-  redis.call('PEXPIRE', H, ret)
+  redis.call('PEXPIRE', X, retention)
+  redis.call('PEXPIRE', S, retention)
+  redis.call('PEXPIRE', H, retention)
 end
 
 local function cancel_unfinished()
@@ -136,7 +149,7 @@ end
 local function fail_node(i, errJson, msg)
   redis.call('HSET', S, 'e' .. i, errJson)
   finish(i, 4, 5, msg)
-  if redis.call('HGET', X, 'fm') == '0' then
+  if failFast then
     redis.call('HSET', X, 'err', errJson)
     cancel_unfinished()
     end_exec(4, 11, msg)
@@ -168,7 +181,7 @@ local function check_finished()
       if nnum('s', leaf) == 3 then
         local o = nget('o', leaf)
         if not o or o == '' then o = 'null' end
-        parts[#parts + 1] = '"' .. nget('id', leaf) .. '":' .. o
+        parts[#parts + 1] = '"' .. nid(leaf) .. '":' .. o
       end
     end
     out = '{' .. table.concat(parts, ',') .. '}'
@@ -186,17 +199,18 @@ local function started_info(i)
     for ps in string.gmatch(pa, '(%d+)') do
       local p = tonumber(ps)
       if nnum('s', p) == 3 then
-        parents[#parents + 1] = nget('id', p)
+        parents[#parents + 1] = nid(p)
         parents[#parents + 1] = nget('o', p) or ''
       end
     end
   end
-  return { redis.call('HGET', X, 'in'), redis.call('HGET', X, 'wf'), redis.call('HGET', X, 'ver'), parents }
+  local x = redis.call('HMGET', X, 'in', 'wf', 'ver')
+  return { x[1], x[2], x[3], parents }
 end
 
 local function result(code, extra)
   redis.call('HSET', X, 'done', done)
-  if #events > 0 and (tonumber(redis.call('HGET', X, 'wu')) or 0) > NOW then
+  if #events > 0 and watchedUntil > NOW then
     redis.call('PUBLISH', redis.call('HGET', X, 'ch'), cjson.encode({ d = done, n = N, t = NOW, e = events }))
   end
   return { code, done, N, execStatus or -1, events, jobs, extra or {}, NOW }
