@@ -46,7 +46,6 @@ internal static class RedisScripts
 
     public static readonly RedisScript Create = new(Library(false, "create") + BindKeys + "return create(1, tonumber(ARGV[1]), 0, KEYS[4])\n");
     public static readonly RedisScript CreateFused = new(Library(true, "create") + BindKeys + "return create(1, tonumber(ARGV[1]), 4, KEYS[4])\n");
-    public static readonly RedisScript CreateMany = new(Library(true, "create") + Read("create_many"));
     public static readonly RedisScript Start = State("start");
     public static readonly RedisScript Complete = new(Library(false, "complete") + BindKeys + "return complete(0, 0)\n");
     public static readonly RedisScript CompleteMany = new(Library(true, "complete") + Read("complete_many"));

@@ -1,6 +1,6 @@
 -- Creates the bound execution. ARGV[a + 1] onwards: n, workflow, version, input, traceparent, idemKey, failureMode, leaves,
 -- retentionMs, channel, executionId, roots, then (fused variant) the enqueue arguments, whose queue keys follow KEYS[kb].
--- The plan's node-hash fields: their count at ARGV[fieldAt], then the field/value pairs (a batch passes each plan once).
+-- The plan's node-hash fields: their count at ARGV[fieldAt], then the field/value pairs.
 -- idem: the idempotency key, or '' when there is none (on a cluster the caller claims it first). The fused variant also
 -- adds the execution to the listing and active indexes: the last two keys.
 local function create(a, fieldAt, kb, idem)
