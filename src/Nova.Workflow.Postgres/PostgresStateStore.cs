@@ -31,7 +31,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     private readonly ConditionalWeakTable<ExecutionPlan, object> _storedPlans = new();
 
     // Large running executions as this process last wrote them, with the revision they were written at. See LockAllAsync.
-    private const int RememberFromNodes = 500;
+    private const int RememberFromNodes = 100;
     private const int RememberAtMost = 16;
     private readonly ConcurrentDictionary<Guid, (long Revision, ExecutionState State)> _recent = new();
 
