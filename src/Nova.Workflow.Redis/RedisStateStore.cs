@@ -13,7 +13,8 @@ namespace Nova.Workflow.Redis;
 
 /// <summary>
 /// The state store on Redis: each transition is one Lua script on the execution's keys (one round
-/// trip, atomic, lease arithmetic on the server's TIME). Finished executions expire by key TTL.
+/// trip, atomic, lease arithmetic on the server's TIME). On a single server (not Cluster) completions that
+/// arrive together share one script, and workers claim and start nodes in one. Finished executions expire by key TTL.
 /// </summary>
 internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecutionStatusReader
 {
