@@ -734,14 +734,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
 
         public bool Serves(string queue) => Array.IndexOf(queues, queue) >= 0;
 
-        /// <summary>Writes the layout at <paramref name="keyAt"/> and <paramref name="argAt"/>; returns the index after the arguments.</summary>
-        public int Fill(RedisKey[] keys, int keyAt, RedisValue[] args, int argAt, string executionN, string executionD, string? traceParent, LeasedJob? ack)
-        {
-            Keys.CopyTo(keys, keyAt);
-            return FillArgs(args, argAt, executionN, executionD, traceParent, ack);
-        }
-
-        /// <summary>Writes the arguments alone at <paramref name="argAt"/> (the keys are passed once per batch); returns the index after them.</summary>
+        /// <summary>Writes the arguments at <paramref name="argAt"/> (the caller places <see cref="Keys"/>); returns the index after them.</summary>
         public int FillArgs(RedisValue[] args, int argAt, string executionN, string executionD, string? traceParent, LeasedJob? ack)
         {
             Args.CopyTo(args, argAt);

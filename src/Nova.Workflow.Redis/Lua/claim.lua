@@ -8,9 +8,9 @@ local starts = {}
 for j = 1, #claimed, 5 do
   local start = false
   local ok, p = pcall(cjson.decode, claimed[j])
-  -- A job id is "<execution id (32 hex digits)>:<node>:<attempt>".
   -- Only a payload the worker can read is started (JobCodec.TryParse needs a node and a queue).
   if ok and type(p) == 'table' and type(p.n) == 'string' and p.n ~= '' and type(p.q) == 'string' and p.q ~= '' then
+    -- A job id is "<execution id (32 hex digits)>:<node>:<attempt>".
     local tag = prefix .. ':{' .. string.sub(claimed[j + 4], 1, 32) .. '}'
     bind(tag .. ':x', tag .. ':s', tag .. ':h')
     if execStatus == 1 then
