@@ -16,13 +16,15 @@ namespace Nova.Workflow.Redis;
 internal sealed class RedisRemoteEvents(IConnectionMultiplexer redis, IOptions<RedisProviderOptions> options, TimeProvider time) : IRemoteEvents
 {
     private static readonly TimeSpan WatchMark = TimeSpan.FromSeconds(60);
-    // The mark is compared with the server's TIME by the scripts, so it is set from the server's TIME too.
-    private const string MarkScript = "if redis.call('EXISTS', KEYS[1]) == 1 then local t = redis.call('TIME') redis.call('HSET', KEYS[1], 'wu', tonumber(t[1]) * 1000 + tonumber(ARGV[1])) end return 0";
+    // The mark is compared with the server's TIME by the scripts, so it is set from the server's TIME too. ARGV[2] names
+    // it: 'wu' for a watcher of every event, 'wt' for a waiter for the outcome (the scripts publish only the end to it).
+    private const string MarkScript = "if redis.call('EXISTS', KEYS[1]) == 1 then local t = redis.call('TIME') redis.call('HSET', KEYS[1], ARGV[2], tonumber(t[1]) * 1000 + tonumber(ARGV[1])) end return 0";
     private readonly RedisKeys _keys = new(options.Value.Prefix);
     private readonly int _database = options.Value.Database;
 
-    public async ValueTask<IAsyncDisposable> SubscribeAsync(Guid executionId, ChannelWriter<WorkflowEvent> writer, CancellationToken cancellationToken)
+    public async ValueTask<IAsyncDisposable> SubscribeAsync(Guid executionId, ChannelWriter<WorkflowEvent> writer, bool terminalOnly, CancellationToken cancellationToken)
     {
+        var mark = terminalOnly ? "wt" : "wu";
         var channel = _keys.Events(executionId);
         var subscriber = redis.GetSubscriber();
         var queue = await subscriber.SubscribeAsync(channel).ConfigureAwait(false);
@@ -36,28 +38,32 @@ internal sealed class RedisRemoteEvents(IConnectionMultiplexer redis, IOptions<R
 
             foreach (var e in ScriptResults.ParseEvents(ToResults(batch.E), executionId, new ExecutionProgress(batch.D, batch.N), DateTimeOffset.FromUnixTimeMilliseconds(batch.T)))
             {
-                writer.TryWrite(e);
+                // Another watcher of every event makes the scripts publish them all: this one keeps the end.
+                if (!terminalOnly || e.IsTerminal)
+                {
+                    writer.TryWrite(e);
+                }
             }
         });
         var refresh = new CancellationTokenSource();
-        await MarkAsync(executionId).ConfigureAwait(false);
-        _ = RefreshAsync(executionId, refresh.Token);
+        await MarkAsync(executionId, mark).ConfigureAwait(false);
+        _ = RefreshAsync(executionId, mark, refresh.Token);
         return new Subscription(queue, refresh);
     }
 
-    private async Task MarkAsync(Guid executionId)
+    private async Task MarkAsync(Guid executionId, string mark)
     {
-        await redis.GetDatabase(_database).ScriptEvaluateAsync(MarkScript, [_keys.Execution(executionId)[0]], [(long)WatchMark.TotalMilliseconds]).ConfigureAwait(false);
+        await redis.GetDatabase(_database).ScriptEvaluateAsync(MarkScript, [_keys.Execution(executionId)[0]], [(long)WatchMark.TotalMilliseconds, mark]).ConfigureAwait(false);
     }
 
-    private async Task RefreshAsync(Guid executionId, CancellationToken cancellationToken)
+    private async Task RefreshAsync(Guid executionId, string mark, CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(WatchMark / 3, time);
         try
         {
             while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
             {
-                await MarkAsync(executionId).ConfigureAwait(false);
+                await MarkAsync(executionId, mark).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException)

@@ -204,6 +204,29 @@ public abstract partial class ConformanceTests
     }
 
     [Fact]
+    public async Task A_watcher_and_a_waiter_for_the_outcome_of_one_execution_each_get_what_they_asked_for()
+    {
+        var probe = new Probe();
+        var host = await StartAsync(probe, Flow("both").Node("a", "probe").Node("b", "probe", n => n.DependsOn("a")).Build());
+        probe.Hold("a");
+        var id = await host.Client.StartAsync("both");
+        var outcome = host.Client.WaitForCompletionAsync(id, TimeSpan.FromSeconds(20));
+        var events = new List<WorkflowEvent>();
+        var watching = Task.Run(async () =>
+        {
+            await foreach (var e in host.Client.WatchAsync(id))
+            {
+                events.Add(e);
+            }
+        });
+        await probe.Entered("a");
+        probe.Open("a");
+        await watching.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(ExecutionStatus.Succeeded, (await outcome).Status);
+        Assert.Equal(EventTypes.ExecutionSucceeded, events[^1].Type);
+    }
+
+    [Fact]
     public async Task Watch_of_a_finished_execution_yields_its_terminal_event()
     {
         var probe = new Probe();

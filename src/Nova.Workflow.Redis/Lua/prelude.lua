@@ -6,20 +6,21 @@
 -- Edge outcome: 1 Succeeded 2 Skipped 3 Failed 4 Canceled
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
-local X, S, H, events, jobs, execStatus, done, N, watchedUntil, retention, failFast, ids
+local X, S, H, events, jobs, execStatus, done, N, watchedUntil, endWatchedUntil, retention, failFast, ids
 
 -- Binds the execution whose keys are x, s, h: its status (nil when it does not exist), progress, settings, and fresh event
 -- and job lists. One HMGET: every transition needs most of these.
 local function bind(x, s, h)
   X, S, H = x, s, h
   events, jobs, ids = {}, {}, {}
-  local v = redis.call('HMGET', X, 'st', 'done', 'n', 'wu', 'ret', 'fm')
+  local v = redis.call('HMGET', X, 'st', 'done', 'n', 'wu', 'ret', 'fm', 'wt')
   execStatus = tonumber(v[1])
   done = tonumber(v[2]) or 0
   N = tonumber(v[3]) or 0
   watchedUntil = tonumber(v[4]) or 0
   retention = tonumber(v[5]) or 86400000
   failFast = v[6] == '0'
+  endWatchedUntil = tonumber(v[7]) or 0
 end
 
 local function nget(f, i) return redis.call('HGET', S, f .. i) end
@@ -210,7 +211,8 @@ end
 
 local function result(code, extra)
   redis.call('HSET', X, 'done', done)
-  if #events > 0 and watchedUntil > NOW then
+  -- Watchers of every event mark 'wu'; waiters for the outcome alone mark 'wt' and get the script that ends the execution.
+  if #events > 0 and (watchedUntil > NOW or (endWatchedUntil > NOW and finished())) then
     redis.call('PUBLISH', redis.call('HGET', X, 'ch'), cjson.encode({ d = done, n = N, t = NOW, e = events }))
   end
   return { code, done, N, execStatus or -1, events, jobs, extra or {}, NOW }

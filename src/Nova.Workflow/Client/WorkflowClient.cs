@@ -64,7 +64,8 @@ internal sealed class WorkflowClient(
         var token = linked?.Token ?? cancellationToken;
         try
         {
-            await foreach (var e in WatchAsync(executionId, token).ConfigureAwait(false))
+            // Only the end matters here: a terminal-only watch spares the store publishing every transition to this waiter.
+            await foreach (var e in WatchCoreAsync(executionId, terminalOnly: true, token).ConfigureAwait(false))
             {
                 _ = e;
             }
@@ -92,12 +93,15 @@ internal sealed class WorkflowClient(
         };
     }
 
-    public async IAsyncEnumerable<WorkflowEvent> WatchAsync(Guid executionId, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<WorkflowEvent> WatchAsync(Guid executionId, CancellationToken cancellationToken = default) =>
+        WatchCoreAsync(executionId, terminalOnly: false, cancellationToken);
+
+    private async IAsyncEnumerable<WorkflowEvent> WatchCoreAsync(Guid executionId, bool terminalOnly, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         // Subscribe first, then read the state: an event between the two is in the channel, not lost.
         var channel = Channel.CreateUnbounded<WorkflowEvent>(new UnboundedChannelOptions { SingleReader = true });
-        using var local = remoteEvents is null ? hub.Subscribe(executionId, channel.Writer) : null;
-        await using var remote = remoteEvents is null ? null : await remoteEvents.SubscribeAsync(executionId, channel.Writer, cancellationToken).ConfigureAwait(false);
+        using var local = remoteEvents is null ? hub.Subscribe(executionId, channel.Writer, terminalOnly) : null;
+        await using var remote = remoteEvents is null ? null : await remoteEvents.SubscribeAsync(executionId, channel.Writer, terminalOnly, cancellationToken).ConfigureAwait(false);
         if (await IsFinishedAsync(executionId, cancellationToken).ConfigureAwait(false))
         {
             yield return TerminalEvent(await GetAsync(executionId, cancellationToken).ConfigureAwait(false));

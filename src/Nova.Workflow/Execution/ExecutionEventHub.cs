@@ -10,17 +10,26 @@ namespace Nova.Workflow.Execution;
 /// </summary>
 internal interface IRemoteEvents
 {
-    ValueTask<IAsyncDisposable> SubscribeAsync(Guid executionId, ChannelWriter<WorkflowEvent> writer, CancellationToken cancellationToken);
+    /// <summary>
+    /// Subscribes <paramref name="writer"/> to the execution's events; with <paramref name="terminalOnly"/> to the event that
+    /// ends it alone (a waiter for the outcome), which lets the provider skip publishing the transitions before it.
+    /// </summary>
+    ValueTask<IAsyncDisposable> SubscribeAsync(Guid executionId, ChannelWriter<WorkflowEvent> writer, bool terminalOnly, CancellationToken cancellationToken);
 }
 
 /// <summary>In-process fan-out of transition events to watchers of an execution.</summary>
 internal sealed class ExecutionEventHub
 {
-    private readonly ConcurrentDictionary<Guid, List<ChannelWriter<WorkflowEvent>>> _watchers = new();
+    private readonly ConcurrentDictionary<Guid, List<Watcher>> _watchers = new();
     private readonly Lock _subscriptionLock = new();
     private int _count;
+    private int _eventWatchers;
 
+    /// <summary>Whether any execution is watched, for its outcome at least.</summary>
     public bool HasWatchers => Volatile.Read(ref _count) > 0;
+
+    /// <summary>Whether any watcher wants every event (progress reports are built only then).</summary>
+    public bool HasEventWatchers => Volatile.Read(ref _eventWatchers) > 0;
 
     public void Publish(IReadOnlyList<WorkflowEvent> events)
     {
@@ -29,39 +38,58 @@ internal sealed class ExecutionEventHub
             return;
         }
 
-        foreach (var e in events)
+        for (var i = 0; i < events.Count; i++)
         {
-            if (_watchers.TryGetValue(e.ExecutionId, out var writers))
+            var e = events[i];
+            if (_watchers.TryGetValue(e.ExecutionId, out var watchers))
             {
-                lock (writers)
+                var terminal = e.IsTerminal;
+                lock (watchers)
                 {
-                    foreach (var writer in writers)
+                    foreach (var watcher in watchers)
                     {
-                        writer.TryWrite(e);
+                        if (terminal || !watcher.TerminalOnly)
+                        {
+                            watcher.Writer.TryWrite(e);
+                        }
                     }
                 }
             }
         }
     }
 
-    public IDisposable Subscribe(Guid executionId, ChannelWriter<WorkflowEvent> writer)
+    /// <summary>Subscribes to an execution's events; with <paramref name="terminalOnly"/> to the event that ends it alone.</summary>
+    public IDisposable Subscribe(Guid executionId, ChannelWriter<WorkflowEvent> writer, bool terminalOnly = false)
     {
         // Subscribe and unsubscribe share one lock, so a writer never lands in a list that was just dropped.
-        List<ChannelWriter<WorkflowEvent>> writers;
+        var watcher = new Watcher(writer, terminalOnly);
+        List<Watcher> watchers;
         lock (_subscriptionLock)
         {
-            writers = _watchers.GetOrAdd(executionId, _ => []);
-            lock (writers)
+            watchers = _watchers.GetOrAdd(executionId, _ => []);
+            lock (watchers)
             {
-                writers.Add(writer);
+                watchers.Add(watcher);
             }
         }
 
         Interlocked.Increment(ref _count);
-        return new Subscription(this, executionId, writers, writer);
+        if (!terminalOnly)
+        {
+            Interlocked.Increment(ref _eventWatchers);
+        }
+
+        return new Subscription(this, executionId, watchers, watcher);
     }
 
-    private sealed class Subscription(ExecutionEventHub hub, Guid id, List<ChannelWriter<WorkflowEvent>> writers, ChannelWriter<WorkflowEvent> writer) : IDisposable
+    private sealed class Watcher(ChannelWriter<WorkflowEvent> writer, bool terminalOnly)
+    {
+        public ChannelWriter<WorkflowEvent> Writer { get; } = writer;
+
+        public bool TerminalOnly { get; } = terminalOnly;
+    }
+
+    private sealed class Subscription(ExecutionEventHub hub, Guid id, List<Watcher> watchers, Watcher watcher) : IDisposable
     {
         private int _disposed;
 
@@ -74,17 +102,21 @@ internal sealed class ExecutionEventHub
 
             lock (hub._subscriptionLock)
             {
-                lock (writers)
+                lock (watchers)
                 {
-                    writers.Remove(writer);
-                    if (writers.Count == 0)
+                    watchers.Remove(watcher);
+                    if (watchers.Count == 0)
                     {
-                        hub._watchers.TryRemove(new KeyValuePair<Guid, List<ChannelWriter<WorkflowEvent>>>(id, writers));
+                        hub._watchers.TryRemove(new KeyValuePair<Guid, List<Watcher>>(id, watchers));
                     }
                 }
             }
 
             Interlocked.Decrement(ref hub._count);
+            if (!watcher.TerminalOnly)
+            {
+                Interlocked.Decrement(ref hub._eventWatchers);
+            }
         }
     }
 }

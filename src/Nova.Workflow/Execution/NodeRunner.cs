@@ -164,9 +164,8 @@ internal sealed class NodeRunner
         var plan = start.Plan!;
         var index = plan.IndexOf(job.NodeId);
         var node = plan.Nodes[index];
-        using var run = new RunHandle(leased);
+        using var run = new RunHandle(leased, abort);
         _runs.Add(run);
-        using var handlerCts = CancellationTokenSource.CreateLinkedTokenSource(run.Token, abort);
         using var scope = _logger.BeginScope(new NodeScope(job.ExecutionId, job.NodeId));
         using var activity = StartActivity(job, node);
         Log.NodeStarted(_logger, job.NodeId, job.ExecutionId, job.Attempt, _options.WorkerId);
@@ -180,9 +179,9 @@ internal sealed class NodeRunner
             BuildInput(plan, index, start),
             node.Config,
             _logger,
-            _hub.HasWatchers ? (p, m) => ReportProgress(job, p, m) : null,
-            handlerCts.Token);
-        var state = new AttemptState(this, context, node, plan.Retry[index], handlerCts.Token, abort, _time.GetUtcNow());
+            _hub.HasEventWatchers ? ProgressReporter(job) : null,
+            run.Token);
+        var state = new AttemptState(this, context, node, plan.Retry[index], run.Token, abort, _time.GetUtcNow());
         try
         {
             var outcome = await RunPipelineAsync(state).ConfigureAwait(false);
@@ -391,15 +390,7 @@ internal sealed class NodeRunner
         var registration = _handlers.Find(node.Handler)
             ?? throw new PermanentNodeException($"Handler '{node.Handler}' is not registered in worker {_options.WorkerId}.");
 
-        using var softCts = node.SoftTimeLimit is null ? null : CancellationTokenSource.CreateLinkedTokenSource(state.HandlerToken);
-        using var softRegistration = softCts is null ? default : softCts.Token.Register(() =>
-        {
-            if (!state.HandlerToken.IsCancellationRequested)
-            {
-                Log.SoftTimeLimit(_logger, context.NodeId, context.ExecutionId, node.SoftTimeLimit!.Value);
-            }
-        });
-        softCts?.CancelAfter(node.SoftTimeLimit!.Value);
+        using var softCts = node.SoftTimeLimit is { } soft ? StartSoftLimit(state, soft) : null;
         context.CancellationToken = softCts?.Token ?? state.HandlerToken;
 
         AsyncServiceScope? scope = registration.ServiceType is null ? null : _scopes.CreateAsyncScope();
@@ -428,6 +419,26 @@ internal sealed class NodeRunner
                 await s.DisposeAsync().ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>
+    /// The handler's token under a soft time limit: cancelled (and logged) when the limit passes. Its own method, so the
+    /// closure is allocated only for nodes that have the limit.
+    /// </summary>
+    private CancellationTokenSource StartSoftLimit(AttemptState state, TimeSpan limit)
+    {
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(state.HandlerToken);
+        var context = state.Context;
+        // Disposing the source unregisters the callback.
+        cts.Token.Register(() =>
+        {
+            if (!state.HandlerToken.IsCancellationRequested)
+            {
+                Log.SoftTimeLimit(_logger, context.NodeId, context.ExecutionId, limit);
+            }
+        });
+        cts.CancelAfter(limit);
+        return cts;
     }
 
     private void CheckSize(JsonElement? output)
@@ -490,6 +501,9 @@ internal sealed class NodeRunner
         activity?.SetTag("nova.attempt", job.Attempt);
         return activity;
     }
+
+    // A method of its own: a lambda in ExecuteAsync would allocate its closure on every run, watched or not.
+    private Action<double, string?> ProgressReporter(Job job) => (percent, message) => ReportProgress(job, percent, message);
 
     private void ReportProgress(Job job, double percent, string? message) =>
         _hub.Publish([new WorkflowEvent(EventTypes.NodeProgress, job.ExecutionId, job.NodeId, job.Attempt, _time.GetUtcNow(), default, message ?? percent.ToString("0.#", System.Globalization.CultureInfo.InvariantCulture) + "%")]);

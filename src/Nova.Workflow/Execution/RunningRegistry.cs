@@ -3,10 +3,13 @@ using Nova.Workflow.Storage;
 
 namespace Nova.Workflow.Execution;
 
-/// <summary>A node attempt running in this process: its lease and the token source its handler watches.</summary>
-internal sealed class RunHandle(LeasedJob job) : IDisposable
+/// <summary>
+/// A node attempt running in this process: its lease and the token source its handler watches, cancelled when the run is
+/// revoked or <c>abort</c> (the worker's hard stop) fires.
+/// </summary>
+internal sealed class RunHandle(LeasedJob job, CancellationToken abort) : IDisposable
 {
-    private readonly CancellationTokenSource _cts = new();
+    private readonly CancellationTokenSource _cts = CancellationTokenSource.CreateLinkedTokenSource(abort);
 
     public LeasedJob Job { get; } = job;
 

@@ -64,18 +64,17 @@ internal sealed class WorkerService : BackgroundService
     private async Task FetchLoopAsync(string queueName, int concurrency, CancellationToken stoppingToken)
     {
         var queues = new[] { queueName };
-        using var slots = new SemaphoreSlim(concurrency, concurrency);
+        using var slots = new WorkerSlots(concurrency, stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                await slots.WaitAsync(stoppingToken).ConfigureAwait(false);
-                var free = 1;
-                while (free < _worker.MaxBatch && slots.Wait(0))
+                if (!await slots.TakeAsync().ConfigureAwait(false))
                 {
-                    free++;
+                    break;
                 }
 
+                var free = 1 + slots.TakeFree(_worker.MaxBatch - 1);
                 IReadOnlyList<(LeasedJob Job, StartNodeResult? Start)> jobs;
                 try
                 {
@@ -94,8 +93,9 @@ internal sealed class WorkerService : BackgroundService
                     slots.Release(unused);
                 }
 
-                foreach (var (job, start) in jobs)
+                for (var k = 0; k < jobs.Count; k++)
                 {
+                    var (job, start) = jobs[k];
                     _ = RunAndFreeAsync(job, start, slots, stoppingToken);
                 }
 
@@ -123,10 +123,7 @@ internal sealed class WorkerService : BackgroundService
         }
 
         // Wait for this queue's running nodes before the slots go away.
-        for (var i = 0; i < concurrency; i++)
-        {
-            await slots.WaitAsync(CancellationToken.None).ConfigureAwait(false);
-        }
+        await slots.DrainAsync().ConfigureAwait(false);
     }
 
     /// <summary>Leases up to <paramref name="free"/> jobs; a store sharing the queue's database starts their nodes in the same transaction.</summary>
@@ -147,7 +144,7 @@ internal sealed class WorkerService : BackgroundService
         return claimed;
     }
 
-    private async Task RunAndFreeAsync(LeasedJob job, StartNodeResult? start, SemaphoreSlim slots, CancellationToken stopping)
+    private async Task RunAndFreeAsync(LeasedJob job, StartNodeResult? start, WorkerSlots slots, CancellationToken stopping)
     {
         try
         {

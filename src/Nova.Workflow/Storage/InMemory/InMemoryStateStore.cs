@@ -14,6 +14,9 @@ internal sealed class InMemoryStateStore(TimeProvider time, IJobQueue queue) : I
     private readonly ConcurrentDictionary<string, Guid> _idempotency = new(StringComparer.Ordinal);
     private readonly RateLimiterTable _rates = new();
     private readonly Lock _createLock = new();
+    // One delegate for every start (a lambda capturing the start's time allocated a closure per node); the few nodes with a
+    // rate limit read the clock again, microseconds later.
+    private Func<RateLimit, string, TimeSpan>? _acquireRate;
 
     public ValueTask<CreateExecutionResult> CreateExecutionAsync(NewExecution execution, CancellationToken cancellationToken = default)
     {
@@ -61,7 +64,7 @@ internal sealed class InMemoryStateStore(TimeProvider time, IJobQueue queue) : I
         var now = time.GetUtcNow();
         lock (state)
         {
-            return new(state.TryStart(request, now, (rate, handler) => _rates.Acquire(handler, rate, now)));
+            return new(state.TryStart(request, now, _acquireRate ??= (rate, handler) => _rates.Acquire(handler, rate, time.GetUtcNow())));
         }
     }
 

@@ -1,0 +1,100 @@
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using StackExchange.Redis;
+using Xunit;
+
+namespace Nova.Workflow.Redis.Tests;
+
+/// <summary>What the scripts publish to watchers: every transition to a watcher, the end alone to a waiter for the outcome.</summary>
+public sealed class RedisWatchTests(RedisServer server) : IClassFixture<RedisServer>
+{
+    [Fact]
+    public async Task A_waiter_for_the_outcome_gets_one_message_and_a_watcher_gets_every_transition()
+    {
+        var prefix = "watch" + Guid.NewGuid().ToString("N")[..6];
+        var gates = new System.Collections.Concurrent.ConcurrentDictionary<Guid, TaskCompletionSource>();
+        TaskCompletionSource Gate(Guid id) => gates.GetOrAdd(id, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddLogging();
+        builder.Services.AddSingletonConnection(server.Connection);
+        builder.Services.AddNovaWorkflows(nova => nova
+            .UseRedis(o => o.Prefix = prefix)
+            .AddHandler("gate", async (context, ct) =>
+            {
+                await Gate(context.ExecutionId).Task.WaitAsync(ct);
+                return null;
+            })
+            .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
+            .AddWorkflow(new WorkflowBuilder("three").Node("a", "gate").Node("b", "h", n => n.DependsOn("a")).Node("c", "h", n => n.DependsOn("b")).Build())
+            .AddWorker());
+        using var host = builder.Build();
+        await host.StartAsync();
+        var client = host.Services.GetRequiredService<IWorkflowClient>();
+        var keys = new RedisKeys(prefix);
+
+        // Waiter alone: the scripts publish only the one that ends the execution.
+        var waited = await client.StartAsync("three");
+        var waitedMessages = await RecordMessagesAsync(keys, waited);
+        var outcome = client.WaitForCompletionAsync(waited, TimeSpan.FromSeconds(20));
+        await WaitForMarkAsync(keys, waited, "wt");
+        Gate(waited).TrySetResult();
+        Assert.Equal(ExecutionStatus.Succeeded, (await outcome).Status);
+        // Messages arrive in publishing order, so once the end is in every earlier one is too.
+        await PollAsync(() => waitedMessages.Any(IsEnd), "the end was not published to the waiter");
+        Assert.True(IsEnd(Assert.Single(waitedMessages)));
+
+        // A watcher of every event: started and succeeded for each node, then the end.
+        var watched = await client.StartAsync("three");
+        var watchedMessages = await RecordMessagesAsync(keys, watched);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var watching = Task.Run(async () =>
+        {
+            var events = new List<WorkflowEvent>();
+            await foreach (var e in client.WatchAsync(watched, timeout.Token))
+            {
+                events.Add(e);
+            }
+
+            return events;
+        });
+        await WaitForMarkAsync(keys, watched, "wu");
+        Gate(watched).TrySetResult();
+        var seen = await watching;
+        Assert.Equal(EventTypes.ExecutionSucceeded, seen[^1].Type);
+        Assert.Contains(seen, e => e.Type == EventTypes.NodeSucceeded && e.NodeId == "b");
+        await PollAsync(() => watchedMessages.Any(IsEnd), "the end was not published to the watcher");
+        Assert.True(watchedMessages.Count > 1, "a watcher of every event got the end alone");
+        await host.StopAsync();
+    }
+
+    // A message is { d: done, n: nodes, t: time, e: events }: the end is the one with every node done.
+    private static bool IsEnd(string message)
+    {
+        using var json = JsonDocument.Parse(message);
+        return json.RootElement.GetProperty("d").GetInt32() == json.RootElement.GetProperty("n").GetInt32();
+    }
+
+    private async Task<System.Collections.Concurrent.ConcurrentQueue<string>> RecordMessagesAsync(RedisKeys keys, Guid id)
+    {
+        var messages = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var queue = await server.Connection.GetSubscriber().SubscribeAsync(keys.Events(id));
+        queue.OnMessage(m => messages.Enqueue((string)m.Message!));
+        return messages;
+    }
+
+    private async Task WaitForMarkAsync(RedisKeys keys, Guid id, string field) =>
+        await PollAsync(async () => (await server.Connection.GetDatabase().HashGetAsync(keys.Execution(id)[0], field)).HasValue, $"'{field}' was never marked");
+
+    private static Task PollAsync(Func<bool> condition, string failure) => PollAsync(() => Task.FromResult(condition()), failure);
+
+    private static async Task PollAsync(Func<Task<bool>> condition, string failure)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, failure);
+            await Task.Delay(10);
+        }
+    }
+}
