@@ -84,9 +84,10 @@ internal static class HangfireRun
         using var server = new BackgroundJobServer(serverOptions, jobStorage);
 
         Log($"warm-up (workers {workers}, poll {pollMs} ms; server started: peak {Bench.PeakWorkingSetMb():0} MB; {Bench.MemoryBreakdown()})");
-        await RunJobsAsync(client, 200);
-        await RunChainAsync(client, 20);
-        await RunFanAsync(client, 50);
+        // The same warm-up as Nova's: a fifth of the jobs through the measured path, then the full chain and fan-out.
+        await RunJobsAsync(client, sizes.WarmupJobs);
+        await RunChainAsync(client, sizes.Chain);
+        await RunFanAsync(client, sizes.Fan);
 
         await Bench.StepAsync(result, Log, ["enqueue", "complete"], $"{sizes.Jobs} jobs", async () =>
         {
