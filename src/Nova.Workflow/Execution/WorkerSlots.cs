@@ -82,11 +82,8 @@ internal sealed class WorkerSlots : IValueTaskSource<bool>, IDisposable
     /// <summary>Completes when every slot is back, after stopping: the runs of this loop have ended.</summary>
     public Task DrainAsync()
     {
-        lock (_lock)
-        {
-            Close();
-            return _drained.Task;
-        }
+        Close();
+        return _drained.Task;
     }
 
     public void Dispose() => _stopping.Dispose();
