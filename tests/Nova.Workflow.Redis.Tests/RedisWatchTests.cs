@@ -65,6 +65,9 @@ public sealed class RedisWatchTests(RedisServer server) : IClassFixture<RedisSer
         Assert.Contains(seen, e => e.Type == EventTypes.NodeSucceeded && e.NodeId == "b");
         await PollAsync(() => watchedMessages.Any(IsEnd), "the end was not published to the watcher");
         Assert.True(watchedMessages.Count > 1, "a watcher of every event got the end alone");
+        // The fixture's connection outlives this test: drop the recording subscriptions.
+        await server.Connection.GetSubscriber().UnsubscribeAsync(keys.Events(waited));
+        await server.Connection.GetSubscriber().UnsubscribeAsync(keys.Events(watched));
         await host.StopAsync();
     }
 
