@@ -90,6 +90,9 @@ internal sealed class RedisKeys(string prefix)
         return [tag + ":x", tag + ":s", tag + ":h"];
     }
 
+    /// <summary>A plan's static fields, shared by its executions on one server; named by their fingerprint.</summary>
+    public RedisKey Plan(string fingerprint) => $"{Prefix}:plan:{fingerprint}";
+
     public RedisKey Idempotency(string key) =>
         $"{Prefix}:idem:{Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(key)))}";
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.IO.Hashing;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -31,6 +32,9 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
 
     // Per plan, this store's keys and arguments of the fused enqueue that do not change between calls.
     private readonly ConditionalWeakTable<ExecutionPlan, FusedLayout> _layouts = new();
+
+    // The plans this process has stored on the (single) server.
+    private readonly ConditionalWeakTable<ExecutionPlan, PlanText> _plansStored = new();
 
     // Fused completions that arrive together go to Redis as one script. (Creates are not batched: without an fsync to share,
     // waiting for a batch cost more start latency than it saved: 7,000–9,000 starts/s batched, 10,000–11,000 alone.)
@@ -74,34 +78,23 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             }
         }
 
-        var fields = PlanFields.GetValue(plan, BuildPlanFields).Fields;
-
-        // Exact-size arrays, filled once: a list grown and copied costs three times the memory (and, for large plans, the LOH).
-        // ARGV: the index of the field count, the create's arguments, the field count, the fields.
-        var keys = new RedisKey[exec.Length + (clustered ? 0 : 1) + (layout is null ? 0 : layout.Keys.Length + 2)];
-        var itemCount = CreateArgCount(layout);
-        var args = new RedisValue[1 + itemCount + 1 + fields.Length];
-        exec.CopyTo(keys, 0);
-        if (!clustered)
+        // On one server the plan's hash is shared by its executions and, after this process's first create of it, sent only
+        // when the server answers that it lacks it (a flushed server). A cluster keeps the plan in each execution's node hash.
+        var text = PlanFields.GetValue(plan, BuildPlanFields);
+        var planKey = clustered ? exec[1] : _keys.Plan(text.Fingerprint);
+        var sendPlan = clustered || !_plansStored.TryGetValue(plan, out _);
+        var result = await CreateAsync(execution, exec, idemKey, planKey, sendPlan ? text.Fields : [], layout, clustered).ConfigureAwait(false);
+        if (ScriptResults.Code(result) == 3)
         {
-            keys[exec.Length] = execution.IdempotencyKey is not null ? idemKey : (RedisKey)string.Empty;
+            sendPlan = true;
+            result = await CreateAsync(execution, exec, idemKey, planKey, text.Fields, layout, clustered).ConfigureAwait(false);
         }
 
-        args[0] = 2 + itemCount;
-        FillCreateArgs(execution, layout, args, 1);
-        args[1 + itemCount] = fields.Length;
-        fields.CopyTo(args, 2 + itemCount);
-        if (layout is not null)
+        if (sendPlan && !clustered)
         {
-            layout.Keys.CopyTo(keys, exec.Length + 1);
-
-            // One server: the script also adds the execution to the listing and active indexes (last two keys).
-            keys[^2] = _keys.ExecutionIndex;
-            keys[^1] = _keys.ActiveIndex;
+            _plansStored.TryAdd(plan, text);
         }
 
-        var script = fused ? RedisScripts.CreateFused : RedisScripts.Create;
-        var result = (RedisResult[])(await script.EvaluateAsync(Db, keys, args).ConfigureAwait(false))!;
         if (ScriptResults.Code(result) == 1)
         {
             return new CreateExecutionResult(Guid.ParseExact((string)result[1]!, "N"), false, StoreTransition.None);
@@ -120,10 +113,41 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         return outcome;
     }
 
-    private static int CreateArgCount(FusedLayout? layout) => 12 + (layout is null ? 0 : layout.Args.Length + FusedLayout.CallArgs);
+    /// <summary>Runs create.lua once: with the plan's fields, or none (<paramref name="planFields"/> empty).</summary>
+    private async Task<RedisResult[]> CreateAsync(NewExecution execution, RedisKey[] exec, RedisKey idemKey, RedisKey planKey, RedisValue[] planFields, FusedLayout? layout, bool clustered)
+    {
+        // Exact-size arrays, filled once: a list grown and copied costs three times the memory (and, for large plans, the LOH).
+        // ARGV: the index of the field count, the create's arguments, the field count, the fields.
+        var keys = new RedisKey[exec.Length + (clustered ? 0 : 1) + (layout is null ? 0 : layout.Keys.Length + 2)];
+        var itemCount = CreateArgCount(layout);
+        var args = new RedisValue[1 + itemCount + 1 + planFields.Length];
+        exec.CopyTo(keys, 0);
+        if (!clustered)
+        {
+            keys[exec.Length] = execution.IdempotencyKey is not null ? idemKey : (RedisKey)string.Empty;
+        }
+
+        args[0] = 2 + itemCount;
+        FillCreateArgs(execution, planKey, layout, args, 1);
+        args[1 + itemCount] = planFields.Length;
+        planFields.CopyTo(args, 2 + itemCount);
+        if (layout is not null)
+        {
+            layout.Keys.CopyTo(keys, exec.Length + 1);
+
+            // One server: the script also adds the execution to the listing and active indexes (last two keys).
+            keys[^2] = _keys.ExecutionIndex;
+            keys[^1] = _keys.ActiveIndex;
+        }
+
+        var script = layout is not null ? RedisScripts.CreateFused : RedisScripts.Create;
+        return (RedisResult[])(await script.EvaluateAsync(Db, keys, args).ConfigureAwait(false))!;
+    }
+
+    private static int CreateArgCount(FusedLayout? layout) => 11 + (layout is null ? 0 : layout.Args.Length + FusedLayout.CallArgs);
 
     /// <summary>Writes a create's arguments (create.lua, without the plan's fields) at <paramref name="at"/>.</summary>
-    private void FillCreateArgs(NewExecution execution, FusedLayout? layout, RedisValue[] args, int at)
+    private void FillCreateArgs(NewExecution execution, RedisKey planKey, FusedLayout? layout, RedisValue[] args, int at)
     {
         var plan = execution.Plan;
         var id = execution.Id.ToString("N");
@@ -134,12 +158,11 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         args[at + 4] = execution.TraceParent ?? string.Empty;
         args[at + 5] = execution.IdempotencyKey ?? string.Empty;
         args[at + 6] = plan.Definition.FailureMode == FailureMode.FailFast ? "0" : "1";
-        args[at + 7] = PlanFields.GetValue(plan, BuildPlanFields).Leaves;
+        args[at + 7] = (string?)planKey;
         args[at + 8] = ScriptResults.Ms(_options.Retention);
         args[at + 9] = _keys.Events(execution.Id).ToString();
         args[at + 10] = id;
-        args[at + 11] = PlanFields.GetValue(plan, BuildPlanFields).Roots;
-        layout?.FillArgs(args, at + 12, id, execution.Id.ToString("D"), execution.TraceParent, null);
+        layout?.FillArgs(args, at + 11, id, execution.Id.ToString("D"), execution.TraceParent, null);
     }
 
     /// <summary>A create's reply; throws when the execution already exists (or the script failed).</summary>
@@ -486,7 +509,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         var (exec, packed) = SnapshotParts(reply);
         var count = (int)exec["n"];
         var plan = _registry.Find(exec["wf"]!, (int)exec["ver"]);
-        if (plan is null || plan.NodeCount != count)
+        if (plan is null || plan.NodeCount != count || !StoredAs(plan, exec.GetValueOrDefault("p"), keys[1]))
         {
             reply = await RedisScripts.Snapshot.EvaluateAsync(Db, keys, [1]).ConfigureAwait(false);
             if (reply.IsNull)
@@ -566,6 +589,10 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             Nodes = snapshots,
         };
     }
+
+    /// <summary>Whether the registered <paramref name="plan"/> is the one an execution names (by its plan key, or its node hash on a cluster).</summary>
+    private bool StoredAs(ExecutionPlan plan, RedisValue planKey, RedisKey nodeHash) =>
+        planKey == (string?)nodeHash || planKey == (string?)_keys.Plan(PlanFields.GetValue(plan, BuildPlanFields).Fingerprint);
 
     private static (Dictionary<string, RedisValue> Exec, byte[] Packed) SnapshotParts(RedisResult reply)
     {
@@ -788,13 +815,16 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         }
     }
 
-    /// <summary>What a create writes of its plan: the node-hash fields, the leaves and the roots (comma separated).</summary>
-    private sealed record PlanText(RedisValue[] Fields, string Leaves, string Roots);
+    /// <summary>
+    /// The plan as Redis holds it (prelude.lua names the fields): its fields and a fingerprint of them, which names the plan's
+    /// hash on one server, so every process that registers the same plan shares one hash and a changed plan gets its own.
+    /// </summary>
+    private sealed record PlanText(RedisValue[] Fields, string Fingerprint);
 
     private static PlanText BuildPlanFields(ExecutionPlan plan)
     {
         var graph = plan.Graph;
-        var fields = new List<RedisValue>(plan.NodeCount * 30);
+        var fields = new List<RedisValue>(plan.NodeCount * 22 + 4);
         void Add(string name, int i, RedisValue value)
         {
             fields.Add(name + i.ToString(CultureInfo.InvariantCulture));
@@ -824,15 +854,24 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
                 Add("rl", i, $"{rate.Limit}:{(long)rate.Period.TotalMilliseconds}");
             }
 
-            Add("s", i, 0);
-            Add("a", i, 0);
-            Add("pp", i, graph.ParentCount(i));
-            Add("ra", i, 0);
             fields.Add("n2i:" + node.Id);
             fields.Add(i);
         }
 
-        return new PlanText([.. fields], string.Join(',', plan.Leaves), string.Join(',', plan.Roots));
+        fields.Add("roots");
+        fields.Add(string.Join(',', plan.Roots));
+        fields.Add("leaves");
+        fields.Add(string.Join(',', plan.Leaves));
+
+        var hash = new XxHash128();
+        Span<byte> separator = [0];
+        foreach (var field in fields)
+        {
+            hash.Append((byte[])field!);
+            hash.Append(separator);
+        }
+
+        return new PlanText([.. fields], Convert.ToHexStringLower(hash.GetCurrentHash()));
     }
 
     private static string Raw(JsonElement element) =>

@@ -14,11 +14,11 @@ for j = 1, #claimed, 5 do
     local tag = prefix .. ':{' .. string.sub(claimed[j + 4], 1, 32) .. '}'
     bind(tag .. ':x', tag .. ':s', tag .. ':h')
     if execStatus == 1 then
-      local i = tonumber(redis.call('HGET', S, 'n2i:' .. p.n))
-      local row = i and redis.call('HMGET', S, 's' .. i, 'a' .. i, 'rl' .. i)
+      local i = nidx(p.n)
+      local row = i and redis.call('HMGET', S, 's' .. i, 'a' .. i)
       if row and tonumber(row[1]) == 1 and tonumber(row[2]) == tonumber(p.a) then
         ids[i] = p.n
-        local rl = row[3]
+        local rl = pget('rl', i)
         if not rl or rl == '' then
           redis.call('HSET', S, 's' .. i, 2, 't' .. i, claimed[j + 1], 'w' .. i, worker, 'sa' .. i, NOW, 'le' .. i, NOW + leaseMs)
           ev(2, i, tonumber(p.a))

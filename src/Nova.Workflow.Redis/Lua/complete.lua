@@ -5,7 +5,7 @@
 local function complete(a, kb)
   if not execStatus then return { 1 } end
   local node, token, outcome = ARGV[a + 1], ARGV[a + 3], ARGV[a + 4]
-  local i = tonumber(redis.call('HGET', S, 'n2i:' .. node))
+  local i = nidx(node)
   if not i or finished() then return { 1 } end
   local row = redis.call('HMGET', S, 's' .. i, 't' .. i, 'a' .. i, 'sa' .. i, 'w' .. i)
   if tonumber(row[1]) ~= 2 or row[2] ~= token or tonumber(row[3]) ~= tonumber(ARGV[a + 2]) then return { 1 } end

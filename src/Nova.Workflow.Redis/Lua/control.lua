@@ -6,7 +6,7 @@ if cmd == 'stranded' then
   -- ARGV[2]: stranded-after ms. Queued too long, or Running with a lapsed lease. A paused execution has none yet.
   if execStatus ~= 1 then return { 0, done, N, execStatus, {}, {}, {}, NOW } end
   for i = 0, N - 1 do
-    local s = nnum('s', i)
+    local s = nst(i)
     if (s == 1 and (nnum('ra', i) or 0) <= NOW - tonumber(ARGV[2])) or (s == 2 and (nnum('le', i) or 0) <= NOW) then
       job(i, nnum('a', i), 0)
     end
@@ -28,11 +28,11 @@ elseif cmd == 'resume' then
   if execStatus ~= 2 then return { 2, 'only a paused execution can be resumed' } end
   local reviewing = {}
   for i = 0, N - 1 do
-    if nnum('s', i) == 7 then reviewing[#reviewing + 1] = i end
+    if nst(i) == 7 then reviewing[#reviewing + 1] = i end
   end
   if #reviewing > 0 and ARGV[2] ~= '1' then
     local waiting = {}
-    for _, i in ipairs(reviewing) do waiting[#waiting + 1] = nget('id', i) end
+    for _, i in ipairs(reviewing) do waiting[#waiting + 1] = pget('id', i) end
     return { 3, waiting }
   end
   local takenOf = {}
@@ -48,7 +48,7 @@ elseif cmd == 'resume' then
   ev(13, -1, 0)
   for _, i in ipairs(reviewing) do
     -- A rejection under FailFast ends the execution and cancels the other reviewed nodes: skip them.
-    if nnum('s', i) ~= 7 then
+    if nst(i) ~= 7 then
     elseif ARGV[3] == '1' then
       redis.call('HSET', S, 'o' .. i, ARGV[4], 'e' .. i, '')
       finish(i, 3, 3, 'Approved by review')
@@ -61,7 +61,7 @@ elseif cmd == 'resume' then
   end
   if execStatus == 1 then
     for i = 0, N - 1 do
-      if nnum('s', i) == 1 then
+      if nst(i) == 1 then
         local ra = nnum('ra', i) or 0
         if ra > NOW then job(i, nnum('a', i), ra) else job(i, nnum('a', i), 0) end
       end
@@ -71,13 +71,13 @@ elseif cmd == 'retry' then
   -- ARGV[2]: node id or ''.
   local selected = {}
   if ARGV[2] ~= '' then
-    local i = tonumber(redis.call('HGET', S, 'n2i:' .. ARGV[2]))
-    local s = i and nnum('s', i)
+    local i = nidx(ARGV[2])
+    local s = i and nst(i)
     if not i or (s ~= 4 and s ~= 6) then return { 2, 'node ' .. ARGV[2] .. ' is not failed or canceled; there is nothing to retry' } end
     selected[1] = i
   else
     for i = 0, N - 1 do
-      local s = nnum('s', i)
+      local s = nst(i)
       if s == 4 or s == 6 then selected[#selected + 1] = i end
     end
   end
@@ -88,32 +88,33 @@ elseif cmd == 'retry' then
     if not reset[n] then
       reset[n] = true
       order[#order + 1] = n
-      local ch = nget('ch', n)
+      local ch = pget('ch', n)
       if ch and ch ~= '' then
         for c in string.gmatch(ch, '(%d+):%d+') do stack[#stack + 1] = tonumber(c) end
       end
     end
   end
   for _, n in ipairs(order) do
-    if terminal(nnum('s', n)) then done = done - 1 end
+    if terminal(nst(n)) then done = done - 1 end
     redis.call('HSET', S, 's' .. n, 0, 'o' .. n, '', 'e' .. n, '', 't' .. n, '', 'l' .. n, 0)
     redis.call('HDEL', S, 'ea' .. n)
   end
   for _, n in ipairs(order) do
     local pending = 0
-    local ps = nnum('ps', n)
-    local pa = nget('pa', n)
+    local ps = pnum('ps', n)
+    local pa = pget('pa', n)
     local k = 0
     if pa and pa ~= '' then
       for p in string.gmatch(pa, '(%d+)') do
-        if not terminal(nnum('s', p)) then
+        if not terminal(nst(p)) then
           redis.call('HSET', S, 'eo' .. (ps + k), 0)
           pending = pending + 1
         end
         k = k + 1
       end
     end
-    redis.call('HSET', S, 'pp' .. n, pending)
+    -- 'pp' counts the parents that have finished.
+    redis.call('HSET', S, 'pp' .. n, k - pending)
   end
   execStatus = 1
   redis.call('HSET', X, 'st', 1, 'err', '', 'out', '')
@@ -124,7 +125,7 @@ elseif cmd == 'retry' then
   ev(13, -1, 0, 'Retry')
   local ready = {}
   for _, n in ipairs(order) do
-    if nnum('pp', n) == 0 then ready[#ready + 1] = n end
+    if (nnum('pp', n) or 0) == pnum('pc', n) then ready[#ready + 1] = n end
   end
   for _, n in ipairs(ready) do
     if decide(n) then propagate(n, false) end

@@ -1,9 +1,25 @@
--- Creates the bound execution. ARGV[a + 1] onwards: n, workflow, version, input, traceparent, idemKey, failureMode, leaves,
--- retentionMs, channel, executionId, roots, then (fused variant) the enqueue arguments, whose queue keys follow KEYS[kb].
--- The plan's node-hash fields: their count at ARGV[fieldAt], then the field/value pairs.
+-- Creates the bound execution. ARGV[a + 1] onwards: n, workflow, version, input, traceparent, idemKey, failureMode, plan key,
+-- retentionMs, channel, executionId, then (fused variant) the enqueue arguments, whose queue keys follow KEYS[kb].
+-- The plan's fields: their count at ARGV[fieldAt], then the field/value pairs. A caller that believes the plan is stored
+-- already sends none; when it is not (a new plan, a flushed server) the reply is { 3 } and the caller sends them.
 -- idem: the idempotency key, or '' when there is none (on a cluster the caller claims it first). The fused variant also
 -- adds the execution to the listing and active indexes: the last two keys.
 local function create(a, fieldAt, kb, idem)
+  P = ARGV[a + 8]
+  local fields = tonumber(ARGV[fieldAt])
+  if fields == 0 then
+    if redis.call('EXISTS', P) == 0 then return { 3 } end
+  else
+    local batch = { 'HSET', P }
+    for k = fieldAt + 1, fieldAt + fields do
+      batch[#batch + 1] = ARGV[k]
+      if #batch >= 2002 then
+        redis.call(unpack(batch))
+        batch = { 'HSET', P }
+      end
+    end
+    if #batch > 2 then redis.call(unpack(batch)) end
+  end
   if idem and idem ~= '' then
     local existing = redis.call('GET', idem)
     if existing then return { 1, existing } end
@@ -12,24 +28,15 @@ local function create(a, fieldAt, kb, idem)
   -- Every execution hash holds its status: bind found one when the execution exists.
   if execStatus then return { 2 } end
   redis.call('HSET', X, 'st', 1, 'wf', ARGV[a + 2], 'ver', ARGV[a + 3], 'n', ARGV[a + 1], 'done', 0, 'ca', NOW, 'in', ARGV[a + 4],
-    'tp', ARGV[a + 5], 'ik', ARGV[a + 6], 'fm', ARGV[a + 7], 'leaves', ARGV[a + 8], 'ret', ARGV[a + 9], 'ch', ARGV[a + 10], 'rv', 0)
-  local batch = { 'HSET', S }
-  for k = fieldAt + 1, fieldAt + tonumber(ARGV[fieldAt]) do
-    batch[#batch + 1] = ARGV[k]
-    if #batch >= 2002 then
-      redis.call(unpack(batch))
-      batch = { 'HSET', S }
-    end
-  end
-  if #batch > 2 then redis.call(unpack(batch)) end
+    'tp', ARGV[a + 5], 'ik', ARGV[a + 6], 'fm', ARGV[a + 7], 'p', P, 'ret', ARGV[a + 9], 'ch', ARGV[a + 10], 'rv', 0)
   execStatus = 1
   N = tonumber(ARGV[a + 1])
   retention = tonumber(ARGV[a + 9])
   failFast = ARGV[a + 7] == '0'
   ev(0, -1, 0)
-  for root in string.gmatch(ARGV[a + 12], '(%d+)') do queue(tonumber(root), 1, nil, true) end
+  for root in string.gmatch(redis.call('HGET', P, 'roots'), '(%d+)') do queue(tonumber(root), 1, nil, true) end
   if FUSED then
-    fused_enqueue(a + 13, kb)
+    fused_enqueue(a + 12, kb)
     redis.call('ZADD', KEYS[#KEYS - 1], NOW, ARGV[a + 11])
     redis.call('SADD', KEYS[#KEYS], ARGV[a + 11])
   end

@@ -3,8 +3,8 @@ local owned = {}
 for k = 2, #ARGV, 3 do
   local ok = 0
   if execStatus and not finished() then
-    local i = tonumber(redis.call('HGET', S, 'n2i:' .. ARGV[k]))
-    if i and nnum('s', i) == 2 and nget('t', i) == ARGV[k + 2] and nnum('a', i) == tonumber(ARGV[k + 1]) then
+    local i = nidx(ARGV[k])
+    if i and nst(i) == 2 and nget('t', i) == ARGV[k + 2] and nnum('a', i) == tonumber(ARGV[k + 1]) then
       redis.call('HSET', S, 'le' .. i, NOW + tonumber(ARGV[1]))
       ok = 1
     end

@@ -1,19 +1,23 @@
--- Shared by every state script. An execution's keys: its hash X, its node hash S, its history list H.
+-- Shared by every state script. An execution's keys: its hash X, its node hash S, its history list H, and its plan P.
 -- bind() points the functions below at one execution; a script that handles one calls bind(KEYS[1], KEYS[2], KEYS[3])
 -- first, a script that handles many binds each in turn.
+-- P holds what never changes: per node its id, handler, queue, priority, trigger rule, parents and children, rate limit,
+-- and the id-to-index map, plus the plan's roots and leaves. On one server it is one hash per distinct plan, shared by
+-- every execution of it (X names it in 'p'); on a cluster it would sit in another slot, so there P is S itself.
+-- S holds what changes, and only what has been written: a node never touched has status 0, attempt 0, no finished parents.
 -- Node status: 0 Pending 1 Queued 2 Running 3 Succeeded 4 Failed 5 Skipped 6 Canceled 7 AwaitingReview
 -- Execution status: 0 Pending 1 Running 2 Paused 3 Succeeded 4 Failed 5 Canceled
 -- Edge outcome: 1 Succeeded 2 Skipped 3 Failed 4 Canceled
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
-local X, S, H, events, jobs, execStatus, done, N, watchedUntil, endWatchedUntil, retention, failFast, ids
+local X, S, H, P, events, jobs, execStatus, done, N, watchedUntil, endWatchedUntil, retention, failFast, ids
 
 -- Binds the execution whose keys are x, s, h: its status (nil when it does not exist), progress, settings, and fresh event
 -- and job lists. One HMGET: every transition needs most of these.
 local function bind(x, s, h)
   X, S, H = x, s, h
   events, jobs, ids = {}, {}, {}
-  local v = redis.call('HMGET', X, 'st', 'done', 'n', 'wu', 'ret', 'fm', 'wt')
+  local v = redis.call('HMGET', X, 'st', 'done', 'n', 'wu', 'ret', 'fm', 'wt', 'p')
   execStatus = tonumber(v[1])
   done = tonumber(v[2]) or 0
   N = tonumber(v[3]) or 0
@@ -21,14 +25,23 @@ local function bind(x, s, h)
   retention = tonumber(v[5]) or 86400000
   failFast = v[6] == '0'
   endWatchedUntil = tonumber(v[7]) or 0
+  P = v[8] or S
 end
 
 local function nget(f, i) return redis.call('HGET', S, f .. i) end
+local function nnum(f, i) return tonumber(redis.call('HGET', S, f .. i)) end
+-- A node's status; one never written is Pending.
+local function nst(i) return tonumber(redis.call('HGET', S, 's' .. i)) or 0 end
+-- A static field of the plan.
+local function pget(f, i) return redis.call('HGET', P, f .. i) end
+local function pnum(f, i) return tonumber(redis.call('HGET', P, f .. i)) end
+-- The index of the node with this id, or nil.
+local function nidx(node) return tonumber(redis.call('HGET', P, 'n2i:' .. node)) end
 -- A node's id never changes: read once per bound execution.
 local function nid(i)
   local id = ids[i]
   if not id then
-    id = redis.call('HGET', S, 'id' .. i)
+    id = redis.call('HGET', P, 'id' .. i)
     ids[i] = id
   end
   return id
@@ -39,17 +52,16 @@ local function ev(code, i, attempt, msg)
   events[#events + 1] = attempt
   events[#events + 1] = msg or ''
 end
-local function nnum(f, i) return tonumber(redis.call('HGET', S, f .. i)) end
 local function terminal(s) return s == 3 or s == 4 or s == 5 or s == 6 end
 local function finished() return execStatus == 3 or execStatus == 4 or execStatus == 5 end
 
 local function history(i, attempt, status, started, ended, worker, etype, emsg)
-  redis.call('RPUSH', H, cjson.encode({ n = nid(i), h = nget('h', i), a = attempt, s = status, sa = started, ea = ended, w = worker or '', et = etype or '', em = emsg or '' }))
+  redis.call('RPUSH', H, cjson.encode({ n = nid(i), h = pget('h', i), a = attempt, s = status, sa = started, ea = ended, w = worker or '', et = etype or '', em = emsg or '' }))
 end
 
 -- A job to enqueue: node id, attempt, not-before (ms, 0 = now), queue, priority.
 local function job(i, attempt, notBefore)
-  local qp = redis.call('HMGET', S, 'q' .. i, 'pr' .. i)
+  local qp = redis.call('HMGET', P, 'q' .. i, 'pr' .. i)
   jobs[#jobs + 1] = nid(i)
   jobs[#jobs + 1] = attempt
   jobs[#jobs + 1] = notBefore
@@ -70,15 +82,16 @@ local function finish(i, status, code, msg)
 end
 
 local function rule_holds(c)
-  local pc = nnum('pc', c)
+  local st = redis.call('HMGET', P, 'pc' .. c, 'ps' .. c, 'r' .. c)
+  local pc = tonumber(st[1])
   if pc == 0 then return true end
-  local ps = nnum('ps', c)
+  local ps = tonumber(st[2])
   local succ, failed = 0, 0
   for k = ps, ps + pc - 1 do
     local o = tonumber(redis.call('HGET', S, 'eo' .. k)) or 0
     if o == 1 then succ = succ + 1 elseif o == 3 or o == 4 then failed = failed + 1 end
   end
-  local r = nnum('r', c)
+  local r = tonumber(st[3])
   if r == 1 then return true
   elseif r == 2 then return succ > 0
   elseif r == 3 then return failed > 0
@@ -102,8 +115,8 @@ local function propagate(start, taken)
   while #stack > 0 do
     local n = table.remove(stack)
     local tk = table.remove(takens)
-    local st = nnum('s', n)
-    local ch = nget('ch', n)
+    local st = nst(n)
+    local ch = pget('ch', n)
     if ch and ch ~= '' then
       local k = 0
       for cs, ps in string.gmatch(ch, '(%d+):(%d+)') do
@@ -116,9 +129,10 @@ local function propagate(start, taken)
         elseif st == 6 then o = 4
         else o = 2 end
         redis.call('HSET', S, 'eo' .. ps, o)
-        if nnum('s', c) == 0 then
-          local pp = redis.call('HINCRBY', S, 'pp' .. c, -1)
-          if pp == 0 and decide(c) then
+        if nst(c) == 0 then
+          -- 'pp': how many of its parents have finished.
+          local pp = redis.call('HINCRBY', S, 'pp' .. c, 1)
+          if pp == pnum('pc', c) and decide(c) then
             stack[#stack + 1] = c
             takens[#takens + 1] = false
           end
@@ -139,7 +153,7 @@ end
 
 local function cancel_unfinished()
   for i = 0, N - 1 do
-    local s = nnum('s', i)
+    local s = nst(i)
     if not terminal(s) then
       if s == 2 then history(i, nnum('a', i) or 0, 6, nnum('sa', i) or NOW, NOW, nget('w', i), false, false) end
       finish(i, 6, 7)
@@ -162,7 +176,7 @@ end
 local function check_finished()
   if finished() or done < N then return end
   for i = 0, N - 1 do
-    if nnum('s', i) == 4 then
+    if nst(i) == 4 then
       local e = nget('e', i)
       redis.call('HSET', X, 'err', e)
       local ok, decoded = pcall(cjson.decode, e)
@@ -170,7 +184,7 @@ local function check_finished()
       return
     end
   end
-  local leaves = redis.call('HGET', X, 'leaves')
+  local leaves = redis.call('HGET', P, 'leaves')
   local out
   local single = string.match(leaves, '^(%d+)$')
   if single then
@@ -179,7 +193,7 @@ local function check_finished()
     local parts = {}
     for ls in string.gmatch(leaves, '(%d+)') do
       local leaf = tonumber(ls)
-      if nnum('s', leaf) == 3 then
+      if nst(leaf) == 3 then
         local o = nget('o', leaf)
         if not o or o == '' then o = 'null' end
         parts[#parts + 1] = '"' .. nid(leaf) .. '":' .. o
@@ -195,11 +209,11 @@ end
 -- What a worker needs to run a started node: workflow input, workflow name and version, succeeded parents' outputs.
 local function started_info(i)
   local parents = {}
-  local pa = nget('pa', i)
+  local pa = pget('pa', i)
   if pa and pa ~= '' then
     for ps in string.gmatch(pa, '(%d+)') do
       local p = tonumber(ps)
-      if nnum('s', p) == 3 then
+      if nst(p) == 3 then
         parents[#parents + 1] = nid(p)
         parents[#parents + 1] = nget('o', p) or ''
       end

@@ -5,16 +5,24 @@
 -- KEYS: execution hash, node hash. A missing execution returns nil.
 local x = redis.call('HGETALL', KEYS[1])
 if #x == 0 then return false end
-local n = tonumber(redis.call('HGET', KEYS[1], 'n'))
-local names = ARGV[1] == '1' and { 's', 'a', 'sa', 'ea', 'w', 'o', 'e', 'id', 'h' } or { 's', 'a', 'sa', 'ea', 'w', 'o', 'e' }
+local xv = redis.call('HMGET', KEYS[1], 'n', 'p')
+local n = tonumber(xv[1])
+-- Ids and handlers are the plan's: in the plan hash the execution names (the node hash itself on a cluster).
+local plan = xv[2] or KEYS[2]
+local names = { 's', 'a', 'sa', 'ea', 'w', 'o', 'e' }
 local width = #names
+local named = ARGV[1] == '1'
 local out = {}
 local k = 0
 local fields = {}
 for i = 0, n - 1 do
   for f = 1, width do fields[f] = names[f] .. i end
   local values = redis.call('HMGET', KEYS[2], unpack(fields))
-  for f = 1, width do
+  if named then
+    local static = redis.call('HMGET', plan, 'id' .. i, 'h' .. i)
+    values[width + 1], values[width + 2] = static[1], static[2]
+  end
+  for f = 1, #values do
     local v = values[f]
     if v then
       out[k + 1] = #v

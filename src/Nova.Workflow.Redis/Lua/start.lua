@@ -1,10 +1,10 @@
 -- ARGV: nodeId, attempt, token, worker, leaseMs, maxLosses, rateGranted, workerLostErrorJson
 -- Codes: 0 Started, 1 Stale, 2 Duplicate, 3 Paused, 4 NeedsRate {handler, limit, periodMs}, 5 WorkerLost
 if not execStatus then return { 1 } end
-local i = tonumber(redis.call('HGET', S, 'n2i:' .. ARGV[1]))
+local i = nidx(ARGV[1])
 if not i or finished() or nnum('a', i) ~= tonumber(ARGV[2]) then return { 1 } end
 local token = ARGV[3]
-local s = nnum('s', i)
+local s = nst(i)
 if s == 2 then
   if nget('t', i) == token then
     redis.call('HSET', S, 'le' .. i, NOW + tonumber(ARGV[5]))
@@ -26,10 +26,10 @@ if s == 2 then
 end
 if s == 1 then
   if execStatus == 2 then return result(3) end
-  local rl = nget('rl', i)
+  local rl = pget('rl', i)
   if rl and rl ~= '' and ARGV[7] ~= '1' then
     local limit, period = string.match(rl, '(%d+):(%d+)')
-    return { 4, nget('h', i), limit, period }
+    return { 4, pget('h', i), limit, period }
   end
   redis.call('HSET', S, 's' .. i, 2, 't' .. i, token, 'w' .. i, ARGV[4], 'sa' .. i, NOW, 'le' .. i, NOW + tonumber(ARGV[5]))
   ev(2, i, nnum('a', i))

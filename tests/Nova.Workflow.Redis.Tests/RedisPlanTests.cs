@@ -1,0 +1,90 @@
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using StackExchange.Redis;
+using Xunit;
+
+namespace Nova.Workflow.Redis.Tests;
+
+/// <summary>
+/// On one server a plan's static fields live once, in a hash named by their fingerprint, and an execution's node hash
+/// holds only the state its nodes have reached.
+/// </summary>
+public sealed class RedisPlanTests(RedisServer server) : IClassFixture<RedisServer>
+{
+    private static readonly WorkflowDefinition TwoSteps = new WorkflowBuilder("plan").Node("a", "h").Node("b", "h", n => n.DependsOn("a")).Build();
+
+    [Fact]
+    public async Task Executions_of_one_plan_share_its_hash_and_a_lost_plan_hash_is_stored_again()
+    {
+        var prefix = "plan" + Guid.NewGuid().ToString("N")[..6];
+        using var host = await StartAsync(prefix, TwoSteps);
+        var client = host.Services.GetRequiredService<IWorkflowClient>();
+        var db = server.Connection.GetDatabase();
+        var keys = new RedisKeys(prefix);
+
+        var first = await client.RunAsync("plan", timeout: TimeSpan.FromSeconds(20));
+        var second = await client.RunAsync("plan", timeout: TimeSpan.FromSeconds(20));
+        Assert.Equal(ExecutionStatus.Succeeded, first.Status);
+        Assert.Equal(ExecutionStatus.Succeeded, second.Status);
+        var planKey = Assert.Single(PlanKeys(prefix));
+        Assert.Equal(planKey, (string?)await db.HashGetAsync(keys.Execution(second.Id)[0], "p"));
+        Assert.Equal("a", (string?)await db.HashGetAsync(planKey, "id0"));
+
+        // The node hash holds state only: no id, handler, edges or id map.
+        var nodeFields = (await db.HashKeysAsync(keys.Execution(second.Id)[1])).Select(f => (string)f!).ToList();
+        Assert.Contains("s1", nodeFields);
+        Assert.DoesNotContain(nodeFields, f => f.StartsWith("id", StringComparison.Ordinal) || f.StartsWith("n2i:", StringComparison.Ordinal) || f.StartsWith("ch", StringComparison.Ordinal));
+        Assert.Equal(["a", "b"], (await client.GetAsync(second.Id))!.Nodes.Select(n => n.Id));
+
+        // A flushed server: this process believes the plan is stored; the create is told otherwise and sends it.
+        Assert.True(await db.KeyDeleteAsync(planKey));
+        var third = await client.RunAsync("plan", timeout: TimeSpan.FromSeconds(20));
+        Assert.Equal(ExecutionStatus.Succeeded, third.Status);
+        Assert.Equal(planKey, Assert.Single(PlanKeys(prefix)));
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task A_changed_plan_under_the_same_name_gets_its_own_hash_and_earlier_executions_keep_their_nodes()
+    {
+        var prefix = "plan" + Guid.NewGuid().ToString("N")[..6];
+        Guid earlier;
+        using (var before = await StartAsync(prefix, TwoSteps))
+        {
+            earlier = (await before.Services.GetRequiredService<IWorkflowClient>().RunAsync("plan", timeout: TimeSpan.FromSeconds(20))).Id;
+            await before.StopAsync();
+        }
+
+        // The same name and version, deployed with as many nodes under other ids.
+        var changed = new WorkflowBuilder("plan").Node("x", "h").Node("y", "h", n => n.DependsOn("x")).Build();
+        using var after = await StartAsync(prefix, changed);
+        var client = after.Services.GetRequiredService<IWorkflowClient>();
+        var later = await client.RunAsync("plan", timeout: TimeSpan.FromSeconds(20));
+        Assert.Equal(ExecutionStatus.Succeeded, later.Status);
+        Assert.Equal(2, PlanKeys(prefix).Count);
+
+        // Each snapshot names the nodes of the plan its execution ran, whatever this process registered.
+        Assert.Equal(["a", "b"], (await client.GetAsync(earlier))!.Nodes.Select(n => n.Id));
+        Assert.Equal(["x", "y"], (await client.GetAsync(later.Id))!.Nodes.Select(n => n.Id));
+        await after.StopAsync();
+    }
+
+    private List<string> PlanKeys(string prefix) =>
+        [.. server.Connection.GetServer(server.Connection.GetEndPoints()[0]).Keys(pattern: prefix + ":plan:*").Select(k => (string)k!)];
+
+    private async Task<IHost> StartAsync(string prefix, WorkflowDefinition workflow)
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddLogging();
+        builder.Services.AddSingletonConnection(server.Connection);
+        builder.Services.AddNovaWorkflows(nova => nova
+            .UseRedis(o => o.Prefix = prefix)
+            .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
+            .AddWorkflow(workflow)
+            .AddWorker());
+        var host = builder.Build();
+        await host.StartAsync();
+        return host;
+    }
+}
