@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using Nova.Workflow.Storage;
 using Xunit;
@@ -621,6 +622,26 @@ public abstract partial class ConformanceTests
         }
 
         Assert.True(takenBeforeLow < 10, $"the low-priority job waited for {takenBeforeLow} high-priority ones");
+    }
+
+    [Fact]
+    public async Task A_batch_of_takes_follows_the_same_rule_and_takes_each_job_once()
+    {
+        // Twenty takes in one call include one or two tenths: the oldest jobs go with the rest of highest priority.
+        var host = await StartAsync(_ => { }, withWorker: false);
+        var exec = Guid.CreateVersion7();
+        await host.Queue.EnqueueAsync([new Job(exec, "low", 1, "batch", 0)]);
+        await host.Queue.EnqueueAsync([.. Enumerable.Range(0, 30).Select(i => new Job(exec, $"high{i}", 1, "batch", 5 + i % 5))]);
+        var taken = await host.Queue.DequeueAsync(["batch"], 20, TimeSpan.FromSeconds(30));
+        var ids = taken.Select(j => j.Job.NodeId).ToList();
+        Assert.Equal(20, ids.Count);
+        Assert.Equal(20, ids.Distinct().Count());
+        Assert.Contains("low", ids);
+        // Priority 5 is the lowest of the others: only the oldest of them, on a second tenth, is taken now.
+        Assert.True(ids.Count(id => id != "low" && int.Parse(id[4..], CultureInfo.InvariantCulture) % 5 == 0) <= 1, "jobs of priority 5 went before jobs of higher priority");
+        var rest = await host.Queue.DequeueAsync(["batch"], 20, TimeSpan.FromSeconds(30));
+        Assert.Equal(11, rest.Count);
+        Assert.Empty(rest.Select(j => j.Job.NodeId).Intersect(ids));
     }
 
     [Fact]

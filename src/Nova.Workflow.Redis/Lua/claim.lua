@@ -18,11 +18,12 @@ for j = 1, #claimed, 5 do
       local row = i and redis.call('HMGET', S, 's' .. i, 'a' .. i)
       if row and tonumber(row[1]) == 1 and tonumber(row[2]) == tonumber(p.a) then
         ids[i] = p.n
-        local rl = pget('rl', i)
+        local static = redis.call('HMGET', P, 'rl' .. i, 'pa' .. i)
+        local rl = static[1]
         if not rl or rl == '' then
           redis.call('HSET', S, 's' .. i, 2, 't' .. i, claimed[j + 1], 'w' .. i, worker, 'sa' .. i, NOW, 'le' .. i, NOW + leaseMs)
           ev(2, i, tonumber(p.a))
-          start = result(0, started_info(i))
+          start = result(0, started_info(i, static[2] or ''))
         end
       end
     end

@@ -16,17 +16,17 @@ local function complete(a, kb)
   local started = tonumber(ARGV[a + 6])
   if priors == 0 then started = tonumber(row[4]) or started end
   local worker = row[5]
-  redis.call('HSET', S, 'a' .. i, attempt, 'l' .. i, 0, 't' .. i, '')
   if outcome == '0' then
     history(i, attempt, 0, started, NOW, worker, false, false)
-    redis.call('HSET', S, 'o' .. i, ARGV[a + 7])
-    finish(i, 3, 3)
+    -- The attempt, the output and (finish) the status in one write.
+    redis.call('HSET', S, 'a' .. i, attempt, 'l' .. i, 0, 'o' .. i, ARGV[a + 7])
+    finish(i, 3, 3, nil, attempt)
     local taken = ARGV[a + 8]
     if taken == '' then taken = false end
     propagate(i, taken)
   elseif outcome == '2' then
     history(i, attempt, 5, started, NOW, worker, ARGV[a + 10], ARGV[a + 11])
-    redis.call('HSET', S, 's' .. i, 7, 'e' .. i, ARGV[a + 9])
+    redis.call('HSET', S, 'a' .. i, attempt, 'l' .. i, 0, 't' .. i, '', 's' .. i, 7, 'e' .. i, ARGV[a + 9])
     redis.call('HINCRBY', X, 'rv', 1)
     ev(8, i, attempt, ARGV[a + 11])
     if execStatus == 1 then
@@ -39,7 +39,7 @@ local function complete(a, kb)
     local retryAt = ARGV[a + 13]
     if ARGV[a + 12] == '1' then status = 3 elseif retryAt ~= '' then status = 1 end
     history(i, attempt, status, started, NOW, worker, ARGV[a + 10], ARGV[a + 11])
-    redis.call('HSET', S, 'e' .. i, ARGV[a + 9])
+    redis.call('HSET', S, 'a' .. i, attempt, 'l' .. i, 0, 't' .. i, '', 'e' .. i, ARGV[a + 9])
     if retryAt ~= '' then
       ev(4, i, attempt, ARGV[a + 11])
       queue(i, attempt + 1, tonumber(retryAt), false)

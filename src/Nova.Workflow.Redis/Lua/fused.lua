@@ -20,7 +20,7 @@ local function fused_enqueue(base, keyBase)
     for j = 1, #jobs, 5 do
       local pr = tonumber(jobs[j + 4])
       if tonumber(jobs[j + 2]) == 0 and jobs[j + 3] == ackQueue and pr > best then
-        local rl = pget('rl', nidx(jobs[j]))
+        local rl = pget('rl', jobIndex[j])
         if not rl or rl == '' then eager, best = j, pr end
       end
     end
@@ -40,7 +40,7 @@ local function fused_enqueue(base, keyBase)
       redis.call('HSET', KEYS[o + 7], id, score)
       if j == eager then
         -- Started and leased in one step: a lapsed lease makes it ready again like any other delivery.
-        local i = nidx(node)
+        local i = jobIndex[j]
         local expires = NOW + leaseMs
         redis.call('HSET', S, 's' .. i, 2, 't' .. i, leaseToken, 'w' .. i, worker, 'sa' .. i, NOW, 'le' .. i, expires)
         ev(2, i, tonumber(attempt))

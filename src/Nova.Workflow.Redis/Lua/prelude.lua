@@ -10,16 +10,17 @@
 -- Edge outcome: 1 Succeeded 2 Skipped 3 Failed 4 Canceled
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
-local X, S, H, P, events, jobs, execStatus, done, N, watchedUntil, endWatchedUntil, retention, failFast, ids
+local X, S, H, P, events, jobs, jobIndex, execStatus, done, doneAtBind, N, watchedUntil, endWatchedUntil, retention, failFast, ids
 
 -- Binds the execution whose keys are x, s, h: its status (nil when it does not exist), progress, settings, and fresh event
 -- and job lists. One HMGET: every transition needs most of these.
 local function bind(x, s, h)
   X, S, H = x, s, h
-  events, jobs, ids = {}, {}, {}
+  events, jobs, jobIndex, ids = {}, {}, {}, {}
   local v = redis.call('HMGET', X, 'st', 'done', 'n', 'wu', 'ret', 'fm', 'wt', 'p')
   execStatus = tonumber(v[1])
   done = tonumber(v[2]) or 0
+  doneAtBind = done
   N = tonumber(v[3]) or 0
   watchedUntil = tonumber(v[4]) or 0
   retention = tonumber(v[5]) or 86400000
@@ -59,9 +60,10 @@ local function history(i, attempt, status, started, ended, worker, etype, emsg)
   redis.call('RPUSH', H, cjson.encode({ n = nid(i), h = pget('h', i), a = attempt, s = status, sa = started, ea = ended, w = worker or '', et = etype or '', em = emsg or '' }))
 end
 
--- A job to enqueue: node id, attempt, not-before (ms, 0 = now), queue, priority.
+-- A job to enqueue: node id, attempt, not-before (ms, 0 = now), queue, priority. jobIndex maps its place in jobs to the node.
 local function job(i, attempt, notBefore)
   local qp = redis.call('HMGET', P, 'q' .. i, 'pr' .. i)
+  jobIndex[#jobs + 1] = i
   jobs[#jobs + 1] = nid(i)
   jobs[#jobs + 1] = attempt
   jobs[#jobs + 1] = notBefore
@@ -75,10 +77,11 @@ local function queue(i, attempt, notBefore, emitQueued)
   if execStatus == 1 then job(i, attempt, notBefore or 0) end
 end
 
-local function finish(i, status, code, msg)
+-- attempt: the node's attempt when the caller knows it.
+local function finish(i, status, code, msg, attempt)
   redis.call('HSET', S, 's' .. i, status, 'ea' .. i, NOW, 't' .. i, '')
   done = done + 1
-  ev(code, i, nnum('a', i) or 0, msg)
+  ev(code, i, attempt or nnum('a', i) or 0, msg)
 end
 
 local function rule_holds(c)
@@ -207,9 +210,10 @@ end
 
 -- Persists counters, publishes to watchers, and returns the transition.
 -- What a worker needs to run a started node: workflow input, workflow name and version, succeeded parents' outputs.
-local function started_info(i)
+-- pa: the node's parents when the caller has read them.
+local function started_info(i, pa)
   local parents = {}
-  local pa = pget('pa', i)
+  pa = pa or pget('pa', i)
   if pa and pa ~= '' then
     for ps in string.gmatch(pa, '(%d+)') do
       local p = tonumber(ps)
@@ -224,7 +228,10 @@ local function started_info(i)
 end
 
 local function result(code, extra)
-  redis.call('HSET', X, 'done', done)
+  if done ~= doneAtBind then
+    redis.call('HSET', X, 'done', done)
+    doneAtBind = done
+  end
   -- Watchers of every event mark 'wu'; waiters for the outcome alone mark 'wt' and get the script that ends the execution.
   if #events > 0 and (watchedUntil > NOW or (endWatchedUntil > NOW and finished())) then
     redis.call('PUBLISH', redis.call('HGET', X, 'ch'), cjson.encode({ d = done, n = N, t = NOW, e = events }))

@@ -19,28 +19,48 @@ local function dequeue(now, kb, max, leaseMs, fairness, tokenAt)
     redis.call('HDEL', tk, id)
     make_ready(id)
   end
+  -- The picks go in one pass: the n-th job of this call is the oldest (age) when the queue's n-th take overall falls on
+  -- the fairness interval, else the first by priority (ready). Both sets hold the same jobs, so the first `max` of each
+  -- always have an untaken one while jobs remain.
   local out = {}
   local lease = now + leaseMs
-  for n = 1, max do
-    local taken = redis.call('HINCRBY', meta, 'taken', 1)
-    local pick
-    if taken % fairness == 0 then pick = redis.call('ZRANGE', age, 0, 0) else pick = redis.call('ZRANGE', ready, 0, 0) end
-    local id = pick[1]
-    if not id then
-      redis.call('HINCRBY', meta, 'taken', -1)
-      break
+  -- Bounded so the bulk commands below stay within Lua's unpack limit.
+  max = math.min(max, 1000)
+  local taken = tonumber(redis.call('HGET', meta, 'taken')) or 0
+  local byPriority = redis.call('ZRANGE', ready, 0, max - 1)
+  if #byPriority == 0 then return out end
+  local byAge
+  local picked, ids, tokens, leases = {}, {}, {}, {}
+  local p, a = 1, 1
+  for n = 1, math.min(max, #byPriority) do
+    local id
+    if (taken + n) % fairness == 0 then
+      byAge = byAge or redis.call('ZRANGE', age, 0, max - 1)
+      while byAge[a] and picked[byAge[a]] do a = a + 1 end
+      id = byAge[a]
+    else
+      while byPriority[p] and picked[byPriority[p]] do p = p + 1 end
+      id = byPriority[p]
     end
-    redis.call('ZREM', ready, id)
-    redis.call('ZREM', age, id)
+    picked[id] = true
+    ids[n] = id
     local token = ARGV[tokenAt + n - 1]
-    local d = redis.call('HINCRBY', dl, id, 1)
-    redis.call('HSET', tk, id, token)
-    redis.call('ZADD', leased, lease, id)
-    out[#out + 1] = redis.call('HGET', jobs, id) or ''
+    tokens[#tokens + 1] = id
+    tokens[#tokens + 1] = token
+    leases[#leases + 1] = lease
+    leases[#leases + 1] = id
+    out[#out + 1] = false
     out[#out + 1] = token
-    out[#out + 1] = d
+    out[#out + 1] = redis.call('HINCRBY', dl, id, 1)
     out[#out + 1] = lease
     out[#out + 1] = id
   end
+  redis.call('HINCRBY', meta, 'taken', #ids)
+  redis.call('ZREM', ready, unpack(ids))
+  redis.call('ZREM', age, unpack(ids))
+  redis.call('HSET', tk, unpack(tokens))
+  redis.call('ZADD', leased, unpack(leases))
+  local payloads = redis.call('HMGET', jobs, unpack(ids))
+  for n = 1, #ids do out[(n - 1) * 5 + 1] = payloads[n] or '' end
   return out
 end
