@@ -845,7 +845,8 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             var children = new StringBuilder();
             for (var s = graph.ChildStart[i]; s < graph.ChildStart[i + 1]; s++)
             {
-                children.Append(children.Length == 0 ? string.Empty : ",").Append(graph.Children[s]).Append(':').Append(graph.ChildSlotToParentSlot[s]);
+                var child = graph.Children[s];
+                children.Append(children.Length == 0 ? string.Empty : ",").Append(child).Append(':').Append(graph.ChildSlotToParentSlot[s]).Append(':').Append(graph.ParentCount(child));
             }
 
             Add("ch", i, children.ToString());

@@ -90,7 +90,7 @@ elseif cmd == 'retry' then
       order[#order + 1] = n
       local ch = pget('ch', n)
       if ch and ch ~= '' then
-        for c in string.gmatch(ch, '(%d+):%d+') do stack[#stack + 1] = tonumber(c) end
+        for c in string.gmatch(ch, '(%d+):%d+:%d+') do stack[#stack + 1] = tonumber(c) end
       end
     end
   end

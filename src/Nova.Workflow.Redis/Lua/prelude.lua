@@ -113,6 +113,7 @@ local function decide(c)
 end
 
 -- Tells the children of a finished node how its edges ended (taken: '1'/'0' per outgoing edge, or false).
+-- A node's 'ch' lists per child "index:edge slot:the child's parent count".
 local function propagate(start, taken)
   local stack, takens = { start }, { taken }
   while #stack > 0 do
@@ -122,7 +123,7 @@ local function propagate(start, taken)
     local ch = pget('ch', n)
     if ch and ch ~= '' then
       local k = 0
-      for cs, ps in string.gmatch(ch, '(%d+):(%d+)') do
+      for cs, ps, pcs in string.gmatch(ch, '(%d+):(%d+):(%d+)') do
         local c = tonumber(cs)
         k = k + 1
         local o
@@ -135,7 +136,7 @@ local function propagate(start, taken)
         if nst(c) == 0 then
           -- 'pp': how many of its parents have finished.
           local pp = redis.call('HINCRBY', S, 'pp' .. c, 1)
-          if pp == pnum('pc', c) and decide(c) then
+          if pp == tonumber(pcs) and decide(c) then
             stack[#stack + 1] = c
             takens[#takens + 1] = false
           end
