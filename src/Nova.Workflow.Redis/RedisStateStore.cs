@@ -497,7 +497,8 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
     public async ValueTask<ExecutionSnapshot?> GetExecutionAsync(Guid executionId, CancellationToken cancellationToken = default)
     {
         // One script reads the execution hash and packs the nodes' dynamic fields into one string: HGETALL of the node
-        // hash would also return every static plan field and, for large executions, fill the large object heap.
+        // hash would return a value per field (and, on a cluster, every static plan field) and, for large executions, fill
+        // the large object heap.
         // Node ids and handlers come from the registered plan; a process without it (a dashboard host) reads them too.
         RedisKey[] keys = [.. _keys.Execution(executionId).AsSpan(0, 2)];
         var reply = await RedisScripts.Snapshot.EvaluateAsync(Db, keys, [0]).ConfigureAwait(false);
