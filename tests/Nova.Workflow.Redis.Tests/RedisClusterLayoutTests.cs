@@ -14,17 +14,10 @@ public sealed class RedisClusterLayoutTests(RedisCluster cluster) : IClassFixtur
         Assert.Equal(3, cluster.Connection.GetEndPoints().Length);
         Assert.All(cluster.Connection.GetEndPoints(), e => Assert.Equal(ServerType.Cluster, cluster.Connection.GetServer(e).ServerType));
 
-        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-        builder.Services.AddLogging();
-        builder.Services.AddSingleton(cluster.Connection);
         var prefix = "layout" + Guid.NewGuid().ToString("N")[..6];
-        builder.Services.AddNovaWorkflows(nova => nova
-            .UseRedis(o => o.Prefix = prefix)
+        using var host = await RedisTestHost.StartAsync(cluster.Connection, prefix, nova => nova
             .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
-            .AddWorkflow(new WorkflowBuilder("spread").Node("a", "h").Node("b", "h", n => n.DependsOn("a")).Build())
-            .AddWorker());
-        using var host = builder.Build();
-        await host.StartAsync();
+            .AddWorkflow(new WorkflowBuilder("spread").Node("a", "h").Node("b", "h", n => n.DependsOn("a")).Build()));
         var client = host.Services.GetRequiredService<IWorkflowClient>();
         var ids = new List<Guid>();
         for (var i = 0; i < 12; i++)

@@ -73,18 +73,8 @@ public sealed class RedisPlanTests(RedisServer server) : IClassFixture<RedisServ
     private List<string> PlanKeys(string prefix) =>
         [.. server.Connection.GetServer(server.Connection.GetEndPoints()[0]).Keys(pattern: prefix + ":plan:*").Select(k => (string)k!)];
 
-    private async Task<IHost> StartAsync(string prefix, WorkflowDefinition workflow)
-    {
-        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-        builder.Services.AddLogging();
-        builder.Services.AddSingletonConnection(server.Connection);
-        builder.Services.AddNovaWorkflows(nova => nova
-            .UseRedis(o => o.Prefix = prefix)
+    private Task<IHost> StartAsync(string prefix, WorkflowDefinition workflow) =>
+        RedisTestHost.StartAsync(server.Connection, prefix, nova => nova
             .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
-            .AddWorkflow(workflow)
-            .AddWorker());
-        var host = builder.Build();
-        await host.StartAsync();
-        return host;
-    }
+            .AddWorkflow(workflow));
 }

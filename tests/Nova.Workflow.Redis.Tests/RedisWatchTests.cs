@@ -15,21 +15,14 @@ public sealed class RedisWatchTests(RedisServer server) : IClassFixture<RedisSer
         var prefix = "watch" + Guid.NewGuid().ToString("N")[..6];
         var gates = new System.Collections.Concurrent.ConcurrentDictionary<Guid, TaskCompletionSource>();
         TaskCompletionSource Gate(Guid id) => gates.GetOrAdd(id, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-        builder.Services.AddLogging();
-        builder.Services.AddSingletonConnection(server.Connection);
-        builder.Services.AddNovaWorkflows(nova => nova
-            .UseRedis(o => o.Prefix = prefix)
+        using var host = await RedisTestHost.StartAsync(server.Connection, prefix, nova => nova
             .AddHandler("gate", async (context, ct) =>
             {
                 await Gate(context.ExecutionId).Task.WaitAsync(ct);
                 return null;
             })
             .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
-            .AddWorkflow(new WorkflowBuilder("three").Node("a", "gate").Node("b", "h", n => n.DependsOn("a")).Node("c", "h", n => n.DependsOn("b")).Build())
-            .AddWorker());
-        using var host = builder.Build();
-        await host.StartAsync();
+            .AddWorkflow(new WorkflowBuilder("three").Node("a", "gate").Node("b", "h", n => n.DependsOn("a")).Node("c", "h", n => n.DependsOn("b")).Build()));
         var client = host.Services.GetRequiredService<IWorkflowClient>();
         var keys = new RedisKeys(prefix);
 
