@@ -70,6 +70,40 @@ public sealed class RedisPlanTests(RedisServer server) : IClassFixture<RedisServ
         await after.StopAsync();
     }
 
+    [Fact]
+    public async Task Large_plans_and_their_node_hashes_are_hash_tables_from_the_start_and_small_ones_stay_compact()
+    {
+        // A flat list is scanned on every read: a 20-node plan (about 200 fields) would stay one under the usual limits.
+        var wide = new WorkflowBuilder("plan").Node("n0", "h");
+        for (var i = 1; i < 20; i++)
+        {
+            var parent = $"n{i - 1}";
+            wide.Node($"n{i}", "h", n => n.DependsOn(parent));
+        }
+
+        var prefix = "plan" + Guid.NewGuid().ToString("N")[..6];
+        using var host = await RedisTestHost.StartAsync(server.Connection, prefix, nova => nova
+            .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
+            .AddWorkflow(wide.Build())
+            .AddWorkflow(new WorkflowBuilder("small").Node("a", "h").Node("b", "h", n => n.DependsOn("a")).Build()));
+        var client = host.Services.GetRequiredService<IWorkflowClient>();
+        var db = server.Connection.GetDatabase();
+        var keys = new RedisKeys(prefix);
+
+        var large = await client.RunAsync("plan", timeout: TimeSpan.FromSeconds(20));
+        var small = await client.RunAsync("small", timeout: TimeSpan.FromSeconds(20));
+        Assert.Equal(ExecutionStatus.Succeeded, large.Status);
+        Assert.Equal(ExecutionStatus.Succeeded, small.Status);
+        var largePlan = (string)(await db.HashGetAsync(keys.Execution(large.Id)[0], "p"))!;
+        var smallPlan = (string)(await db.HashGetAsync(keys.Execution(small.Id)[0], "p"))!;
+        Assert.Equal("hashtable", await db.KeyEncodingAsync(largePlan));
+        Assert.Equal("hashtable", await db.KeyEncodingAsync(keys.Execution(large.Id)[1]));
+        Assert.Equal("listpack", await db.KeyEncodingAsync(smallPlan));
+        Assert.Equal("listpack", await db.KeyEncodingAsync(keys.Execution(small.Id)[1]));
+        Assert.Equal(20, (await client.GetAsync(large.Id))!.Nodes.Count);
+        await host.StopAsync();
+    }
+
     private List<string> PlanKeys(string prefix) =>
         [.. server.Connection.GetServer(server.Connection.GetEndPoints()[0]).Keys(pattern: prefix + ":plan:*").Select(k => (string)k!)];
 

@@ -19,6 +19,7 @@ local function create(a, fieldAt, kb, idem)
       end
     end
     if #batch > 2 then redis.call(unpack(batch)) end
+    if fields > 2 * HASHTABLE_AT then redis.call('HSET', P, '~', HASHTABLE_MARK) end
   end
   if idem and idem ~= '' then
     local existing = redis.call('GET', idem)
@@ -33,6 +34,7 @@ local function create(a, fieldAt, kb, idem)
   N = tonumber(ARGV[a + 1])
   retention = tonumber(ARGV[a + 9])
   failFast = ARGV[a + 7] == '0'
+  if N * 10 > HASHTABLE_AT then redis.call('HSET', S, '~', HASHTABLE_MARK) end
   ev(0, -1, 0)
   for root in string.gmatch(redis.call('HGET', P, 'roots'), '(%d+)') do queue(tonumber(root), 1, nil, true) end
   if FUSED then

@@ -10,6 +10,12 @@
 -- Edge outcome: 1 Succeeded 2 Skipped 3 Failed 4 Canceled
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
+-- A hash of up to hash-max-listpack-entries fields (512 on some builds) is stored as one flat list that every HGET scans.
+-- A plan's hash, and the node hash of an execution with more than a dozen nodes (about ten fields each), are read and
+-- written dozens of times per node, so they get a value longer than hash-max-listpack-value (64 by default) under '~':
+-- Redis then keeps them as hash tables from the start. 128 fields is where Redis's own default stops using a list.
+local HASHTABLE_AT = 128
+local HASHTABLE_MARK = string.rep('~', 80)
 local X, S, H, P, events, jobs, jobIndex, execStatus, done, doneAtBind, N, watchedUntil, endWatchedUntil, retention, failFast, ids
 
 -- Binds the execution whose keys are x, s, h: its status (nil when it does not exist), progress, settings, and fresh event
