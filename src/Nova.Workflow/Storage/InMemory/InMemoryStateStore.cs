@@ -171,7 +171,7 @@ internal sealed class InMemoryStateStore(TimeProvider time, IJobQueue queue) : I
     {
         ArgumentNullException.ThrowIfNull(query);
         var result = new List<ExecutionSummary>();
-        foreach (var state in _executions.Values)
+        foreach (var (_, state) in _executions)
         {
             lock (state)
             {
@@ -190,7 +190,7 @@ internal sealed class InMemoryStateStore(TimeProvider time, IJobQueue queue) : I
     public ValueTask<IReadOnlyList<HandlerStats>> GetHandlerStatsAsync(DateTimeOffset since, CancellationToken cancellationToken = default)
     {
         var records = new List<NodeRunRecord>();
-        foreach (var state in _executions.Values)
+        foreach (var (_, state) in _executions)
         {
             lock (state)
             {
@@ -205,8 +205,15 @@ internal sealed class InMemoryStateStore(TimeProvider time, IJobQueue queue) : I
     {
         var now = time.GetUtcNow();
         var jobs = new List<Job>();
-        foreach (var state in _executions.Values)
+        // Enumerating the dictionary itself takes no lock and copies nothing (its Values property locks every bucket
+        // and copies every execution, finished ones included, on each sweep); a finished execution is passed by unlocked.
+        foreach (var (_, state) in _executions)
         {
+            if (state.IsFinished)
+            {
+                continue;
+            }
+
             lock (state)
             {
                 if (!state.CollectStranded(queuedBefore, now, jobs, max))
