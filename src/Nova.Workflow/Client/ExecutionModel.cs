@@ -203,7 +203,7 @@ public sealed record HandlerStats(string Handler, int Runs, int Failures, TimeSp
 public sealed record WorkflowEvent(string Type, Guid ExecutionId, string? NodeId, int Attempt, DateTimeOffset Timestamp, ExecutionProgress Progress, string? Message = null)
 {
     /// <summary>True for the event that ends an execution.</summary>
-    public bool IsTerminal => Type is EventTypes.ExecutionSucceeded or EventTypes.ExecutionFailed or EventTypes.ExecutionCanceled;
+    public bool IsTerminal => EventTypes.IsTerminal(Type);
 
     /// <summary>Whether <see cref="Type"/> matches a pattern such as <c>node.*</c> or <c>*</c>.</summary>
     public bool Matches(string pattern) => pattern == "*" || (pattern.EndsWith(".*", StringComparison.Ordinal)
@@ -231,6 +231,9 @@ public static class EventTypes
     public const string NodeAwaitingReview = "node.awaiting_review";
     public const string NodeProgress = "node.progress";
 #pragma warning restore CS1591
+
+    /// <summary>Whether an event of this type ends its execution.</summary>
+    internal static bool IsTerminal(string type) => type is ExecutionSucceeded or ExecutionFailed or ExecutionCanceled;
 }
 
 /// <summary>A person's decision on a node that awaits review.</summary>

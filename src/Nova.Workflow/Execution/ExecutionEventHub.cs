@@ -17,6 +17,19 @@ internal interface IRemoteEvents
     ValueTask<IAsyncDisposable> SubscribeAsync(Guid executionId, ChannelWriter<WorkflowEvent> writer, bool terminalOnly, CancellationToken cancellationToken);
 }
 
+/// <summary>Which of an execution's events its watchers in this process want.</summary>
+internal enum EventInterest
+{
+    /// <summary>No one watches it.</summary>
+    None,
+
+    /// <summary>Only the event that ends it.</summary>
+    Outcome,
+
+    /// <summary>Every event.</summary>
+    All,
+}
+
 /// <summary>In-process fan-out of transition events to watchers of an execution.</summary>
 internal sealed class ExecutionEventHub
 {
@@ -30,6 +43,33 @@ internal sealed class ExecutionEventHub
 
     /// <summary>Whether any watcher wants every event (progress reports are built only then).</summary>
     public bool HasEventWatchers => Volatile.Read(ref _eventWatchers) > 0;
+
+    /// <summary>Which events of <paramref name="executionId"/> the watchers here want.</summary>
+    public EventInterest InterestIn(Guid executionId)
+    {
+        if (Volatile.Read(ref _count) == 0 || !_watchers.TryGetValue(executionId, out var watchers))
+        {
+            return EventInterest.None;
+        }
+
+        if (Volatile.Read(ref _eventWatchers) == 0)
+        {
+            return EventInterest.Outcome;
+        }
+
+        lock (watchers)
+        {
+            foreach (var watcher in watchers)
+            {
+                if (!watcher.TerminalOnly)
+                {
+                    return EventInterest.All;
+                }
+            }
+        }
+
+        return EventInterest.Outcome;
+    }
 
     public void Publish(IReadOnlyList<WorkflowEvent> events)
     {

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Nova.Workflow.Execution;
 
 namespace Nova.Workflow.Storage.InMemory;
 
@@ -6,8 +7,10 @@ namespace Nova.Workflow.Storage.InMemory;
 /// The embedded state store: executions in a concurrent dictionary, each transition applied to
 /// its <see cref="ExecutionState"/> under that execution's lock. Same semantics as the durable stores.
 /// </summary>
-internal sealed class InMemoryStateStore(TimeProvider time, IJobQueue queue) : IStateStore, IExecutionStatusReader
+internal sealed class InMemoryStateStore(TimeProvider time, IJobQueue queue, ExecutionEventHub? hub = null) : IStateStore, IExecutionStatusReader
 {
+    // A transition here is visible the moment it is applied, so it makes only the events its execution's watchers want.
+    private readonly Func<Guid, EventInterest>? _eventsWanted = hub is null ? null : hub.InterestIn;
     // Eager dispatch needs the queue in the same process: the in-memory queue, not a remote one in mixed setups.
     private readonly InMemoryJobQueue? _queue = queue as InMemoryJobQueue;
     private readonly ConcurrentDictionary<Guid, ExecutionState> _executions = new();
@@ -22,7 +25,7 @@ internal sealed class InMemoryStateStore(TimeProvider time, IJobQueue queue) : I
     {
         ArgumentNullException.ThrowIfNull(execution);
         var now = time.GetUtcNow();
-        var state = new ExecutionState(execution, now);
+        var state = new ExecutionState(execution, now) { EventsWanted = _eventsWanted };
         if (execution.IdempotencyKey is { } key)
         {
             // The key check and the insert must be one step so 50 concurrent starts create one execution.
