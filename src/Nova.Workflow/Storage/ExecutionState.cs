@@ -218,7 +218,6 @@ internal sealed class ExecutionState
 
         // One clock for history: the store's start time, unless in-process retries started a later attempt.
         var startedAt = request.PriorAttempts.Count == 0 && node.StartedAt is { } storeStart ? storeStart : request.StartedAt;
-        request = request with { StartedAt = startedAt };
         node.Attempt = request.FinalAttempt;
         node.Losses = 0;
         node.RunToken = Guid.Empty;
@@ -226,14 +225,14 @@ internal sealed class ExecutionState
         switch (request.Outcome)
         {
             case AttemptOutcome.Succeeded:
-                History.Add(Record(i, node.Attempt, NodeRunStatus.Succeeded, request.StartedAt, now, node.WorkerId, null, null));
+                History.Add(Record(i, node.Attempt, NodeRunStatus.Succeeded, startedAt, now, node.WorkerId, null, null));
                 node.Output = request.Output;
                 Finish(ref t, i, NodeStatus.Succeeded, EventTypes.NodeSucceeded, null);
                 Propagate(ref t, i, request.TakenEdges);
                 break;
 
             case AttemptOutcome.AwaitingReview:
-                History.Add(Record(i, node.Attempt, NodeRunStatus.AwaitingReview, request.StartedAt, now, node.WorkerId, error?.Type, error?.Message));
+                History.Add(Record(i, node.Attempt, NodeRunStatus.AwaitingReview, startedAt, now, node.WorkerId, error?.Type, error?.Message));
                 node.Status = NodeStatus.AwaitingReview;
                 node.Error = error;
                 t.Event(EventTypes.NodeAwaitingReview, i, node.Attempt, error?.Message);
@@ -247,7 +246,7 @@ internal sealed class ExecutionState
 
             default:
                 var status = request.TimedOut ? NodeRunStatus.TimedOut : request.RetryAt is null ? NodeRunStatus.Failed : NodeRunStatus.Retrying;
-                History.Add(Record(i, node.Attempt, status, request.StartedAt, now, node.WorkerId, error?.Type, error?.Message));
+                History.Add(Record(i, node.Attempt, status, startedAt, now, node.WorkerId, error?.Type, error?.Message));
                 node.Error = error;
                 if (request.RetryAt is { } retryAt)
                 {
