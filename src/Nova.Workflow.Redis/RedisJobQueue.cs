@@ -125,29 +125,32 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
 
         var signals = wakeSignals.Select(s => s.Current).ToList();
         var deadline = timeout;
-        var batch = Db.CreateBatch();
-        var checks = queues.Select(queue =>
+
+        // One look per queue, which also marks an empty queue idle so the next enqueue publishes a wake-up (q_idle.lua).
+        var looks = await Task.WhenAll(queues.Select(queue =>
         {
             var q = Keys(queue);
-            return (Ready: batch.SortedSetLengthAsync(q.Ready), Delayed: batch.SortedSetRangeByRankWithScoresAsync(q.Delayed, 0, 0), Leased: batch.SortedSetRangeByRankWithScoresAsync(q.Leased, 0, 0));
-        }).ToList();
-        var timeTask = batch.ExecuteAsync("TIME");
-        batch.Execute();
-        var time = (RedisResult[])(await timeTask.ConfigureAwait(false))!;
-        var now = long.Parse((string)time[0]!, CultureInfo.InvariantCulture) * 1000 + long.Parse((string)time[1]!, CultureInfo.InvariantCulture) / 1000;
-        foreach (var (ready, delayed, leased) in checks)
+            return RedisScripts.Idle.EvaluateAsync(Db, [q.Ready, q.Delayed, q.Leased, q.Meta], []);
+        })).ConfigureAwait(false);
+        foreach (var look in looks)
         {
-            if (await ready.ConfigureAwait(false) > 0)
+            // { ready count, first delayed due or nil, first lease to lapse or nil, now }: see q_idle.lua.
+            var reply = (RedisResult[])look!;
+            if ((long)reply[0] > 0)
             {
                 return;
             }
 
-            foreach (var due in (await delayed.ConfigureAwait(false)).Concat(await leased.ConfigureAwait(false)))
+            var now = (long)reply[3];
+            foreach (var due in (RedisResult[])[reply[1], reply[2]])
             {
-                var wait = TimeSpan.FromMilliseconds(Math.Max(0, due.Score - now));
-                if (wait < deadline)
+                if (!due.IsNull)
                 {
-                    deadline = wait;
+                    var wait = TimeSpan.FromMilliseconds(Math.Max(0, double.Parse((string)due!, CultureInfo.InvariantCulture) - now));
+                    if (wait < deadline)
+                    {
+                        deadline = wait;
+                    }
                 }
             }
         }
@@ -188,7 +191,7 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
         var q = Keys(job.Job.Queue);
         return (int)await RedisScripts.ReleaseJob.EvaluateAsync(
             Db,
-            [q.Ready, q.Age, q.Delayed, q.Leased, q.Token, q.Deliveries, q.Score],
+            [q.Ready, q.Age, q.Delayed, q.Leased, q.Token, q.Deliveries, q.Score, q.Meta],
             [_keys.Wake(job.Job.Queue).ToString(), JobId(job.Job), job.LeaseToken.ToString("N"), ScriptResults.Ms(delay)]).ConfigureAwait(false) == 1;
     }
 

@@ -58,6 +58,7 @@ internal static class RedisScripts
     public static readonly RedisScript Ack = new(Read("q_ack"));
     public static readonly RedisScript Extend = new(Read("q_extend"));
     public static readonly RedisScript ReleaseJob = new(Read("q_release"));
+    public static readonly RedisScript Idle = new(Read("q_idle"));
     public static readonly RedisScript Rate = new(Read("rate"));
     public static readonly RedisScript DeadLetters = new(Read("dlq"));
     public static readonly RedisScript Snapshot = new(Read("snapshot"));

@@ -68,6 +68,9 @@ local function fused_enqueue(base, keyBase)
       redis.call('HDEL', KEYS[o + 7], ackId)
     end
   end
-  for q in pairs(woken) do redis.call('PUBLISH', wake .. q, '1') end
+  -- A wake-up only when a worker waits on the queue (q_idle.lua marked it idle); HDEL takes the mark.
+  for q in pairs(woken) do
+    if redis.call('HDEL', KEYS[offset[q] + 6], 'idle') == 1 then redis.call('PUBLISH', wake .. q, '1') end
+  end
   jobs = kept
 end

@@ -19,5 +19,6 @@ for k = 2, #ARGV, 4 do
     end
   end
 end
-if wake then redis.call('PUBLISH', ARGV[1], '1') end
+-- A wake-up only when a worker waits on the queue (q_idle.lua marked it idle); HDEL takes the mark.
+if wake and redis.call('HDEL', KEYS[5], 'idle') == 1 then redis.call('PUBLISH', ARGV[1], '1') end
 return 0

@@ -1,4 +1,4 @@
--- KEYS: ready, age, delayed, leased, token, deliveries, score. ARGV: wake channel, id, token, delayMs.
+-- KEYS: ready, age, delayed, leased, token, deliveries, score, meta. ARGV: wake channel, id, token, delayMs.
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
 local id = ARGV[2]
@@ -13,6 +13,6 @@ else
   local score = redis.call('HGET', KEYS[7], id)
   redis.call('ZADD', KEYS[1], score, id)
   redis.call('ZADD', KEYS[2], string.format('%.0f', tonumber(score) % 1e13), id)
-  redis.call('PUBLISH', ARGV[1], '1')
+  if redis.call('HDEL', KEYS[8], 'idle') == 1 then redis.call('PUBLISH', ARGV[1], '1') end
 end
 return 1
