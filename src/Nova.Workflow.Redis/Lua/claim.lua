@@ -4,6 +4,7 @@
 -- Returns { the jobs as dequeue returns them, per job its start as start.lua returns it or false when it was not started }.
 local claimed = dequeue(NOW, 1, tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), 6)
 local prefix, worker, leaseMs = ARGV[4], ARGV[5], tonumber(ARGV[2])
+local leaseEnds = tostring(NOW + leaseMs)
 local starts = {}
 for j = 1, #claimed, 5 do
   local start = false
@@ -15,13 +16,14 @@ for j = 1, #claimed, 5 do
     bind(tag .. ':x', tag .. ':s', tag .. ':h')
     if execStatus == 1 then
       local i = nidx(p.n)
-      local row = i and redis.call('HMGET', S, 's' .. i, 'a' .. i)
+      local x = i and IX[i]
+      local row = i and redis.call('HMGET', S, 's' .. x, 'a' .. x)
       if row and tonumber(row[1]) == 1 and tonumber(row[2]) == tonumber(p.a) then
         ids[i] = p.n
-        local static = redis.call('HMGET', P, 'rl' .. i, 'pa' .. i)
+        local static = redis.call('HMGET', P, 'rl' .. x, 'pa' .. x)
         local rl = static[1]
         if not rl or rl == '' then
-          redis.call('HSET', S, 's' .. i, 2, 't' .. i, claimed[j + 1], 'w' .. i, worker, 'sa' .. i, NOW, 'le' .. i, NOW + leaseMs)
+          redis.call('HSET', S, 's' .. x, '2', 't' .. x, claimed[j + 1], 'w' .. x, worker, 'sa' .. x, NOWS, 'le' .. x, leaseEnds)
           ev(2, i, tonumber(p.a))
           start = result(0, started_info(i, static[2] or ''))
         end

@@ -7,7 +7,8 @@ local function complete(a, kb)
   local node, token, outcome = ARGV[a + 1], ARGV[a + 3], ARGV[a + 4]
   local i = nidx(node)
   if not i or finished() then return { 1 } end
-  local row = redis.call('HMGET', S, 's' .. i, 't' .. i, 'a' .. i, 'sa' .. i, 'w' .. i)
+  local x = IX[i]
+  local row = redis.call('HMGET', S, 's' .. x, 't' .. x, 'a' .. x, 'sa' .. x, 'w' .. x)
   if tonumber(row[1]) ~= 2 or row[2] ~= token or tonumber(row[3]) ~= tonumber(ARGV[a + 2]) then return { 1 } end
   ids[i] = node
   local priors = tonumber(ARGV[a + 14])
@@ -19,14 +20,14 @@ local function complete(a, kb)
   if outcome == '0' then
     history(i, attempt, 0, started, NOW, worker, false, false)
     -- The attempt, the output and (finish) the status in one write.
-    redis.call('HSET', S, 'a' .. i, attempt, 'l' .. i, 0, 'o' .. i, ARGV[a + 7])
+    redis.call('HSET', S, 'a' .. x, ARGV[a + 5], 'l' .. x, '0', 'o' .. x, ARGV[a + 7])
     finish(i, 3, 3, nil, attempt)
     local taken = ARGV[a + 8]
     if taken == '' then taken = false end
     propagate(i, taken)
   elseif outcome == '2' then
     history(i, attempt, 5, started, NOW, worker, ARGV[a + 10], ARGV[a + 11])
-    redis.call('HSET', S, 'a' .. i, attempt, 'l' .. i, 0, 't' .. i, '', 's' .. i, 7, 'e' .. i, ARGV[a + 9])
+    redis.call('HSET', S, 'a' .. x, ARGV[a + 5], 'l' .. x, '0', 't' .. x, '', 's' .. x, '7', 'e' .. x, ARGV[a + 9])
     redis.call('HINCRBY', X, 'rv', 1)
     ev(8, i, attempt, ARGV[a + 11])
     if execStatus == 1 then
@@ -39,7 +40,7 @@ local function complete(a, kb)
     local retryAt = ARGV[a + 13]
     if ARGV[a + 12] == '1' then status = 3 elseif retryAt ~= '' then status = 1 end
     history(i, attempt, status, started, NOW, worker, ARGV[a + 10], ARGV[a + 11])
-    redis.call('HSET', S, 'a' .. i, attempt, 'l' .. i, 0, 't' .. i, '', 'e' .. i, ARGV[a + 9])
+    redis.call('HSET', S, 'a' .. x, ARGV[a + 5], 'l' .. x, '0', 't' .. x, '', 'e' .. x, ARGV[a + 9])
     if retryAt ~= '' then
       ev(4, i, attempt, ARGV[a + 11])
       queue(i, attempt + 1, tonumber(retryAt), false)

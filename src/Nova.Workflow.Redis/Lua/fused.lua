@@ -42,7 +42,8 @@ local function fused_enqueue(base, keyBase)
         -- Started and leased in one step: a lapsed lease makes it ready again like any other delivery.
         local i = jobIndex[j]
         local expires = NOW + leaseMs
-        redis.call('HSET', S, 's' .. i, 2, 't' .. i, leaseToken, 'w' .. i, worker, 'sa' .. i, NOW, 'le' .. i, expires)
+        local x = IX[i]
+        redis.call('HSET', S, 's' .. x, '2', 't' .. x, leaseToken, 'w' .. x, worker, 'sa' .. x, NOWS, 'le' .. x, tostring(expires))
         ev(2, i, tonumber(attempt))
         local d = redis.call('HINCRBY', KEYS[o + 9], id, 1)
         redis.call('HSET', KEYS[o + 8], id, leaseToken)

@@ -24,6 +24,7 @@ local function dequeue(now, kb, max, leaseMs, fairness, tokenAt)
   -- always have an untaken one while jobs remain.
   local out = {}
   local lease = now + leaseMs
+  local leaseText = tostring(lease)
   -- Bounded so the bulk commands below stay within Lua's unpack limit.
   max = math.min(max, 1000)
   local taken = tonumber(redis.call('HGET', meta, 'taken')) or 0
@@ -47,11 +48,11 @@ local function dequeue(now, kb, max, leaseMs, fairness, tokenAt)
     local token = ARGV[tokenAt + n - 1]
     tokens[#tokens + 1] = id
     tokens[#tokens + 1] = token
-    leases[#leases + 1] = lease
+    leases[#leases + 1] = leaseText
     leases[#leases + 1] = id
     out[#out + 1] = false
     out[#out + 1] = token
-    out[#out + 1] = redis.call('HINCRBY', dl, id, 1)
+    out[#out + 1] = redis.call('HINCRBY', dl, id, '1')
     out[#out + 1] = lease
     out[#out + 1] = id
   end
