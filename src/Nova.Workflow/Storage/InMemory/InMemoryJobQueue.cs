@@ -66,7 +66,7 @@ internal sealed class InMemoryJobQueue(TimeProvider time) : IJobQueue
             var entry = new Entry(job.Job, key, ++_sequence) { Token = job.LeaseToken, Deliveries = 1, LeaseExpiresAt = job.LeaseExpiresAt, Leased = true };
             _live.Add(key, entry);
             _leased.Add(entry.Token, entry);
-            _leaseExpiry.Enqueue(entry, entry.LeaseExpiresAt);
+            TrackLease(entry);
         }
     }
 
@@ -106,7 +106,7 @@ internal sealed class InMemoryJobQueue(TimeProvider time) : IJobQueue
                     entry.LeaseExpiresAt = now + lease;
                     entry.Leased = true;
                     _leased.Add(entry.Token, entry);
-                    _leaseExpiry.Enqueue(entry, entry.LeaseExpiresAt);
+                    TrackLease(entry);
                     (result ??= []).Add(new LeasedJob(entry.Job, entry.Token, entry.Deliveries, entry.LeaseExpiresAt));
                 }
             }
@@ -175,7 +175,7 @@ internal sealed class InMemoryJobQueue(TimeProvider time) : IJobQueue
                 if (_leased.TryGetValue(jobs[i].LeaseToken, out var entry))
                 {
                     entry.LeaseExpiresAt = now + lease;
-                    _leaseExpiry.Enqueue(entry, entry.LeaseExpiresAt);
+                    TrackLease(entry);
                     result[i] = true;
                 }
             }
@@ -271,6 +271,38 @@ internal sealed class InMemoryJobQueue(TimeProvider time) : IJobQueue
         entry.Leased = false;
         _live.Remove(entry.Key);
         return true;
+    }
+
+    /// <summary>Tracks the expiry of a lease already in the leased map (under the lock).</summary>
+    private void TrackLease(Entry entry)
+    {
+        // Heap entries are lazy: an ack or a later extension leaves the old one behind until its time comes. Without a bound
+        // the heap kept every job leased in the last lease duration (15 s of jobs at tens of thousands a second) alive;
+        // rebuilt from the live leases once stale entries outnumber them, it stays within twice the leases plus a margin.
+        if (_leaseExpiry.Count >= 2 * _leased.Count + 1024)
+        {
+            _leaseExpiry.Clear();
+            foreach (var (_, leased) in _leased)
+            {
+                _leaseExpiry.Enqueue(leased, leased.LeaseExpiresAt);
+            }
+
+            return;
+        }
+
+        _leaseExpiry.Enqueue(entry, entry.LeaseExpiresAt);
+    }
+
+    /// <summary>Lease expiries tracked, live or stale (for tests).</summary>
+    internal int TrackedLeases
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _leaseExpiry.Count;
+            }
+        }
     }
 
     private void ReclaimExpired(DateTimeOffset now)
