@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Nova.Workflow.Conformance;
 using Nova.Workflow.Storage;
 using StackExchange.Redis;
 using Xunit;
@@ -28,10 +29,10 @@ public sealed class RedisWakeTests(RedisServer server) : IClassFixture<RedisServ
 
             // A worker finds the queue empty and waits: the next enqueue wakes it, with one message.
             var waiting = queue.WaitAsync(["q"], TimeSpan.FromSeconds(30)).AsTask();
-            await PollAsync(async () => await server.Connection.GetDatabase().HashExistsAsync(keys.Queue("q").Meta, "idle"), "the waiting worker did not mark the queue idle");
+            await Eventually.TrueAsync(async () => await server.Connection.GetDatabase().HashExistsAsync(keys.Queue("q").Meta, "idle"), "the waiting worker marks the queue idle");
             await queue.EnqueueAsync([Job(1), Job(1)]);
             await waiting.WaitAsync(TimeSpan.FromSeconds(10));
-            await PollAsync(() => Task.FromResult(Volatile.Read(ref messages) == 1), "the enqueue after the wait did not publish exactly one wake-up");
+            await Eventually.TrueAsync(() => Task.FromResult(Volatile.Read(ref messages) == 1), "exactly one wake-up published by the enqueue after the wait");
 
             // The mark is taken: more enqueues publish nothing while the jobs are worked on.
             await queue.EnqueueAsync([Job(1)]);
@@ -42,16 +43,6 @@ public sealed class RedisWakeTests(RedisServer server) : IClassFixture<RedisServ
         finally
         {
             await subscriber.UnsubscribeAsync(keys.Wake("q"));
-        }
-    }
-
-    private static async Task PollAsync(Func<Task<bool>> done, string failure)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (!await done())
-        {
-            Assert.True(DateTime.UtcNow < deadline, failure);
-            await Task.Delay(10);
         }
     }
 }
