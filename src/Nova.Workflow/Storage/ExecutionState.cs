@@ -892,7 +892,8 @@ internal sealed class ExecutionState
 
         private static List<NotedEvent> Reuse()
         {
-            var noted = t_noted ??= [];
+            // A thread keeps its list, unless a large transition (the create of a wide execution) grew it past a few KB.
+            var noted = t_noted is { Capacity: <= 256 } kept ? kept : t_noted = [];
             noted.Clear();
             return noted;
         }
