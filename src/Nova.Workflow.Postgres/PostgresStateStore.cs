@@ -119,8 +119,8 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         return new CreateExecutionResult(execution.Id, true, transition);
     }
 
-    /// <summary>Whether the create goes in a group commit: no idempotency key, and the database clock already observed.</summary>
-    private bool GroupCommitted(NewExecution execution) => execution.IdempotencyKey is null && Interlocked.Read(ref _clockOffset) != long.MinValue;
+    /// <summary>Whether the create goes in a group commit: one without an idempotency key.</summary>
+    private static bool GroupCommitted(NewExecution execution) => execution.IdempotencyKey is null;
 
     /// <summary>
     /// Starts without an idempotency key cannot conflict (their ids are new), so they go in group commits: the starts that
@@ -129,6 +129,14 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     /// </summary>
     private async Task<CreateExecutionResult[]> CreateBatchAsync(NewExecution[] executions)
     {
+        await using var connection = await _dataSource.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
+        if (Interlocked.Read(ref _clockOffset) == long.MinValue)
+        {
+            // The process's first batch reads the database clock (a burst of starts into a fresh host used to go one by one,
+            // each reading it in a transaction of its own, until one had).
+            ObserveClock(await NowAsync(connection, null, CancellationToken.None).ConfigureAwait(false));
+        }
+
         var now = _time.GetUtcNow().AddTicks(Interlocked.Read(ref _clockOffset));
         var results = new CreateExecutionResult[executions.Length];
         var documents = new DocumentWriter[executions.Length];
@@ -145,7 +153,6 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
                 documents[k] = DocumentWriter.Write(states[k]);
             }
 
-            await using var connection = await _dataSource.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
             await using var batch = new NpgsqlBatch(connection);
 
             // Plans first seen here are stored in the same transaction: a hundred new workflows started at once cost one commit,
@@ -916,7 +923,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         }
     }
 
-    private static async Task<DateTimeOffset> NowAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    private static async Task<DateTimeOffset> NowAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand("SELECT now()", connection, transaction);
         return Utc(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false));

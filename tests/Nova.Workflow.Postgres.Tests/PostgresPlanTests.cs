@@ -28,9 +28,9 @@ public sealed class PostgresPlanTests(PostgresServer server) : IClassFixture<Pos
         await host.StartAsync();
         var client = host.Services.GetRequiredService<IWorkflowClient>();
 
-        // The first start reads the database clock on its own; the twenty after it, started at once, go in group commits.
-        await client.StartAsync("w0");
-        await Task.WhenAll(Enumerable.Range(0, 20).Select(k => client.StartAsync($"w{k}")));
+        // Twenty new workflows started at once in a fresh host: group commits (the first also reads the database clock).
+        var ids = await Task.WhenAll(Enumerable.Range(0, 20).Select(k => client.StartAsync($"w{k}")));
+        Assert.All(await Task.WhenAll(ids.Select(id => client.GetAsync(id))), snapshot => Assert.Equal(["x", "y"], snapshot.Nodes.Select(n => n.Id)));
 
         await using var command = server.DataSource.CreateCommand($"SELECT workflow, nodes FROM {schema}.plans ORDER BY workflow");
         await using var reader = await command.ExecuteReaderAsync();
