@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using Nova.Workflow.Conformance;
 using Nova.Workflow.Storage;
 using Npgsql;
@@ -18,15 +17,9 @@ public sealed class PostgresCommitTests(PostgresServer server) : IClassFixture<P
     public async Task A_write_that_fails_in_the_database_commits_nothing_and_the_completion_lands_when_retried()
     {
         var schema = "commit" + Guid.NewGuid().ToString("N")[..8];
-        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-        builder.Services.AddLogging();
-        builder.Services.AddSingleton(server.DataSource);
-        builder.Services.AddNovaWorkflows(nova => nova
-            .UsePostgres(o => o.Schema = schema)
+        using var host = await PostgresTestHost.StartAsync(server.DataSource, o => o.Schema = schema, nova => nova
             .AddHandler("step", (_, _) => ValueTask.FromResult<JsonElement?>(null))
             .AddWorkflow(new WorkflowBuilder("guarded").Node("a", "step").Node("b", "step", n => n.DependsOn("a")).Build()));
-        using var host = builder.Build();
-        await host.StartAsync();
         var client = host.Services.GetRequiredService<IWorkflowClient>();
         var store = host.Services.GetRequiredService<IStateStore>();
         var queue = host.Services.GetRequiredService<IJobQueue>();

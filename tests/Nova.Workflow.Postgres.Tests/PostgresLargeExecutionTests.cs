@@ -41,14 +41,11 @@ public sealed class PostgresLargeExecutionTests(PostgresServer server) : IClassF
         await Task.WhenAll(first.StopAsync(), second.StopAsync(), control.StopAsync());
     }
 
-    private async Task<IHost> StartHostAsync(string schema, ConcurrentDictionary<string, int> runs, TaskCompletionSource pauseAt, bool workers)
+    private Task<IHost> StartHostAsync(string schema, ConcurrentDictionary<string, int> runs, TaskCompletionSource pauseAt, bool workers)
     {
-        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-        builder.Services.AddLogging();
-        builder.Services.AddSingleton(server.DataSource);
-        builder.Services.AddNovaWorkflows(nova =>
+        return PostgresTestHost.StartAsync(server.DataSource, o => o.Schema = schema, nova =>
         {
-            nova.UsePostgres(o => o.Schema = schema).AddHandler("count", (ctx, _) =>
+            nova.AddHandler("count", (ctx, _) =>
             {
                 if (runs.AddOrUpdate(ctx.NodeId, 1, (_, n) => n + 1) == 1 && runs.Count == Width / 3)
                 {
@@ -69,8 +66,5 @@ public sealed class PostgresLargeExecutionTests(PostgresServer server) : IClassF
                 nova.AddWorker(w => w.Queue("default", 16));
             }
         });
-        var host = builder.Build();
-        await host.StartAsync();
-        return host;
     }
 }

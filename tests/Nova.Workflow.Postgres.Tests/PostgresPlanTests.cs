@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using Xunit;
 
 namespace Nova.Workflow.Postgres.Tests;
@@ -13,19 +12,14 @@ public sealed class PostgresPlanTests(PostgresServer server) : IClassFixture<Pos
     public async Task Plans_first_started_together_are_stored_with_their_executions()
     {
         var schema = "plans" + Guid.NewGuid().ToString("N")[..8];
-        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-        builder.Services.AddLogging();
-        builder.Services.AddSingleton(server.DataSource);
-        builder.Services.AddNovaWorkflows(nova =>
+        using var host = await PostgresTestHost.StartAsync(server.DataSource, o => o.Schema = schema, nova =>
         {
-            nova.UsePostgres(o => o.Schema = schema).AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null));
+            nova.AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null));
             for (var k = 0; k < 20; k++)
             {
                 nova.AddWorkflow(new WorkflowBuilder($"w{k}").Node("x", "h").Node("y", "h", n => n.DependsOn("x")).Build());
             }
         });
-        using var host = builder.Build();
-        await host.StartAsync();
         var client = host.Services.GetRequiredService<IWorkflowClient>();
 
         // Twenty new workflows started at once in a fresh host: group commits (the first also reads the database clock).

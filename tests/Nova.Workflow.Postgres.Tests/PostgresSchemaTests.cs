@@ -1,6 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Xunit;
 
@@ -35,20 +34,17 @@ public sealed class PostgresSchemaTests(PostgresServer server) : IClassFixture<P
             await script.ExecuteNonQueryAsync();
         }
 
-        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-        builder.Services.AddLogging();
-        builder.Services.AddSingleton(server.DataSource);
-        builder.Services.AddNovaWorkflows(nova => nova
-            .UsePostgres(o =>
+        using var host = await PostgresTestHost.StartAsync(
+            server.DataSource,
+            o =>
             {
                 o.Schema = schema;
                 o.RunMigrations = false;
-            })
-            .AddHandler("h", (_, _) => ValueTask.FromResult<System.Text.Json.JsonElement?>(null))
-            .AddWorkflow(new WorkflowBuilder("dba").Node("a", "h").Build())
-            .AddWorker());
-        using var host = builder.Build();
-        await host.StartAsync();
+            },
+            nova => nova
+                .AddHandler("h", (_, _) => ValueTask.FromResult<System.Text.Json.JsonElement?>(null))
+                .AddWorkflow(new WorkflowBuilder("dba").Node("a", "h").Build())
+                .AddWorker());
         var result = await host.Services.GetRequiredService<IWorkflowClient>().RunAsync("dba", timeout: TimeSpan.FromSeconds(20));
         Assert.Equal(ExecutionStatus.Succeeded, result.Status);
         await host.StopAsync();
@@ -60,11 +56,7 @@ public sealed class PostgresSchemaTests(PostgresServer server) : IClassFixture<P
     [InlineData("")]
     public async Task An_unsafe_schema_name_stops_the_host_with_a_clear_error(string schema)
     {
-        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-        builder.Services.AddLogging();
-        builder.Services.AddSingleton(server.DataSource);
-        builder.Services.AddNovaWorkflows(nova => nova.UsePostgres(o => o.Schema = schema));
-        using var host = builder.Build();
+        using var host = PostgresTestHost.Build(server.DataSource, o => o.Schema = schema);
         var ex = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
         Assert.Contains("lower-case identifier", ex.Message);
     }
