@@ -8,10 +8,10 @@ using NpgsqlTypes;
 namespace Nova.Workflow.Postgres;
 
 /// <summary>
-/// An execution document serialized into a reused buffer, for one statement's parameter; dispose it once the statement
-/// has run. Every transition rewrites the whole document, and a fresh array per write put each large execution's
-/// document on the large object heap. Writers are kept by size: many small ones (a group commit serializes dozens of
-/// documents at once), a few that grew past 64 KB, and two that grew past 1 MB (up to 32 MB).
+/// An execution document (or a chunk of a large execution's nodes) serialized into a reused buffer, for one statement's
+/// parameter; dispose it once the statement has run. Writers are kept by size: many small ones (a group commit serializes
+/// dozens of documents at once) and a few that grew past 64 KB (up to 1 MB). A large execution's nodes are in chunks, so
+/// its document stays small.
 /// </summary>
 internal sealed class DocumentWriter : IDisposable
 {
@@ -19,16 +19,8 @@ internal sealed class DocumentWriter : IDisposable
     private const int MaxSmall = 256;
     private const int MediumCapacity = 1 << 20;
     private const int MaxMedium = 16;
-    private const int LargeCapacity = 32 << 20;
-    private const int MaxLarge = 2;
-    private const int LargeFromNodes = 2_000;
     private static readonly ConcurrentBag<DocumentWriter> Small = [];
     private static readonly ConcurrentBag<DocumentWriter> Medium = [];
-
-    // Writers of documents past 1 MB (executions of thousands of nodes), kept apart and few: a fresh multi-megabyte buffer
-    // per write cost more in first-touch page faults and growth copies than the serializing itself (measured on a
-    // 10,000-node execution).
-    private static readonly ConcurrentBag<DocumentWriter> Large = [];
 
     // A single-node execution's document is about 600 bytes: a new writer starts small and grows (doubling) to what its
     // documents need. Starting at 16 KB made the buffers 70% of all bytes a PostgreSQL worker allocated.
@@ -40,14 +32,31 @@ internal sealed class DocumentWriter : IDisposable
     /// <summary>The serialized document.</summary>
     public ReadOnlyMemory<byte> Written => _buffer.WrittenMemory;
 
-    /// <summary>Serializes <paramref name="state"/>'s document.</summary>
+    /// <summary>Serializes <paramref name="state"/>'s document (without its nodes when they go in chunks).</summary>
     public static DocumentWriter Write(ExecutionState state)
     {
-        var writer = (state.Nodes.Length >= LargeFromNodes && Large.TryTake(out var kept)) || Small.TryTake(out kept) || Medium.TryTake(out kept)
-            ? kept
-            : new DocumentWriter();
-        JsonSerializer.Serialize(writer._json, state.ToDocument(), ExecutionDocumentContext.Default.ExecutionDocument);
+        var writer = Take();
+        var document = state.ToDocument();
+        if (DocumentChunks.IsChunked(state))
+        {
+            document.Nodes = [];
+            document.InEdges = [];
+            document.Chunks = DocumentChunks.Count(state);
+        }
+
+        JsonSerializer.Serialize(writer._json, document, ExecutionDocumentContext.Default.ExecutionDocument);
         return writer;
+    }
+
+    /// <summary>A writer for <see cref="WriteChunk"/>.</summary>
+    public static DocumentWriter Take() => Small.TryTake(out var kept) || Medium.TryTake(out kept) ? kept : new DocumentWriter();
+
+    /// <summary>Serializes chunk <paramref name="chunk"/> of <paramref name="state"/>'s nodes in place of what was written.</summary>
+    public ReadOnlySpan<byte> WriteChunk(ExecutionState state, int chunk)
+    {
+        Clear();
+        DocumentChunks.Write(_json, state, chunk);
+        return _buffer.WrittenSpan;
     }
 
     /// <summary>A bytea parameter over the written bytes (valid until disposed).</summary>
@@ -55,15 +64,18 @@ internal sealed class DocumentWriter : IDisposable
 
     public void Dispose()
     {
-        _json.Reset();
-        _buffer.ResetWrittenCount();
+        Clear();
         var capacity = _buffer.Capacity;
-        var (bag, most) = capacity <= SmallCapacity ? (Small, MaxSmall)
-            : capacity <= MediumCapacity ? (Medium, MaxMedium)
-            : (Large, capacity <= LargeCapacity ? MaxLarge : 0);
+        var (bag, most) = capacity <= SmallCapacity ? (Small, MaxSmall) : (Medium, capacity <= MediumCapacity ? MaxMedium : 0);
         if (bag.Count < most)
         {
             bag.Add(this);
         }
+    }
+
+    private void Clear()
+    {
+        _json.Reset();
+        _buffer.ResetWrittenCount();
     }
 }

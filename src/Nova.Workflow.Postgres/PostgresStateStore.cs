@@ -35,6 +35,11 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     private const int RememberAtMost = 16;
     private readonly ConcurrentDictionary<Guid, (long Revision, ExecutionState State)> _recent = new();
 
+    // The chunks of a large execution's nodes as last read or written in the transaction holding it, by state: a transition
+    // writes only the chunks whose bytes differ. Set before the commit (the next holder of the row lock may take the state
+    // from _recent at once) and dropped when the commit fails; a state without one writes every chunk.
+    private readonly ConditionalWeakTable<ExecutionState, byte[][]> _chunkImages = new();
+
     // Node names read back for workflow versions this process has not registered.
     private readonly ConcurrentDictionary<(string Workflow, int Version), ExecutionPlan> _namingPlans = new();
 
@@ -110,6 +115,13 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             }
         }
 
+        if (DocumentChunks.IsChunked(state))
+        {
+            await using var chunks = new NpgsqlBatch(connection, transaction);
+            AddChunks(chunks, [state]);
+            await chunks.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         transition = await WriteJobsAsync(connection, transaction, transition, cancellationToken).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         if (transition.JobsEnqueued)
@@ -177,6 +189,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             insert.Parameters.AddWithValue(now);
             insert.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, TypedValue = Array.ConvertAll(documents, d => d.Written) });
             batch.BatchCommands.Add(insert);
+            AddChunks(batch, states);
             var enqueued = _queue is not null && _queue.AddEnqueue(batch, jobs);
 
             // Npgsql sends a batch with one Sync: PostgreSQL runs it as one implicit transaction, all or nothing.
@@ -442,7 +455,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
 
     public async ValueTask<ExecutionSnapshot?> GetExecutionAsync(Guid executionId, CancellationToken cancellationToken = default)
     {
-        await using var command = _dataSource.CreateCommand($"SELECT workflow, version, state FROM {_s}.executions WHERE id = $1");
+        await using var command = _dataSource.CreateCommand($"SELECT workflow, version, state, {ChunksColumn} FROM {_s}.executions e WHERE id = $1");
         command.Parameters.AddWithValue(executionId);
         string workflow;
         int version;
@@ -454,7 +467,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
                 return null;
             }
 
-            (workflow, version, document) = (reader.GetString(0), reader.GetInt32(1), ReadDocument(reader, 2));
+            (workflow, version, document) = (reader.GetString(0), reader.GetInt32(1), ReadDocument(reader, 2, 3));
         }
 
         var plan = _registry.Find(workflow, version) ?? await NamingPlanAsync(workflow, version, cancellationToken).ConfigureAwait(false);
@@ -524,7 +537,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     {
         ArgumentNullException.ThrowIfNull(query);
         await using var command = _dataSource.CreateCommand(
-            $"SELECT id, workflow, version, status, created_at, awaiting_review, CASE WHEN awaiting_review THEN state END FROM {_s}.executions " +
+            $"SELECT id, workflow, version, status, created_at, awaiting_review, CASE WHEN awaiting_review THEN state END, CASE WHEN awaiting_review THEN {ChunksColumn} END FROM {_s}.executions e " +
             "WHERE ($1::smallint IS NULL OR status = $1) AND ($2::text IS NULL OR workflow = $2) AND (NOT $3 OR awaiting_review) ORDER BY created_at DESC, id DESC LIMIT $4");
         command.Parameters.AddWithValue(NpgsqlDbType.Smallint, query.Status is { } status ? (short)status : DBNull.Value);
         command.Parameters.AddWithValue(NpgsqlDbType.Text, (object?)query.Workflow ?? DBNull.Value);
@@ -535,7 +548,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             IReadOnlyList<string> awaiting = reader.GetBoolean(5)
-                ? Restore(reader.GetString(1), reader.GetInt32(2), ReadDocument(reader, 6)).ToSummary().AwaitingReview
+                ? Restore(reader.GetString(1), reader.GetInt32(2), ReadDocument(reader, 6, 7)).ToSummary().AwaitingReview
                 : [];
             result.Add(new ExecutionSummary(reader.GetGuid(0), reader.GetString(1), (ExecutionStatus)reader.GetInt16(3), reader.GetFieldValue<DateTimeOffset>(4), awaiting));
         }
@@ -562,12 +575,12 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
 
     public async ValueTask<IReadOnlyList<Job>> FindStrandedAsync(DateTimeOffset queuedBefore, int max, CancellationToken cancellationToken = default)
     {
-        await using var command = _dataSource.CreateCommand($"SELECT workflow, version, state, now() FROM {_s}.executions WHERE status = 1");
+        await using var command = _dataSource.CreateCommand($"SELECT workflow, version, state, now(), {ChunksColumn} FROM {_s}.executions e WHERE status = 1");
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var jobs = new List<Job>();
         while (jobs.Count < max && await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            Restore(reader.GetString(0), reader.GetInt32(1), ReadDocument(reader, 2)).CollectStranded(queuedBefore, reader.GetFieldValue<DateTimeOffset>(3), jobs, max);
+            Restore(reader.GetString(0), reader.GetInt32(1), ReadDocument(reader, 2, 4)).CollectStranded(queuedBefore, reader.GetFieldValue<DateTimeOffset>(3), jobs, max);
         }
 
         return jobs;
@@ -610,17 +623,25 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
                 connection,
                 transaction);
             command.Parameters.AddWithValue(executionId);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            string workflow;
+            int version;
+            ExecutionDocument document;
+            DateTimeOffset now;
+            await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             {
-                await reader.DisposeAsync().ConfigureAwait(false);
-                await transaction.DisposeAsync().ConfigureAwait(false);
-                await connection.DisposeAsync().ConfigureAwait(false);
-                return null;
+                if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    await reader.DisposeAsync().ConfigureAwait(false);
+                    await transaction.DisposeAsync().ConfigureAwait(false);
+                    await connection.DisposeAsync().ConfigureAwait(false);
+                    return null;
+                }
+
+                (workflow, version, document, now) = (reader.GetString(0), reader.GetInt32(1), ReadDocument(reader, 2), reader.GetFieldValue<DateTimeOffset>(3));
             }
 
-            var state = Restore(reader.GetString(0), reader.GetInt32(1), ReadDocument(reader, 2));
-            var now = reader.GetFieldValue<DateTimeOffset>(3);
+            var chunks = document.Chunks > 0 ? (await ReadChunksAsync(connection, transaction, [executionId]).ConfigureAwait(false)).GetValueOrDefault(executionId) : null;
+            var state = Restore(workflow, version, document, chunks);
             ObserveClock(now);
             return new Scope(connection, transaction, state, now);
         }
@@ -657,6 +678,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         var known = Array.ConvertAll(wanted, id => _recent.TryGetValue(id, out var entry) ? entry.Revision : -1L);
         var states = new Dictionary<Guid, (ExecutionState State, DateTimeOffset Now, long Revision)>();
         List<Guid>? unread = null;
+        List<(Guid Id, string Workflow, int Version, ExecutionDocument Document, long Revision)>? chunked = null;
         DateTimeOffset now = default;
         await using (var select = new NpgsqlCommand(
             $"WITH locked AS (SELECT id, workflow, version, revision, state FROM {_s}.executions WHERE id = ANY($1) ORDER BY id FOR UPDATE) " +
@@ -682,7 +704,15 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
                 }
                 else if (!reader.IsDBNull(4))
                 {
-                    state = Restore(reader.GetString(1), reader.GetInt32(2), ReadDocument(reader, 4));
+                    var document = ReadDocument(reader, 4);
+                    if (document.Chunks > 0)
+                    {
+                        (chunked ??= []).Add((id, reader.GetString(1), reader.GetInt32(2), document, revision));
+                    }
+                    else
+                    {
+                        state = Restore(reader.GetString(1), reader.GetInt32(2), document);
+                    }
                 }
                 else
                 {
@@ -704,7 +734,26 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             await using var reader = await select.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
             while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
             {
-                states[reader.GetGuid(0)] = (Restore(reader.GetString(1), reader.GetInt32(2), ReadDocument(reader, 4)), now, reader.GetInt64(3));
+                var document = ReadDocument(reader, 4);
+                if (document.Chunks > 0)
+                {
+                    (chunked ??= []).Add((reader.GetGuid(0), reader.GetString(1), reader.GetInt32(2), document, reader.GetInt64(3)));
+                }
+                else
+                {
+                    states[reader.GetGuid(0)] = (Restore(reader.GetString(1), reader.GetInt32(2), document), now, reader.GetInt64(3));
+                }
+            }
+        }
+
+        if (chunked is not null)
+        {
+            // Read once the row locks are held, in a statement of its own: its snapshot is taken after them, so it holds the
+            // chunks the last holder committed (a subquery of the locking statement would read them as of before its wait).
+            var chunks = await ReadChunksAsync(connection, transaction, [.. chunked.Select(c => c.Id)]).ConfigureAwait(false);
+            foreach (var (id, workflow, version, document, revision) in chunked)
+            {
+                states[id] = (Restore(workflow, version, document, chunks.GetValueOrDefault(id)), now, revision);
             }
         }
 
@@ -771,6 +820,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
                 update.Parameters.Add(new NpgsqlParameter<DateTimeOffset?[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, TypedValue = ended });
                 update.Parameters.AddWithValue(review);
                 batch.BatchCommands.Add(update);
+                AddChunks(batch, states);
                 AddHistory(batch, states);
             }
 
@@ -795,9 +845,14 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             {
                 await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch when (remember is not null)
+            catch
             {
-                foreach (var id in remember.Keys)
+                foreach (var state in states)
+                {
+                    _chunkImages.Remove(state);
+                }
+
+                foreach (var id in remember?.Keys ?? Enumerable.Empty<Guid>())
                 {
                     _recent.TryRemove(id, out _);
                 }
@@ -900,14 +955,149 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         return TimeSpan.Zero;
     }
 
-    private ExecutionState Restore(string workflow, int version, ExecutionDocument document) =>
-        new(document, _registry.Get(workflow, version));
+    /// <summary>
+    /// The state of a stored execution; a large one's nodes come from <paramref name="chunks"/>, which become what its next
+    /// write compares its chunks with (so pass them only from a read under the row lock).
+    /// </summary>
+    private ExecutionState Restore(string workflow, int version, ExecutionDocument document, byte[][]? chunks = null)
+    {
+        if (document.Chunks > 0)
+        {
+            DocumentChunks.Restore(document, chunks);
+        }
+
+        var state = new ExecutionState(document, _registry.Get(workflow, version));
+        if (chunks is not null)
+        {
+            _chunkImages.AddOrUpdate(state, chunks);
+        }
+
+        return state;
+    }
+
+    /// <summary>A column of the execution aliased <c>e</c>: its chunks in order (null when it has none), for reads without the row lock.</summary>
+    private string ChunksColumn => $"(SELECT array_agg(c.state ORDER BY c.chunk) FROM {_s}.execution_chunks c WHERE c.execution_id = e.id)";
+
+    /// <summary>The chunks of the executions that have them, each in chunk order.</summary>
+    private async Task<Dictionary<Guid, byte[][]>> ReadChunksAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid[] ids)
+    {
+        await using var select = new NpgsqlCommand(
+            $"SELECT execution_id, array_agg(state ORDER BY chunk) FROM {_s}.execution_chunks WHERE execution_id = ANY($1) GROUP BY execution_id",
+            connection,
+            transaction);
+        select.Parameters.AddWithValue(ids);
+        await using var reader = await select.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        var chunks = new Dictionary<Guid, byte[][]>();
+        while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
+        {
+            chunks[reader.GetGuid(0)] = reader.GetFieldValue<byte[][]>(1);
+        }
+
+        return chunks;
+    }
 
     /// <summary>
-    /// Reads the document column through a pooled buffer: every transition reads the whole document, and a byte array
-    /// per read would put each large execution's document on the large object heap (measured: half of a 1,000-node
-    /// fan-out's large allocations).
+    /// Adds the writes of the chunks of large executions that differ from what their rows hold (all of a new one's), and takes
+    /// the new bytes as what the rows hold; the caller drops that for every state if the batch fails.
     /// </summary>
+    private void AddChunks(NpgsqlBatch batch, IEnumerable<ExecutionState> states)
+    {
+        // Chunks whose rows are known to exist are updated; the others (a new execution's, or one whose state has no image
+        // of its rows) are upserted.
+        ChunkWrites? updates = null, upserts = null;
+        DocumentWriter? writer = null;
+        try
+        {
+            foreach (var state in states)
+            {
+                if (!DocumentChunks.IsChunked(state))
+                {
+                    continue;
+                }
+
+                var count = DocumentChunks.Count(state);
+                var known = _chunkImages.TryGetValue(state, out var image) && image.Length == count;
+                if (!known)
+                {
+                    image = new byte[count][];
+                    _chunkImages.AddOrUpdate(state, image);
+                }
+
+                writer ??= DocumentWriter.Take();
+                for (var c = 0; c < count; c++)
+                {
+                    if (!DocumentChunks.TakeChanged(state, c) && image![c] is not null)
+                    {
+                        continue;
+                    }
+
+                    var written = writer.WriteChunk(state, c);
+                    if (image![c] is { } held && written.SequenceEqual(held))
+                    {
+                        continue;
+                    }
+
+                    image[c] = written.ToArray();
+                    (known ? updates ??= new() : upserts ??= new()).Add(state.Id, c, image[c]);
+                }
+            }
+        }
+        finally
+        {
+            writer?.Dispose();
+        }
+
+        if (updates is not null)
+        {
+            batch.BatchCommands.Add(updates.Command(
+                $"UPDATE {_s}.execution_chunks c SET state = u.state FROM unnest($1::uuid[], $2::int[], $3::bytea[]) AS u(id, chunk, state) " +
+                "WHERE c.execution_id = u.id AND c.chunk = u.chunk"));
+        }
+
+        if (upserts is not null)
+        {
+            batch.BatchCommands.Add(upserts.Command(
+                $"INSERT INTO {_s}.execution_chunks (execution_id, chunk, state) SELECT * FROM unnest($1::uuid[], $2::int[], $3::bytea[]) " +
+                "ON CONFLICT (execution_id, chunk) DO UPDATE SET state = excluded.state"));
+        }
+    }
+
+    /// <summary>Chunk rows to write, as the three arrays of one statement.</summary>
+    private sealed class ChunkWrites
+    {
+        private readonly List<Guid> _ids = [];
+        private readonly List<int> _chunks = [];
+        private readonly List<byte[]> _states = [];
+
+        public void Add(Guid id, int chunk, byte[] state)
+        {
+            _ids.Add(id);
+            _chunks.Add(chunk);
+            _states.Add(state);
+        }
+
+        public NpgsqlBatchCommand Command(string sql)
+        {
+            var command = new NpgsqlBatchCommand(sql);
+            command.Parameters.AddWithValue(_ids.ToArray());
+            command.Parameters.AddWithValue(_chunks.ToArray());
+            command.Parameters.AddWithValue(_states.ToArray());
+            return command;
+        }
+    }
+
+    private static ExecutionDocument ReadDocument(NpgsqlDataReader reader, int column, int chunksColumn)
+    {
+        var document = ReadDocument(reader, column);
+        if (document.Chunks > 0)
+        {
+            DocumentChunks.Restore(document, reader.IsDBNull(chunksColumn) ? null : reader.GetFieldValue<byte[][]>(chunksColumn));
+            document.Chunks = 0;
+        }
+
+        return document;
+    }
+
     private static ExecutionDocument ReadDocument(NpgsqlDataReader reader, int column)
     {
         var length = checked((int)reader.GetBytes(column, 0, null, 0, 0));

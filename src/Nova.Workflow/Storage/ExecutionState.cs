@@ -490,7 +490,7 @@ internal sealed class ExecutionState
             {
                 if (!IsTerminal(Nodes[parents[k]].Status))
                 {
-                    InEdges[start + k] = EdgeOutcome.None;
+                    InEdges[start + k] = EdgeOutcome.None; // Nodes[n] is marked changed below, with its pending parents
                     pending++;
                 }
             }
@@ -691,6 +691,7 @@ internal sealed class ExecutionState
             var end = graph.ChildStart[n + 1];
             for (var s = start; s < end; s++)
             {
+                var c = graph.Children[s];
                 InEdges[Plan.ChildSlotToParentSlot[s]] = status switch
                 {
                     NodeStatus.Succeeded => tk is null || tk[s - start] ? EdgeOutcome.Succeeded : EdgeOutcome.Skipped,
@@ -698,7 +699,7 @@ internal sealed class ExecutionState
                     NodeStatus.Canceled => EdgeOutcome.Canceled,
                     _ => EdgeOutcome.Skipped,
                 };
-                var c = graph.Children[s];
+                Nodes[c].Changed = true; // its incoming edges are stored with it
                 if (Nodes[c].Status == NodeStatus.Pending && --Nodes[c].PendingParents == 0 && Decide(ref t, c))
                 {
                     work.Push((c, null));
@@ -902,22 +903,31 @@ internal sealed class ExecutionState
     private readonly record struct NotedEvent(string Type, int Node, int Attempt, ExecutionProgress Progress, string? Message);
 }
 
-/// <summary>The mutable state of one node in one execution.</summary>
+/// <summary>
+/// The mutable state of one node in one execution. Every setter marks it <see cref="Changed"/>, and so does a change to the
+/// outcome of one of its incoming edges.
+/// </summary>
 [System.Text.Json.Serialization.JsonConverter(typeof(NodeRunConverter))]
 internal sealed class NodeRun
 {
-    public NodeStatus Status { get; set; }
-    public int Attempt { get; set; }
-    public Guid RunToken { get; set; }
-    public string? WorkerId { get; set; }
-    public DateTimeOffset? StartedAt { get; set; }
-    public DateTimeOffset? EndedAt { get; set; }
-    public DateTimeOffset ReadyAt { get; set; }
-    public DateTimeOffset LeaseExpiresAt { get; set; }
-    public JsonElement? Output { get; set; }
-    public NodeError? Error { get; set; }
-    public int PendingParents { get; set; }
-    public int Losses { get; set; }
+    /// <summary>
+    /// Set by every change; a store that writes only the nodes that changed (PostgreSQL's chunks) clears it once it has taken
+    /// them. New and deserialized nodes start changed.
+    /// </summary>
+    public bool Changed = true;
+
+    public NodeStatus Status { get; set { field = value; Changed = true; } }
+    public int Attempt { get; set { field = value; Changed = true; } }
+    public Guid RunToken { get; set { field = value; Changed = true; } }
+    public string? WorkerId { get; set { field = value; Changed = true; } }
+    public DateTimeOffset? StartedAt { get; set { field = value; Changed = true; } }
+    public DateTimeOffset? EndedAt { get; set { field = value; Changed = true; } }
+    public DateTimeOffset ReadyAt { get; set { field = value; Changed = true; } }
+    public DateTimeOffset LeaseExpiresAt { get; set { field = value; Changed = true; } }
+    public JsonElement? Output { get; set { field = value; Changed = true; } }
+    public NodeError? Error { get; set { field = value; Changed = true; } }
+    public int PendingParents { get; set { field = value; Changed = true; } }
+    public int Losses { get; set { field = value; Changed = true; } }
 }
 
 /// <summary>The persisted form of an <see cref="ExecutionState"/> (its plan is found again by workflow name and version).</summary>
@@ -935,6 +945,12 @@ internal sealed class ExecutionDocument
     public int Done { get; set; }
     public NodeRun[] Nodes { get; set; } = [];
     public EdgeOutcome[] InEdges { get; set; } = [];
+
+    /// <summary>
+    /// How many chunks the nodes and edges are stored in beside the document (a provider's choice for large executions; the
+    /// two arrays above are then empty); 0 when they are in the document.
+    /// </summary>
+    public int Chunks { get; set; }
 }
 
 [System.Text.Json.Serialization.JsonSerializable(typeof(ExecutionDocument))]
