@@ -7,7 +7,7 @@ namespace Nova.Workflow.Postgres;
 /// <summary>The provider's versioned schema migrations.</summary>
 public static class PostgresMigrations
 {
-    private static readonly (int Version, string Name)[] Steps = [(1, "001_initial"), (2, "002_state_bytes"), (3, "003_plans"), (4, "004_revision"), (5, "005_chunks")];
+    private static readonly (int Version, string Name)[] Steps = [(1, "001_initial"), (2, "002_state_bytes"), (3, "003_plans"), (4, "004_revision"), (5, "005_chunks"), (6, "006_hot_updates")];
 
     /// <summary>The latest schema version.</summary>
     public static int LatestVersion => Steps[^1].Version;

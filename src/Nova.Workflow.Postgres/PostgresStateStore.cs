@@ -588,9 +588,11 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
 
     public async ValueTask<int> PurgeFinishedAsync(DateTimeOffset endedBefore, CancellationToken cancellationToken = default)
     {
-        await using var command = _dataSource.CreateCommand($"DELETE FROM {_s}.executions WHERE ended_at < $1");
+        await using var command = _dataSource.CreateCommand(
+            $"WITH gone AS (DELETE FROM {_s}.executions WHERE ended_at < $1 RETURNING id), " +
+            $"runs AS (DELETE FROM {_s}.node_runs r USING gone WHERE r.execution_id = gone.id) SELECT count(*) FROM gone");
         command.Parameters.AddWithValue(endedBefore);
-        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        return (int)(long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
     }
 
     public async ValueTask<DateTimeOffset> GetTimeAsync(CancellationToken cancellationToken = default)

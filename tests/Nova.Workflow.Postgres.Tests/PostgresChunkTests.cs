@@ -8,7 +8,7 @@ namespace Nova.Workflow.Postgres.Tests;
 
 /// <summary>
 /// An execution of more than 128 nodes keeps its nodes in chunk rows of 64 beside a small document, and a transition writes
-/// only the chunks it changed.
+/// only the chunks it changed. Retention removes an execution's chunks and history rows with it.
 /// </summary>
 public sealed class PostgresChunkTests(PostgresServer server) : IClassFixture<PostgresServer>
 {
@@ -117,6 +117,45 @@ public sealed class PostgresChunkTests(PostgresServer server) : IClassFixture<Po
         Assert.Equal(before[3], after[3]);
         Assert.All((await client.GetAsync(id)).Nodes, n => Assert.Equal(NodeStatus.Succeeded, n.Status));
         await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task Retention_removes_a_finished_execution_with_its_chunks_and_history()
+    {
+        var schema = "chunks" + Guid.NewGuid().ToString("N")[..8];
+        using var host = await PostgresTestHost.StartAsync(server.DataSource, o => o.Schema = schema, nova =>
+        {
+            nova.Configure(o =>
+            {
+                o.Retention = TimeSpan.FromMilliseconds(300);
+                o.RetentionInterval = TimeSpan.FromMilliseconds(100);
+            });
+            nova.AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null));
+            var wide = new WorkflowBuilder("wide");
+            for (var i = 0; i < 200; i++)
+            {
+                wide.Node($"w{i}", "h");
+            }
+
+            nova.AddWorkflow(wide.Build());
+            nova.AddWorker(w => w.Queue("default", 16));
+        });
+        var client = host.Services.GetRequiredService<IWorkflowClient>();
+        var id = await client.StartAsync("wide");
+        Assert.Equal(ExecutionStatus.Succeeded, (await client.WaitForCompletionAsync(id, TimeSpan.FromSeconds(30))).Status);
+        Assert.Equal(200, await CountAsync($"SELECT count(*) FROM {schema}.node_runs WHERE execution_id = $1", id));
+
+        await Eventually.TrueAsync(async () => await CountAsync($"SELECT count(*) FROM {schema}.executions WHERE id = $1", id) == 0, "the execution to expire");
+        Assert.Equal(0, await CountAsync($"SELECT count(*) FROM {schema}.node_runs WHERE execution_id = $1", id));
+        Assert.Equal(0, await CountAsync($"SELECT count(*) FROM {schema}.execution_chunks WHERE execution_id = $1", id));
+        await host.StopAsync();
+    }
+
+    private async Task<long> CountAsync(string sql, Guid id)
+    {
+        await using var command = server.DataSource.CreateCommand(sql);
+        command.Parameters.AddWithValue(id);
+        return (long)(await command.ExecuteScalarAsync())!;
     }
 
     /// <summary>Each chunk row's transaction id: it changes when the row is written.</summary>
