@@ -83,7 +83,8 @@ internal static class HangfireRun
         HangfireJobs.Client = client;
         using var server = new BackgroundJobServer(serverOptions, jobStorage);
 
-        Log($"warm-up (workers {workers}, poll {pollMs} ms; server started: peak {Bench.PeakWorkingSetMb():0} MB; {Bench.MemoryBreakdown()})");
+        var started = Bench.PeakWorkingSetMb();
+        Log($"warm-up (workers {workers}, poll {pollMs} ms; server started: peak {started:0} MB; {Bench.MemoryBreakdown()})");
         // The same warm-up as Nova's: a fifth of the jobs through the measured path, then the full chain and fan-out.
         await RunJobsAsync(client, sizes.WarmupJobs);
         await RunChainAsync(client, sizes.Chain);
@@ -105,6 +106,9 @@ internal static class HangfireRun
         await Bench.StepAsync(result, Log, ["fan"], $"{sizes.Fan}-wide fan-out + emulated join", async () =>
             result.Values["fan"] = (await RunFanAsync(client, sizes.Fan)).TotalMilliseconds);
 
+        result.Values["peak"] = Bench.PeakWorkingSetMb();
+        result.Values["peak.added"] = result.Values["peak"] - started;
+        Log($"after the shared scenarios: peak {result.Values["peak"]:0} MB; {Bench.MemoryBreakdown()}{Bench.ResidentMappings()}");
         server.SendStop();
     }
 

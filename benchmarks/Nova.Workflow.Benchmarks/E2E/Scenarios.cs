@@ -48,6 +48,7 @@ internal static class Measures
             new("ten.perGb", "finished 10-node executions per GB of Redis memory", "", true, "#,##0", NovaOnly: true, Storage: "redis"),
             new("claim", $"claim of 64 jobs with {N(s.Backlog)} queued: median ms", "", false, "0.00", NovaOnly: true, Storage: "postgres"),
             new("peak", "peak working set of the benchmark process over the shared scenarios (throughput, chain, fan-out), MB", "peak working set", false, "#,##0"),
+            new("peak.added", "of which added by the engine at work: peak over the shared scenarios minus the peak once the engine had started (runtime, assemblies, idle engine), MB", "working set added", false, "#,##0"),
         ];
     }
 }
