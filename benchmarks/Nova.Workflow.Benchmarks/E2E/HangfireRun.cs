@@ -101,10 +101,10 @@ internal static class HangfireRun
         {
             var (start, enter, exit) = await RunChainAsync(client, sizes.Chain);
             Bench.AddChain(result, start, enter, exit);
-        });
+        }, Bench.ShortStepRuns);
 
         await Bench.StepAsync(result, Log, ["fan"], $"{sizes.Fan}-wide fan-out + emulated join", async () =>
-            result.Values["fan"] = (await RunFanAsync(client, sizes.Fan)).TotalMilliseconds);
+            result.Values["fan"] = (await RunFanAsync(client, sizes.Fan)).TotalMilliseconds, Bench.ShortStepRuns);
 
         result.Values["peak"] = Bench.PeakWorkingSetMb();
         result.Values["peak.added"] = result.Values["peak"] - started;

@@ -65,7 +65,7 @@ internal static class NovaRun
             await RunAsync(client, "chain", TimeSpan.FromMinutes(2));
             var marks = Enumerable.Range(0, sizes.Chain).Select(i => Marks[$"c{i}"]).ToArray();
             Bench.AddChain(result, start, [.. marks.Select(m => m.Enter)], [.. marks.Select(m => m.Exit)]);
-        });
+        }, Bench.ShortStepRuns);
 
         // c. Fan-out / fan-in: start → the join's handler exit.
         await Bench.StepAsync(result, Log, ["fan"], $"{sizes.Fan}-wide fan-out + join", async () =>
@@ -74,7 +74,7 @@ internal static class NovaRun
             var start = Stopwatch.GetTimestamp();
             await RunAsync(client, "fan", TimeSpan.FromMinutes(2));
             result.Values["fan"] = Stopwatch.GetElapsedTime(start, Marks["join"].Exit).TotalMilliseconds;
-        });
+        }, Bench.ShortStepRuns);
 
         // The peak over the scenarios Hangfire runs too; the Nova-only ones below hold far more work at once.
         result.Values["peak"] = Bench.PeakWorkingSetMb();
@@ -99,13 +99,13 @@ internal static class NovaRun
             await WaitAllAsync(client, dagIds);
             result.Values["dag"] = sw.Elapsed.TotalMilliseconds;
             result.Values["dag.rate"] = sizes.Dags * sizes.DagNodes / sw.Elapsed.TotalSeconds;
-        });
+        }, Bench.ShortStepRuns);
         await Bench.StepAsync(result, Log, ["bigdag"], $"{sizes.BigDag}-node random DAG", async () =>
         {
             var sw = Stopwatch.StartNew();
             await RunAsync(client, "bigdag", sizes.WideTimeout);
             result.Values["bigdag"] = sw.Elapsed.TotalMilliseconds;
-        });
+        }, Bench.ShortStepRuns);
 
         if (redis is not null)
         {

@@ -84,13 +84,40 @@ internal static class Bench
     /// the next scenario. With NOVA_BENCH_MEMSAMPLE=1 it also logs the memory breakdown at the scenario's largest
     /// resident set.
     /// </summary>
-    public static async Task StepAsync(ChildResult result, Action<string> log, string[] measures, string title, Func<Task> body)
+    /// <summary>Runs of each short step (chain, fan-out, DAGs); the median is reported.</summary>
+    public const int ShortStepRuns = 3;
+
+    public static async Task StepAsync(ChildResult result, Action<string> log, string[] measures, string title, Func<Task> body, int repeats = 1)
     {
         log($"{title} (working set so far: peak {PeakWorkingSetMb():0} MB; {MemoryBreakdown()})");
         using var sampler = MemorySampling ? new MemorySampler() : null;
         try
         {
-            await body();
+            // A short step runs several times and reports the median of each measure: one run of a few milliseconds is at the
+            // mercy of a collection or another process landing in it.
+            var runs = measures.ToDictionary(m => m, _ => new List<double>());
+            for (var run = 0; run < repeats; run++)
+            {
+                await body();
+                foreach (var measure in measures)
+                {
+                    if (result.Values.TryGetValue(measure, out var value))
+                    {
+                        runs[measure].Add(value);
+                    }
+                }
+            }
+
+            if (repeats > 1)
+            {
+                log($"{title}: {string.Join("; ", runs.Select(r => $"{r.Key} {string.Join(" / ", r.Value.Select(v => v.ToString("0.###", CultureInfo.InvariantCulture)))}"))} (median kept)");
+                foreach (var (measure, values) in runs.Where(r => r.Value.Count > 0))
+                {
+                    values.Sort();
+                    result.Values[measure] = values[values.Count / 2];
+                }
+            }
+
             if (sampler is not null)
             {
                 log($"{title}: largest resident set during the step: {sampler.AtMax}");
