@@ -79,14 +79,14 @@ internal static class Bench
     public static void Log(string engine, string storage, string message) =>
         Console.Error.WriteLine($"  [{engine}/{storage} {DateTime.Now:HH:mm:ss}] {message}");
 
+    /// <summary>Runs of each short step (chain, fan-out, DAGs); the median is reported.</summary>
+    public const int ShortStepRuns = 3;
+
     /// <summary>
     /// Runs one scenario; a timeout or failure is noted on its measures (the cell shows it) and the run goes on with
     /// the next scenario. With NOVA_BENCH_MEMSAMPLE=1 it also logs the memory breakdown at the scenario's largest
     /// resident set.
     /// </summary>
-    /// <summary>Runs of each short step (chain, fan-out, DAGs); the median is reported.</summary>
-    public const int ShortStepRuns = 3;
-
     public static async Task StepAsync(ChildResult result, Action<string> log, string[] measures, string title, Func<Task> body, int repeats = 1)
     {
         log($"{title} (working set so far: peak {PeakWorkingSetMb():0} MB; {MemoryBreakdown()})");
