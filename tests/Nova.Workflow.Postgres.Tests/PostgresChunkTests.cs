@@ -120,6 +120,67 @@ public sealed class PostgresChunkTests(PostgresServer server) : IClassFixture<Po
     }
 
     [Fact]
+    public async Task A_large_execution_stored_before_chunks_runs_on_and_moves_into_chunks()
+    {
+        var schema = "chunks" + Guid.NewGuid().ToString("N")[..8];
+        var runs = new ConcurrentDictionary<string, int>();
+        Guid id;
+        using (var starter = await StartWideHostAsync(schema, runs, workers: false))
+        {
+            id = await starter.Services.GetRequiredService<IWorkflowClient>().StartAsync("wide");
+            await starter.StopAsync();
+        }
+
+        // Back to the single document of schema version 4: the chunks' nodes and edges spliced into its arrays, no chunk rows.
+        await using (var downgrade = server.DataSource.CreateCommand(
+            $"WITH doc AS (SELECT convert_from(state, 'UTF8')::jsonb AS d FROM {schema}.executions WHERE id = $1), " +
+            $"c AS (SELECT chunk, convert_from(state, 'UTF8')::jsonb AS j FROM {schema}.execution_chunks WHERE execution_id = $1), " +
+            "nodes AS (SELECT coalesce(jsonb_agg(n.v ORDER BY c.chunk, n.k), '[]') AS a FROM c, jsonb_array_elements(c.j -> 0) WITH ORDINALITY AS n(v, k)), " +
+            "edges AS (SELECT coalesce(jsonb_agg(e.v ORDER BY c.chunk, e.k), '[]') AS a FROM c, jsonb_array_elements(c.j -> 1) WITH ORDINALITY AS e(v, k)) " +
+            $"UPDATE {schema}.executions SET state = convert_to((jsonb_set(jsonb_set(doc.d, '{{Nodes}}', nodes.a), '{{InEdges}}', edges.a) - 'Chunks')::text, 'UTF8'), " +
+            "revision = revision + 1 FROM doc, nodes, edges WHERE id = $1"))
+        {
+            downgrade.Parameters.AddWithValue(id);
+            Assert.Equal(1, await downgrade.ExecuteNonQueryAsync());
+        }
+
+        await using (var drop = server.DataSource.CreateCommand($"DELETE FROM {schema}.execution_chunks WHERE execution_id = $1"))
+        {
+            drop.Parameters.AddWithValue(id);
+            Assert.Equal(4, await drop.ExecuteNonQueryAsync());
+        }
+
+        using var host = await StartWideHostAsync(schema, runs, workers: true);
+        var client = host.Services.GetRequiredService<IWorkflowClient>();
+        Assert.Equal(ExecutionStatus.Succeeded, (await client.WaitForCompletionAsync(id, TimeSpan.FromSeconds(30))).Status);
+        Assert.Equal(200, runs.Count);
+        Assert.All((await client.GetAsync(id)).Nodes, n => Assert.Equal(NodeStatus.Succeeded, n.Status));
+        Assert.Equal(4, (await ChunkRevisionsAsync(schema, id)).Count);
+        await host.StopAsync();
+    }
+
+    private Task<Microsoft.Extensions.Hosting.IHost> StartWideHostAsync(string schema, ConcurrentDictionary<string, int> runs, bool workers) =>
+        PostgresTestHost.StartAsync(server.DataSource, o => o.Schema = schema, nova =>
+        {
+            nova.AddHandler("h", (ctx, _) =>
+            {
+                runs.AddOrUpdate(ctx.NodeId, 1, (_, n) => n + 1);
+                return ValueTask.FromResult<JsonElement?>(null);
+            });
+            var wide = new WorkflowBuilder("wide");
+            for (var i = 0; i < 200; i++)
+            {
+                wide.Node($"w{i}", "h");
+            }
+
+            nova.AddWorkflow(wide.Build());
+            if (workers)
+            {
+                nova.AddWorker(w => w.Queue("default", 16));
+            }
+        });
+
+    [Fact]
     public async Task Retention_removes_a_finished_execution_with_its_chunks_and_history()
     {
         var schema = "chunks" + Guid.NewGuid().ToString("N")[..8];
