@@ -80,25 +80,14 @@ public sealed class PostgresChunkTests(PostgresServer server) : IClassFixture<Po
     {
         var schema = "chunks" + Guid.NewGuid().ToString("N")[..8];
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var host = await PostgresTestHost.StartAsync(server.DataSource, o => o.Schema = schema, nova =>
+        using var host = await StartWideHostAsync(schema, async (ctx, ct) =>
         {
-            nova.AddHandler("h", async (ctx, ct) =>
+            if (ctx.NodeId == "w150")
             {
-                if (ctx.NodeId == "w150")
-                {
-                    await release.Task.WaitAsync(ct);
-                }
-
-                return null;
-            });
-            var wide = new WorkflowBuilder("wide");
-            for (var i = 0; i < 200; i++)
-            {
-                wide.Node($"w{i}", "h");
+                await release.Task.WaitAsync(ct);
             }
 
-            nova.AddWorkflow(wide.Build());
-            nova.AddWorker(w => w.Queue("default", 16));
+            return null;
         });
         var client = host.Services.GetRequiredService<IWorkflowClient>();
         var id = await client.StartAsync("wide");
@@ -125,7 +114,7 @@ public sealed class PostgresChunkTests(PostgresServer server) : IClassFixture<Po
         var schema = "chunks" + Guid.NewGuid().ToString("N")[..8];
         var runs = new ConcurrentDictionary<string, int>();
         Guid id;
-        using (var starter = await StartWideHostAsync(schema, runs, workers: false))
+        using (var starter = await StartWideHostAsync(schema, Counting(runs), workers: false))
         {
             id = await starter.Services.GetRequiredService<IWorkflowClient>().StartAsync("wide");
             await starter.StopAsync();
@@ -150,7 +139,7 @@ public sealed class PostgresChunkTests(PostgresServer server) : IClassFixture<Po
             Assert.Equal(4, await drop.ExecuteNonQueryAsync());
         }
 
-        using var host = await StartWideHostAsync(schema, runs, workers: true);
+        using var host = await StartWideHostAsync(schema, Counting(runs));
         var client = host.Services.GetRequiredService<IWorkflowClient>();
         Assert.Equal(ExecutionStatus.Succeeded, (await client.WaitForCompletionAsync(id, TimeSpan.FromSeconds(30))).Status);
         Assert.Equal(200, runs.Count);
@@ -159,14 +148,16 @@ public sealed class PostgresChunkTests(PostgresServer server) : IClassFixture<Po
         await host.StopAsync();
     }
 
-    private Task<Microsoft.Extensions.Hosting.IHost> StartWideHostAsync(string schema, ConcurrentDictionary<string, int> runs, bool workers) =>
+    /// <summary>A host with a workflow of 200 independent nodes run by <paramref name="handler"/>, and a worker unless told otherwise.</summary>
+    private Task<Microsoft.Extensions.Hosting.IHost> StartWideHostAsync(string schema, Func<NodeContext, CancellationToken, ValueTask<JsonElement?>> handler, bool workers = true, Action<NovaWorkflowOptions>? options = null) =>
         PostgresTestHost.StartAsync(server.DataSource, o => o.Schema = schema, nova =>
         {
-            nova.AddHandler("h", (ctx, _) =>
+            if (options is not null)
             {
-                runs.AddOrUpdate(ctx.NodeId, 1, (_, n) => n + 1);
-                return ValueTask.FromResult<JsonElement?>(null);
-            });
+                nova.Configure(options);
+            }
+
+            nova.AddHandler("h", handler);
             var wide = new WorkflowBuilder("wide");
             for (var i = 0; i < 200; i++)
             {
@@ -180,26 +171,21 @@ public sealed class PostgresChunkTests(PostgresServer server) : IClassFixture<Po
             }
         });
 
+    /// <summary>A handler that counts its runs per node.</summary>
+    private static Func<NodeContext, CancellationToken, ValueTask<JsonElement?>> Counting(ConcurrentDictionary<string, int> runs) => (ctx, _) =>
+    {
+        runs.AddOrUpdate(ctx.NodeId, 1, (_, n) => n + 1);
+        return ValueTask.FromResult<JsonElement?>(null);
+    };
+
     [Fact]
     public async Task Retention_removes_a_finished_execution_with_its_chunks_and_history()
     {
         var schema = "chunks" + Guid.NewGuid().ToString("N")[..8];
-        using var host = await PostgresTestHost.StartAsync(server.DataSource, o => o.Schema = schema, nova =>
+        using var host = await StartWideHostAsync(schema, (_, _) => ValueTask.FromResult<JsonElement?>(null), options: o =>
         {
-            nova.Configure(o =>
-            {
-                o.Retention = TimeSpan.FromMilliseconds(300);
-                o.RetentionInterval = TimeSpan.FromMilliseconds(100);
-            });
-            nova.AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null));
-            var wide = new WorkflowBuilder("wide");
-            for (var i = 0; i < 200; i++)
-            {
-                wide.Node($"w{i}", "h");
-            }
-
-            nova.AddWorkflow(wide.Build());
-            nova.AddWorker(w => w.Queue("default", 16));
+            o.Retention = TimeSpan.FromMilliseconds(300);
+            o.RetentionInterval = TimeSpan.FromMilliseconds(100);
         });
         var client = host.Services.GetRequiredService<IWorkflowClient>();
         var id = await client.StartAsync("wide");
