@@ -44,6 +44,14 @@ public static class PostgresMigrations
                 current = (int)(await versionCommand.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
             }
 
+            if (current > LatestVersion)
+            {
+                // A newer release changed what it stores (version 5 moved a large execution's nodes into chunk rows): an older
+                // host would misread it and could write it back wrong.
+                throw new InvalidOperationException(
+                    $"The PostgreSQL schema '{schema}' is at version {current}, newer than this release of Nova.Workflow knows ({LatestVersion}). Run a release that knows it.");
+            }
+
             foreach (var (version, name) in Steps.Where(s => s.Version > current))
             {
                 await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);

@@ -50,6 +50,21 @@ public sealed class PostgresSchemaTests(PostgresServer server) : IClassFixture<P
         await host.StopAsync();
     }
 
+    [Fact]
+    public async Task A_schema_newer_than_the_release_stops_the_host_with_a_clear_error()
+    {
+        var schema = "new" + Guid.NewGuid().ToString("N")[..8];
+        await PostgresMigrations.MigrateAsync(server.DataSource, schema, CancellationToken.None);
+        await using (var newer = server.DataSource.CreateCommand($"INSERT INTO {schema}.schema_version (version) VALUES ({PostgresMigrations.LatestVersion + 1})"))
+        {
+            await newer.ExecuteNonQueryAsync();
+        }
+
+        using var host = PostgresTestHost.Build(server.DataSource, o => o.Schema = schema);
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => host.StartAsync());
+        Assert.Contains($"version {PostgresMigrations.LatestVersion + 1}, newer than this release", ex.Message);
+    }
+
     [Theory]
     [InlineData("Nova")]
     [InlineData("nova; DROP TABLE x")]

@@ -3,6 +3,8 @@
 -- node starting) is then a heap-only update, with no new entry in any of the table's five indexes. Applies to pages
 -- written from now on.
 ALTER TABLE {schema}.executions SET (fillfactor = 70);
+-- The same for a large execution's chunks: a transition rewrites a few of them and never their keys.
+ALTER TABLE {schema}.execution_chunks SET (fillfactor = 70);
 -- History rows are written only in the transaction holding their execution's row lock, and retention deletes them
 -- with it: the foreign key's check on every inserted row (a lookup and a share lock on the execution) bought nothing
 -- and was a third of the insert's cost.
