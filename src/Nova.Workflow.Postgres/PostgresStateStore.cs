@@ -588,11 +588,25 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
 
     public async ValueTask<int> PurgeFinishedAsync(DateTimeOffset endedBefore, CancellationToken cancellationToken = default)
     {
-        await using var command = _dataSource.CreateCommand(
+        Guid[] gone;
+        await using (var purge = _dataSource.CreateCommand(
             $"WITH gone AS (DELETE FROM {_s}.executions WHERE ended_at < $1 RETURNING id), " +
-            $"runs AS (DELETE FROM {_s}.node_runs r USING gone WHERE r.execution_id = gone.id) SELECT count(*) FROM gone");
-        command.Parameters.AddWithValue(endedBefore);
-        return (int)(long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+            $"runs AS (DELETE FROM {_s}.node_runs r USING gone WHERE r.execution_id = gone.id) SELECT coalesce(array_agg(id), '{{}}') FROM gone"))
+        {
+            purge.Parameters.AddWithValue(endedBefore);
+            gone = (Guid[])(await purge.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        }
+
+        if (gone.Length > 0)
+        {
+            // History has no foreign key: the statement above deletes it as of its snapshot, which misses rows a transition
+            // committed while the purge waited for that execution's lock. A statement of its own sees them.
+            await using var late = _dataSource.CreateCommand($"DELETE FROM {_s}.node_runs WHERE execution_id = ANY($1)");
+            late.Parameters.AddWithValue(gone);
+            await late.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return gone.Length;
     }
 
     public async ValueTask<DateTimeOffset> GetTimeAsync(CancellationToken cancellationToken = default)
