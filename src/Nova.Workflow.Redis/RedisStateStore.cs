@@ -310,7 +310,8 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             return completed ?? throw error!;
         }
 
-        var args = CompletionArgs(request, null, out _);
+        var args = new RedisValue[CompletionArgCount(request, null)];
+        FillCompletionArgs(request, null, args, 0, out _);
         var result = (RedisResult[])(await RedisScripts.Complete.EvaluateAsync(Db, _keys.Execution(job.ExecutionId), args).ConfigureAwait(false))!;
         if (ScriptResults.Code(result) != 0)
         {
@@ -330,8 +331,17 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
     {
         var layouts = new Dictionary<FusedLayout, int>();
         var keys = new List<RedisKey>(batch.Length * 3 + 10);
-        var items = new (RedisValue[] Args, Guid Token, int ExecKey, int LayoutKey)[batch.Length];
+        var tokens = new Guid[batch.Length];
         var argCount = 1;
+        for (var m = 0; m < batch.Length; m++)
+        {
+            argCount += 4 + CompletionArgCount(batch[m].Request, batch[m].Layout);
+        }
+
+        // One array for the whole batch, each completion's arguments written in place.
+        var all = new RedisValue[argCount];
+        all[0] = batch.Length;
+        var at = 1;
         for (var m = 0; m < batch.Length; m++)
         {
             var (request, layout) = (batch[m].Request, batch[m].Layout);
@@ -345,26 +355,16 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
 
             var execKey = keys.Count + 1;
             keys.AddRange(_keys.Execution(request.Run.Job.ExecutionId));
-            var args = CompletionArgs(request, layout, out var token);
-            items[m] = (args, token, execKey, layoutKey);
-            argCount += 4 + args.Length;
+            var count = CompletionArgCount(request, layout);
+            all[at] = count;
+            all[at + 1] = execKey;
+            all[at + 2] = layoutKey;
+            all[at + 3] = request.Run.Job.ExecutionId.ToString("N");
+            FillCompletionArgs(request, layout, all, at + 4, out tokens[m]);
+            at += 4 + count;
         }
 
         keys.Add(_keys.ActiveIndex);
-        var all = new RedisValue[argCount];
-        all[0] = batch.Length;
-        var at = 1;
-        for (var m = 0; m < batch.Length; m++)
-        {
-            var (args, _, execKey, layoutKey) = items[m];
-            all[at++] = args.Length;
-            all[at++] = execKey;
-            all[at++] = layoutKey;
-            all[at++] = batch[m].Request.Run.Job.ExecutionId.ToString("N");
-            args.CopyTo(all, at);
-            at += args.Length;
-        }
-
         var replies = (RedisResult[])(await RedisScripts.CompleteMany.EvaluateAsync(Db, [.. keys], all).ConfigureAwait(false))!;
         var results = new (CompleteNodeResult?, Exception?)[batch.Length];
         for (var m = 0; m < batch.Length; m++)
@@ -372,53 +372,57 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             var reply = (RedisResult[])replies[m]!;
             results[m] = ScriptResults.Code(reply) == -1
                 ? (null, new RedisServerException($"Completing {batch[m].Request.Run.Job.NodeId} failed in Redis: {(string?)reply[1]}"))
-                : (ReadFusedCompletion(batch[m].Request, reply, items[m].Token), null);
+                : (ReadFusedCompletion(batch[m].Request, reply, tokens[m]), null);
         }
 
         return results;
     }
 
-    /// <summary>The completion's arguments (complete.lua), with the fused enqueue, ack and eager-dispatch offer when there is a layout.</summary>
-    private RedisValue[] CompletionArgs(CompleteNodeRequest request, FusedLayout? layout, out Guid token)
+    /// <summary>How many arguments <see cref="FillCompletionArgs"/> writes.</summary>
+    private static int CompletionArgCount(CompleteNodeRequest request, FusedLayout? layout) =>
+        14 + request.PriorAttempts.Count + (layout is null ? 0 : layout.Args.Length + FusedLayout.CallArgs + (request.Continue is null ? 0 : 3));
+
+    /// <summary>
+    /// Writes the completion's arguments (complete.lua) at <paramref name="at"/>, with the fused enqueue, ack and eager-dispatch
+    /// offer when there is a layout.
+    /// </summary>
+    private void FillCompletionArgs(CompleteNodeRequest request, FusedLayout? layout, RedisValue[] args, int at, out Guid token)
     {
         var job = request.Run.Job;
         var offer = layout is null ? null : request.Continue;
         var priors = request.PriorAttempts;
-        var args = new RedisValue[14 + priors.Count + (layout is null ? 0 : layout.Args.Length + FusedLayout.CallArgs + (offer is null ? 0 : 3))];
-        args[0] = job.NodeId;
-        args[1] = job.Attempt;
-        args[2] = request.Run.LeaseToken.ToString("N");
-        args[3] = request.Outcome switch { AttemptOutcome.Succeeded => "0", AttemptOutcome.Failed => "1", _ => "2" };
-        args[4] = request.FinalAttempt;
-        args[5] = ScriptResults.Ms(request.StartedAt);
-        args[6] = request.Output is { } output ? Raw(output) : "null";
-        args[7] = request.TakenEdges is { } taken ? new string([.. taken.Select(t => t ? '1' : '0')]) : string.Empty;
-        args[8] = request.Error is { } error ? ErrorJson(error) : string.Empty;
-        args[9] = request.Error?.Type ?? string.Empty;
-        args[10] = request.Error?.Message ?? string.Empty;
-        args[11] = request.TimedOut ? "1" : "0";
-        args[12] = request.RetryAt is { } retryAt ? ScriptResults.Ms(retryAt) : string.Empty;
-        args[13] = priors.Count;
+        args[at] = job.NodeId;
+        args[at + 1] = job.Attempt;
+        args[at + 2] = request.Run.LeaseToken.ToString("N");
+        args[at + 3] = request.Outcome switch { AttemptOutcome.Succeeded => "0", AttemptOutcome.Failed => "1", _ => "2" };
+        args[at + 4] = request.FinalAttempt;
+        args[at + 5] = ScriptResults.Ms(request.StartedAt);
+        args[at + 6] = request.Output is { } output ? Raw(output) : "null";
+        args[at + 7] = request.TakenEdges is { } taken ? new string([.. taken.Select(t => t ? '1' : '0')]) : string.Empty;
+        args[at + 8] = request.Error is { } error ? ErrorJson(error) : string.Empty;
+        args[at + 9] = request.Error?.Type ?? string.Empty;
+        args[at + 10] = request.Error?.Message ?? string.Empty;
+        args[at + 11] = request.TimedOut ? "1" : "0";
+        args[at + 12] = request.RetryAt is { } retryAt ? ScriptResults.Ms(retryAt) : string.Empty;
+        args[at + 13] = priors.Count;
         for (var k = 0; k < priors.Count; k++)
         {
-            args[14 + k] = HistoryJson(priors[k]);
+            args[at + 14 + k] = HistoryJson(priors[k]);
         }
 
         token = Guid.Empty;
         if (layout is not null)
         {
-            var at = layout.FillArgs(args, 14 + priors.Count, job.ExecutionId.ToString("N"), job.ExecutionId.ToString("D"), request.TraceParent, request.Run);
+            var next = layout.FillArgs(args, at + 14 + priors.Count, job.ExecutionId.ToString("N"), job.ExecutionId.ToString("D"), request.TraceParent, request.Run);
             if (offer is not null)
             {
                 // Eager dispatch: the script may start a ready child for this worker under this fresh lease token.
                 token = LeaseTokens.Next();
-                args[at] = token.ToString("N");
-                args[at + 1] = offer.WorkerId;
-                args[at + 2] = ScriptResults.Ms(offer.Lease);
+                args[next] = token.ToString("N");
+                args[next + 1] = offer.WorkerId;
+                args[next + 2] = ScriptResults.Ms(offer.Lease);
             }
         }
-
-        return args;
     }
 
     /// <summary>A fused completion's reply: its transition (jobs already enqueued) and the child it started for this worker, if any.</summary>

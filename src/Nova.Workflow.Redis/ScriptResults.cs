@@ -34,7 +34,9 @@ internal static class ScriptResults
         }
 
         var now = Now(result);
-        var events = ParseEvents((RedisResult[])result[4]!, executionId, new ExecutionProgress((int)result[1], (int)result[2]), now);
+        // The scripts return events only when the transition canceled a node (watchers get them through PUBLISH).
+        var flat = (RedisResult[])result[4]!;
+        IReadOnlyList<WorkflowEvent> events = flat.Length == 0 ? [] : ParseEvents(flat, executionId, new ExecutionProgress((int)result[1], (int)result[2]), now);
         var raw = (RedisResult[])result[5]!;
         var jobs = raw.Length == 0 ? (IReadOnlyList<Job>)[] : new Job[raw.Length / 5];
         for (var k = 0; k < raw.Length; k += 5)

@@ -347,6 +347,56 @@ public abstract partial class ConformanceTests
         }
     }
 
+    [Fact]
+    public async Task Completions_of_one_execution_sent_together_each_count_once_and_release_the_join_once()
+    {
+        var probe = new Probe();
+        var parents = Enumerable.Range(0, 12).Select(k => $"p{k}").ToArray();
+        var flow = Flow("join-together");
+        foreach (var p in parents)
+        {
+            flow.Node(p, "probe");
+        }
+
+        var host = await StartAsync(probe, flow.Node("join", "probe", n => n.DependsOn(parents)).Build(), withWorker: false);
+        var id = await host.Client.StartAsync("join-together");
+        var runs = new List<(LeasedJob Job, ExecutionPlan? Plan)>();
+        while (runs.Count < parents.Length)
+        {
+            var job = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));
+            var start = await host.Store.TryStartNodeAsync(new StartNodeRequest(job, "w1", TimeSpan.FromSeconds(30), 3));
+            Assert.Equal(StartOutcome.Started, start.Outcome);
+            runs.Add((job, start.Plan));
+        }
+
+        // Every parent's completion at once, each sent twice, with the plan as a worker sends it (a store may then batch
+        // them): a store that applies several to one execution in one step must count each once and see the others' writes.
+        var requests = runs.Select((run, k) => new CompleteNodeRequest { Run = run.Job, Plan = run.Plan, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow, Output = Json(int.Parse(run.Job.Job.NodeId[1..])) }).ToArray();
+        var results = await Task.WhenAll(requests.Concat(requests).Select(r => Task.Run(async () => await host.Store.CompleteNodeAsync(r))));
+
+        Assert.Equal(parents.Length, results.Count(r => r.Accepted));
+        var released = results.SelectMany(r => r.Transition.Jobs).Select(j => j.NodeId).Concat(results.Where(r => r.Next is not null).Select(r => r.Next!.Job.Job.NodeId));
+        Assert.Equal("join", Assert.Single(released));
+        var snapshot = await host.Client.GetAsync(id);
+        Assert.Equal(ExecutionStatus.Running, snapshot.Status);
+        Assert.Equal(parents.Length, snapshot.Progress.Done);
+        Assert.All(parents.Select((p, k) => (p, k)), x => Assert.Equal(x.k, snapshot.Nodes.Single(n => n.Id == x.p).Output!.Value.GetInt32()));
+        Assert.Equal(parents.Length, (await host.Client.GetHistoryAsync(id)).Count);
+
+        // The count of finished nodes the store keeps must be right too, or the join's completion would not end it.
+        foreach (var result in results.Where(r => !r.Transition.JobsEnqueued && r.Transition.Jobs.Count > 0))
+        {
+            await host.Queue.EnqueueAsync(result.Transition.Jobs);
+        }
+
+        var last = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));
+        Assert.Equal("join", last.Job.NodeId);
+        var joinStart = await host.Store.TryStartNodeAsync(new StartNodeRequest(last, "w1", TimeSpan.FromSeconds(30), 3));
+        Assert.Equal(StartOutcome.Started, joinStart.Outcome);
+        Assert.True((await host.Store.CompleteNodeAsync(new CompleteNodeRequest { Run = last, Plan = joinStart.Plan, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow, Output = Json(-1) })).Accepted);
+        Assert.Equal(ExecutionStatus.Succeeded, (await host.Client.GetAsync(id)).Status);
+    }
+
     // ---- Item 3: sweeper, worker deaths ----
 
     [Fact]

@@ -20,11 +20,10 @@ local function complete(a, kb)
   if outcome == '0' then
     history(i, attempt, 0, started, NOW, worker, false, false)
     -- The attempt, the output and (finish) the status in one write.
-    redis.call('HSET', S, 'a' .. x, ARGV[a + 5], 'l' .. x, '0', 'o' .. x, ARGV[a + 7])
-    finish(i, 3, 3, nil, attempt)
+    finish(i, 3, 3, nil, attempt, { 'a' .. x, ARGV[a + 5], 'l' .. x, '0', 'o' .. x, ARGV[a + 7] })
     local taken = ARGV[a + 8]
     if taken == '' then taken = false end
-    propagate(i, taken)
+    propagate(i, taken, 3)
   elseif outcome == '2' then
     history(i, attempt, 5, started, NOW, worker, ARGV[a + 10], ARGV[a + 11])
     redis.call('HSET', S, 'a' .. x, ARGV[a + 5], 'l' .. x, '0', 't' .. x, '', 's' .. x, '7', 'e' .. x, ARGV[a + 9])

@@ -11,12 +11,13 @@ for m = 1, tonumber(ARGV[1]) do
   bind(KEYS[xk], KEYS[xk + 1], KEYS[xk + 2])
   local ok, r = pcall(complete, at + 3, kb)
   if ok then
-    if r[1] == 0 then
-      if finished() then redis.call('SREM', active, id) elseif execStatus == 1 then redis.call('SADD', active, id) end
-    end
+    -- A running execution is in the active index from its create (the fused create adds it in the same script).
+    if r[1] == 0 and finished() then redis.call('SREM', active, id) end
     out[m] = r
   else
     out[m] = { -1, type(r) == 'table' and r.err or tostring(r) }
+    -- What this script holds of the execution may no longer match what the failed step wrote: read it again.
+    rebind()
   end
   at = at + 4 + count
 end

@@ -7,8 +7,11 @@
 local function create(a, fieldAt, kb, idem)
   P = ARGV[a + 8]
   local fields = tonumber(ARGV[fieldAt])
+  local roots
   if fields == 0 then
-    if redis.call('EXISTS', P) == 0 then return { 3 } end
+    -- Every stored plan has roots: a plan without them is not stored.
+    roots = redis.call('HGET', P, 'roots')
+    if not roots then return { 3 } end
   else
     local batch = { 'HSET', P }
     for k = fieldAt + 1, fieldAt + fields do
@@ -36,7 +39,15 @@ local function create(a, fieldAt, kb, idem)
   failFast = ARGV[a + 7] == '0'
   if N * 10 > HASHTABLE_AT then redis.call('HSET', S, '~', HASHTABLE_MARK) end
   ev(0, -1, 0)
-  for root in string.gmatch(redis.call('HGET', P, 'roots'), '(%d+)') do queue(tonumber(root), 1, nil, true) end
+  for root in string.gmatch(roots or redis.call('HGET', P, 'roots'), '(%d+)') do
+    -- The root's id, queue and priority in one read, for the event and the job queue() makes.
+    local i = tonumber(root)
+    local x = IX[i]
+    local v = redis.call('HMGET', P, 'id' .. x, 'q' .. x, 'pr' .. x)
+    ids[i] = v[1]
+    queues[i] = { v[2], v[3] }
+    queue(i, 1, nil, true)
+  end
   if FUSED then
     fused_enqueue(a + 12, kb)
     redis.call('ZADD', KEYS[#KEYS - 1], NOW, ARGV[a + 11])

@@ -22,12 +22,25 @@ local IX = setmetatable({}, { __index = function(t, i) local s = tostring(i) t[i
 local HASHTABLE_AT = 128
 local HASHTABLE_MARK = string.rep('~', 80)
 local X, S, H, P, events, jobs, jobIndex, execStatus, done, doneAtBind, N, watchedUntil, endWatchedUntil, retention, failFast, ids
+-- Per bound execution: the plan's fields read per node (statics: handler and children; queues: queue and priority, when
+-- read ahead), and what started_info reads of the execution (info).
+local statics, queues, info
+-- Whether this transition canceled a node: the caller revokes its runs here. Its other events reach watchers through PUBLISH
+-- (below), so the reply carries the events only then.
+local cancels
 
 -- Binds the execution whose keys are x, s, h: its status (nil when it does not exist), progress, settings, and fresh event
--- and job lists. One HMGET: every transition needs most of these.
+-- and job lists. One HMGET: every transition needs most of these. A script that handles many transitions (claim, the
+-- batched completions) often binds the same execution again: then only the lists are fresh, and what was read stands,
+-- since every change this script made to it went through these variables. rebind() forgets it (after a failed step).
 local function bind(x, s, h)
+  cancels = false
+  if x == X then
+    events, jobs, jobIndex = {}, {}, {}
+    return
+  end
   X, S, H = x, s, h
-  events, jobs, jobIndex, ids = {}, {}, {}, {}
+  events, jobs, jobIndex, ids, statics, queues, info = {}, {}, {}, {}, {}, {}, nil
   local v = redis.call('HMGET', X, 'st', 'done', 'n', 'wu', 'ret', 'fm', 'wt', 'p')
   execStatus = tonumber(v[1])
   done = tonumber(v[2]) or 0
@@ -39,6 +52,7 @@ local function bind(x, s, h)
   endWatchedUntil = tonumber(v[7]) or 0
   P = v[8] or S
 end
+local function rebind() X = nil end
 
 local function nget(f, i) return redis.call('HGET', S, f .. IX[i]) end
 local function nnum(f, i) return tonumber(redis.call('HGET', S, f .. IX[i])) end
@@ -58,7 +72,17 @@ local function nid(i)
   end
   return id
 end
+-- A node's handler and children ('h', 'ch'), read together once per bound execution: a completion needs both.
+local function hch(i)
+  local v = statics[i]
+  if not v then
+    v = redis.call('HMGET', P, 'h' .. IX[i], 'ch' .. IX[i])
+    statics[i] = v
+  end
+  return v
+end
 local function ev(code, i, attempt, msg)
+  if code == 7 then cancels = true end
   events[#events + 1] = code
   if i >= 0 then events[#events + 1] = nid(i) else events[#events + 1] = '' end
   events[#events + 1] = attempt
@@ -68,13 +92,16 @@ local function terminal(s) return s == 3 or s == 4 or s == 5 or s == 6 end
 local function finished() return execStatus == 3 or execStatus == 4 or execStatus == 5 end
 
 local function history(i, attempt, status, started, ended, worker, etype, emsg)
-  redis.call('RPUSH', H, cjson.encode({ n = nid(i), h = pget('h', i), a = attempt, s = status, sa = started, ea = ended, w = worker or '', et = etype or '', em = emsg or '' }))
+  redis.call('RPUSH', H, cjson.encode({ n = nid(i), h = hch(i)[1], a = attempt, s = status, sa = started, ea = ended, w = worker or '', et = etype or '', em = emsg or '' }))
 end
 
 -- A job to enqueue: node id, attempt, not-before (ms, 0 = now), queue, priority. jobIndex maps its place in jobs to the node.
 local function job(i, attempt, notBefore)
-  local x = IX[i]
-  local qp = redis.call('HMGET', P, 'q' .. x, 'pr' .. x)
+  local qp = queues[i]
+  if not qp then
+    local x = IX[i]
+    qp = redis.call('HMGET', P, 'q' .. x, 'pr' .. x)
+  end
   jobIndex[#jobs + 1] = i
   jobs[#jobs + 1] = nid(i)
   jobs[#jobs + 1] = attempt
@@ -91,9 +118,16 @@ local function queue(i, attempt, notBefore, emitQueued)
 end
 
 -- attempt: the node's attempt when the caller knows it.
-local function finish(i, status, code, msg, attempt)
+-- more: further field/value pairs of the node hash to write in the same command.
+local function finish(i, status, code, msg, attempt, more)
   local x = IX[i]
-  redis.call('HSET', S, 's' .. x, IX[status], 'ea' .. x, NOWS, 't' .. x, '')
+  if more then
+    local n = #more
+    more[n + 1], more[n + 2], more[n + 3], more[n + 4], more[n + 5], more[n + 6] = 's' .. x, IX[status], 'ea' .. x, NOWS, 't' .. x, ''
+    redis.call('HSET', S, unpack(more))
+  else
+    redis.call('HSET', S, 's' .. x, IX[status], 'ea' .. x, NOWS, 't' .. x, '')
+  end
   done = done + 1
   ev(code, i, attempt or nnum('a', i) or 0, msg)
 end
@@ -129,13 +163,15 @@ end
 
 -- Tells the children of a finished node how its edges ended (taken: '1'/'0' per outgoing edge, or false).
 -- A node's 'ch' lists per child "index:edge slot:the child's parent count".
-local function propagate(start, taken)
+-- status: the start node's status when the caller has just written it.
+local function propagate(start, taken, status)
   local stack, takens = { start }, { taken }
   while #stack > 0 do
     local n = table.remove(stack)
     local tk = table.remove(takens)
-    local st = nst(n)
-    local ch = pget('ch', n)
+    local st
+    if n == start and status then st = status else st = nst(n) end
+    local ch = hch(n)[2]
     if ch and ch ~= '' then
       local k = 0
       for cs, ps, pcs in string.gmatch(ch, '(%d+):(%d+):(%d+)') do
@@ -239,8 +275,8 @@ local function started_info(i, pa)
       end
     end
   end
-  local x = redis.call('HMGET', X, 'in', 'wf', 'ver')
-  return { x[1], x[2], x[3], parents }
+  info = info or redis.call('HMGET', X, 'in', 'wf', 'ver')
+  return { info[1], info[2], info[3], parents }
 end
 
 local function result(code, extra)
@@ -252,5 +288,5 @@ local function result(code, extra)
   if #events > 0 and (watchedUntil > NOW or (endWatchedUntil > NOW and finished())) then
     redis.call('PUBLISH', redis.call('HGET', X, 'ch'), cjson.encode({ d = done, n = N, t = NOW, e = events }))
   end
-  return { code, done, N, execStatus or -1, events, jobs, extra or {}, NOW }
+  return { code, done, N, execStatus or -1, cancels and events or {}, jobs, extra or {}, NOW }
 end
