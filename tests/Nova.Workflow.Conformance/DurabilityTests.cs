@@ -695,6 +695,39 @@ public abstract partial class ConformanceTests
     }
 
     [Fact]
+    public async Task A_worker_slot_that_frees_takes_the_waiting_jobs_by_priority()
+    {
+        var probe = new Probe();
+        probe.Hold("gate");
+        var flows = new[] { ("gate", 0), ("p1", 1), ("p9", 9), ("p5", 5) }
+            .Select(x => Flow($"ordered-{x.Item1}").Node(x.Item1, "probe", n => n.Queue("ordered", x.Item2)).Build()).ToArray();
+        var host = await StartAsync(nova =>
+        {
+            nova.AddHandler("probe", probe.Handle);
+            foreach (var flow in flows)
+            {
+                nova.AddWorkflow(flow);
+            }
+        }, worker: w => w.Queue("ordered", 1));
+
+        // The one slot is busy while the others queue up; when it frees, it must take them highest priority first.
+        var ids = new List<Guid> { await host.Client.StartAsync("ordered-gate") };
+        await probe.Entered("gate").WaitAsync(TimeSpan.FromSeconds(30));
+        foreach (var name in new[] { "ordered-p1", "ordered-p9", "ordered-p5" })
+        {
+            ids.Add(await host.Client.StartAsync(name));
+        }
+
+        probe.Open("gate");
+        foreach (var id in ids)
+        {
+            Assert.Equal(ExecutionStatus.Succeeded, (await Finished(host, id)).Status);
+        }
+
+        Assert.Equal(["gate", "p9", "p5", "p1"], probe.Order);
+    }
+
+    [Fact]
     public async Task A_worker_serves_only_its_queues_each_with_its_own_concurrency()
     {
         var probe = new Probe();

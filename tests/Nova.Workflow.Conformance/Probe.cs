@@ -9,11 +9,15 @@ public sealed class Probe
     private readonly ConcurrentDictionary<string, int> _calls = new();
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _gates = new();
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _entered = new();
+    private readonly ConcurrentQueue<string> _order = new();
     private int _running;
     private int _maxRunning;
 
     /// <summary>Calls per node id.</summary>
     public int Calls(string node) => _calls.GetValueOrDefault(node);
+
+    /// <summary>The node ids of every call, in the order the handlers were entered.</summary>
+    public IReadOnlyList<string> Order => [.. _order];
 
     /// <summary>All calls.</summary>
     public int TotalCalls => _calls.Values.Sum();
@@ -34,6 +38,7 @@ public sealed class Probe
     public async ValueTask<JsonElement?> Handle(NodeContext context, CancellationToken cancellationToken)
     {
         _calls.AddOrUpdate(context.NodeId, 1, (_, n) => n + 1);
+        _order.Enqueue(context.NodeId);
         var running = Interlocked.Increment(ref _running);
         int max;
         while (running > (max = Volatile.Read(ref _maxRunning)) && Interlocked.CompareExchange(ref _maxRunning, running, max) != max)

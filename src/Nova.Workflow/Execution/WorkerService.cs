@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Nova.Workflow.Diagnostics;
 using Nova.Workflow.Storage;
+using Nova.Workflow.Storage.InMemory;
 
 namespace Nova.Workflow.Execution;
 
@@ -14,8 +15,11 @@ namespace Nova.Workflow.Execution;
 /// </summary>
 internal sealed class WorkerService : BackgroundService
 {
+    private const int InlineRunsPerYield = 32;
+
     private readonly IJobQueue _queue;
     private readonly IClaimingStateStore? _claimer;
+    private readonly InMemoryJobQueue? _local;
     private readonly NodeRunner _runner;
     private readonly WorkerOptions _worker;
     private readonly NovaWorkflowOptions _options;
@@ -27,6 +31,7 @@ internal sealed class WorkerService : BackgroundService
     {
         _queue = queue;
         _claimer = store is IClaimingStateStore { CanClaim: true } claimer ? claimer : null;
+        _local = _claimer is null ? queue as InMemoryJobQueue : null;
         _runner = runner;
         _worker = worker;
         _options = options.Value;
@@ -96,7 +101,7 @@ internal sealed class WorkerService : BackgroundService
                 for (var k = 0; k < jobs.Count; k++)
                 {
                     var (job, start) = jobs[k];
-                    _ = RunAndFreeAsync(job, start, slots, stoppingToken);
+                    _ = RunAndFreeAsync(job, start, queueName, slots, stoppingToken);
                 }
 
                 if (jobs.Count == 0)
@@ -144,12 +149,30 @@ internal sealed class WorkerService : BackgroundService
         return claimed;
     }
 
-    private async Task RunAndFreeAsync(LeasedJob job, StartNodeResult? start, WorkerSlots slots, CancellationToken stopping)
+    /// <summary>
+    /// Runs a job in a slot taken for it. With the in-process queue the slot then takes the queue's next ready job itself,
+    /// until there is none: handing the slot back would cost a wake-up of the fetch loop, a claim and a new task per job.
+    /// </summary>
+    private async Task RunAndFreeAsync(LeasedJob job, StartNodeResult? start, string queueName, WorkerSlots slots, CancellationToken stopping)
     {
         try
         {
             await Task.Yield();
-            await _runner.RunAsync(job, _abort.Token, stopping, start).ConfigureAwait(false);
+            for (var run = 1; ; run++)
+            {
+                await _runner.RunAsync(job, _abort.Token, stopping, start).ConfigureAwait(false);
+                if (_local is null || stopping.IsCancellationRequested || !_local.TryTake(queueName, _options.LeaseDuration, out var next))
+                {
+                    break;
+                }
+
+                (job, start) = (next, null);
+                if (run % InlineRunsPerYield == 0)
+                {
+                    // Handlers that finish synchronously would otherwise keep this thread for a whole backlog.
+                    await Task.Yield();
+                }
+            }
         }
         finally
         {

@@ -101,18 +101,48 @@ internal sealed class InMemoryJobQueue(TimeProvider time) : IJobQueue
                     }
 
                     progress = true;
-                    entry.Token = LeaseTokens.Next();
-                    entry.Deliveries++;
-                    entry.LeaseExpiresAt = now + lease;
-                    entry.Leased = true;
-                    _leased.Add(entry.Token, entry);
-                    TrackLease(entry);
-                    (result ??= []).Add(new LeasedJob(entry.Job, entry.Token, entry.Deliveries, entry.LeaseExpiresAt));
+                    (result ??= []).Add(Lease(entry, now, lease));
                 }
             }
         }
 
         return new(result is null ? [] : result);
+    }
+
+    /// <summary>
+    /// Leases the next ready job of one queue, as <see cref="DequeueAsync"/> would, without waiting or allocating a list: a
+    /// worker slot that has just finished takes its next job here instead of handing the slot back to its fetch loop.
+    /// </summary>
+    internal bool TryTake(string queue, TimeSpan lease, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out LeasedJob? job)
+    {
+        var now = time.GetUtcNow();
+        lock (_lock)
+        {
+            ReclaimExpired(now);
+            if (_queues.TryGetValue(queue, out var state))
+            {
+                state.PromoteDue(now);
+                if (state.Take() is { } entry)
+                {
+                    job = Lease(entry, now, lease);
+                    return true;
+                }
+            }
+        }
+
+        job = null;
+        return false;
+    }
+
+    private LeasedJob Lease(Entry entry, DateTimeOffset now, TimeSpan lease)
+    {
+        entry.Token = LeaseTokens.Next();
+        entry.Deliveries++;
+        entry.LeaseExpiresAt = now + lease;
+        entry.Leased = true;
+        _leased.Add(entry.Token, entry);
+        TrackLease(entry);
+        return new LeasedJob(entry.Job, entry.Token, entry.Deliveries, entry.LeaseExpiresAt);
     }
 
     public async ValueTask WaitAsync(IReadOnlyList<string> queues, TimeSpan timeout, CancellationToken cancellationToken = default)
