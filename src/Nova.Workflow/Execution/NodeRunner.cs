@@ -244,20 +244,42 @@ internal sealed class NodeRunner
     /// are kept alive: giving up throws away work that already ran and makes another worker run it again. A try whose
     /// commit landed before its connection failed makes the next one find the attempt no longer current, which is harmless.
     /// </summary>
-    private async Task<CompleteNodeResult> CompleteAsync(CompleteNodeRequest request, CancellationToken abort)
+    private ValueTask<CompleteNodeResult> CompleteAsync(CompleteNodeRequest request, CancellationToken abort)
+    {
+        // A store that answers at once (in memory) needs none of the retry machinery.
+        var first = TryCompleteAsync(request);
+        return first.IsCompletedSuccessfully ? first : RetryCompleteAsync(request, first, abort);
+    }
+
+    private async ValueTask<CompleteNodeResult> RetryCompleteAsync(CompleteNodeRequest request, ValueTask<CompleteNodeResult> pending, CancellationToken abort)
     {
         const int Tries = 5;
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await _store.CompleteNodeAsync(request, CancellationToken.None).ConfigureAwait(false);
+                return await pending.ConfigureAwait(false);
             }
             catch (Exception ex) when (attempt < Tries && !abort.IsCancellationRequested)
             {
                 Log.CompletionRetrying(_logger, request.Run.Job.NodeId, request.Run.Job.ExecutionId, attempt, ex);
                 await Task.Delay(TimeSpan.FromMilliseconds(50 << attempt), _time, abort).ConfigureAwait(false);
             }
+
+            pending = TryCompleteAsync(request);
+        }
+    }
+
+    /// <summary>One try; a store that throws before returning its task fails the try the same way.</summary>
+    private ValueTask<CompleteNodeResult> TryCompleteAsync(CompleteNodeRequest request)
+    {
+        try
+        {
+            return _store.CompleteNodeAsync(request, CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            return ValueTask.FromException<CompleteNodeResult>(ex);
         }
     }
 

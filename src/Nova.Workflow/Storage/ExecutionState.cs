@@ -108,9 +108,12 @@ internal sealed class ExecutionState
         var t = new TransitionBuilder(this, now, TraceParent);
         Status = ExecutionStatus.Running;
         t.Event(EventTypes.ExecutionStarted, null, 0);
+        // One note stands for every root's queued event (made at Build only when wanted): a wide workflow has thousands.
+        t.RootsQueued();
+        t.ReserveJobs(Plan.Roots.Length);
         foreach (var root in Plan.Roots)
         {
-            Queue(ref t, root, 1, null);
+            Queue(ref t, root, 1, null, emitQueued: false);
         }
 
         return t.Build();
@@ -847,6 +850,9 @@ internal sealed class ExecutionState
     /// <summary>Collects the jobs and events of one transition.</summary>
     private struct TransitionBuilder(ExecutionState state, DateTimeOffset now, string? traceParent)
     {
+        // The type of the note RootsQueued adds; compared by reference, so no event type can match it.
+        private static readonly string RootsQueuedNote = new('*', 1);
+
         // Events are noted here, in a list each thread reuses (transitions run one at a time on a thread, each built before
         // the next begins), and made at Build only when wanted: most transitions have no watcher, and making their events
         // was a sixth of the bytes an in-memory worker allocated.
@@ -861,8 +867,14 @@ internal sealed class ExecutionState
         public void Job(int i, int attempt, DateTimeOffset? notBefore) =>
             (_jobs ??= []).Add(state.MakeJob(i, attempt, notBefore, traceParent));
 
+        /// <summary>Sizes the job list for <paramref name="count"/> jobs up front (a list grown past 85 KB copies into the LOH).</summary>
+        public void ReserveJobs(int count) => _jobs ??= new List<Job>(count);
+
         public readonly void Event(string type, int? node, int attempt, string? message = null) =>
             _noted.Add(new NotedEvent(type, node ?? -1, attempt, state.Progress, message));
+
+        /// <summary>Notes the queued event of every root (first attempt) at once.</summary>
+        public readonly void RootsQueued() => _noted.Add(new NotedEvent(RootsQueuedNote, -1, 1, state.Progress, null));
 
         public readonly StoreTransition Build()
         {
@@ -881,7 +893,18 @@ internal sealed class ExecutionState
             List<WorkflowEvent>? events = null;
             foreach (var e in _noted)
             {
-                if (interest == EventInterest.All || e.Type == EventTypes.NodeCanceled || (interest == EventInterest.Outcome && EventTypes.IsTerminal(e.Type)))
+                if (ReferenceEquals(e.Type, RootsQueuedNote))
+                {
+                    if (interest == EventInterest.All)
+                    {
+                        events ??= new(_noted.Count + state.Plan.Roots.Length);
+                        foreach (var root in state.Plan.Roots)
+                        {
+                            events.Add(new WorkflowEvent(EventTypes.NodeQueued, state.Id, state.Plan.Graph.Ids[root], e.Attempt, now, e.Progress));
+                        }
+                    }
+                }
+                else if (interest == EventInterest.All || e.Type == EventTypes.NodeCanceled || (interest == EventInterest.Outcome && EventTypes.IsTerminal(e.Type)))
                 {
                     (events ??= new(_noted.Count)).Add(new WorkflowEvent(e.Type, state.Id, e.Node >= 0 ? state.Plan.Graph.Ids[e.Node] : null, e.Attempt, now, e.Progress, e.Message));
                 }

@@ -46,6 +46,25 @@ public sealed class InMemoryEventInterestTests
         }
     }
 
+    [Fact]
+    public async Task A_watched_create_reports_each_root_queued_once_in_plan_order()
+    {
+        var hub = new ExecutionEventHub();
+        var store = new InMemoryStateStore(TimeProvider.System, new InMemoryJobQueue(TimeProvider.System), hub);
+        var plan = ExecutionPlan.Create(new WorkflowBuilder("roots").Node("r1", "h").Node("r2", "h").Node("c", "h", n => n.DependsOn("r1", "r2")).Node("r3", "h").Build());
+        var execution = new NewExecution(Guid.NewGuid(), plan, JsonDocument.Parse("{}").RootElement, null, null);
+        using var watch = hub.Subscribe(execution.Id, Channel.CreateUnbounded<WorkflowEvent>().Writer);
+
+        var created = await store.CreateExecutionAsync(execution);
+
+        Assert.Equal(EventTypes.ExecutionStarted, created.Transition.Events[0].Type);
+        var queued = created.Transition.Events.Skip(1).ToList();
+        Assert.All(queued, e => Assert.Equal((EventTypes.NodeQueued, 1, execution.Id), (e.Type, e.Attempt, e.ExecutionId)));
+        Assert.Equal(plan.Roots.Select(r => plan.Graph.Ids[r]), queued.Select(e => e.NodeId));
+        Assert.Equal(["r1", "r2", "r3"], queued.Select(e => e.NodeId).Order());
+        Assert.Equal(queued.Select(e => e.NodeId), created.Transition.Jobs.Select(j => j.NodeId));
+    }
+
     private static NewExecution New() => new(Guid.NewGuid(), Plan, JsonDocument.Parse("{}").RootElement, null, null);
 
     /// <summary>Starts and completes the job's node; the events of both transitions, in order.</summary>
