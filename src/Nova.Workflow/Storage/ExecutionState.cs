@@ -26,7 +26,9 @@ internal sealed class ExecutionState
             Nodes[i] = new NodeRun { PendingParents = Plan.Graph.ParentCount(i) };
         }
 
-        InEdges = new EdgeOutcome[Plan.Graph.Parents.Length];
+        InEdges = Plan.Graph.Parents.Length == 0 ? [] : new EdgeOutcome[Plan.Graph.Parents.Length];
+        // Kept for the execution's life in memory: sized for one attempt per node, the common case.
+        History = new List<NodeRunRecord>(Plan.NodeCount);
     }
 
     /// <summary>Rebuilds a persisted execution (history is not loaded: only new records accumulate).</summary>
@@ -45,6 +47,7 @@ internal sealed class ExecutionState
         Done = doc.Done;
         Nodes = doc.Nodes;
         InEdges = doc.InEdges;
+        History = [];
     }
 
     public ExecutionDocument ToDocument() => new()
@@ -90,7 +93,8 @@ internal sealed class ExecutionState
 
     public int Done { get; private set; }
 
-    public List<NodeRunRecord> History { get; } = [];
+    /// <summary>Attempt records added since this state was made (all of them, for a state that lives in memory).</summary>
+    public List<NodeRunRecord> History { get; }
 
     public bool IsFinished => Status is ExecutionStatus.Succeeded or ExecutionStatus.Failed or ExecutionStatus.Canceled;
 

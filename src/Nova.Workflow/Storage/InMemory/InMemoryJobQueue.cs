@@ -32,8 +32,10 @@ internal sealed class InMemoryJobQueue(TimeProvider time) : IJobQueue
         TaskCompletionSource? signal;
         lock (_lock)
         {
-            foreach (var job in jobs)
+            // Indexed: a foreach over the interface would allocate its enumerator on every enqueue.
+            for (var k = 0; k < jobs.Count; k++)
             {
+                var job = jobs[k];
                 var key = (job.ExecutionId, job.NodeId, job.Attempt);
                 if (_live.ContainsKey(key))
                 {
