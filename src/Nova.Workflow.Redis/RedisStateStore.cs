@@ -378,6 +378,10 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         return results;
     }
 
+    /// <summary>Test seam: completes <paramref name="requests"/> in one script, as the group commit does with completions that arrive together.</summary>
+    internal Task<(CompleteNodeResult? Result, Exception? Error)[]> CompleteTogetherAsync(IReadOnlyList<CompleteNodeRequest> requests) =>
+        CompleteBatchAsync([.. requests.Select(r => new PendingCompletion(r, Layout(r.Plan!)))]);
+
     /// <summary>How many arguments <see cref="FillCompletionArgs"/> writes.</summary>
     private static int CompletionArgCount(CompleteNodeRequest request, FusedLayout? layout) =>
         14 + request.PriorAttempts.Count + (layout is null ? 0 : layout.Args.Length + FusedLayout.CallArgs + (request.Continue is null ? 0 : 3));

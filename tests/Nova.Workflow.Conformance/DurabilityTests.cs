@@ -695,11 +695,15 @@ public abstract partial class ConformanceTests
     }
 
     [Fact]
-    public async Task A_worker_slot_that_frees_takes_the_waiting_jobs_by_priority()
+    public async Task A_worker_slot_that_frees_takes_the_waiting_jobs_by_the_queue_rule()
     {
+        // Oldest first: low (priority 1), mid (5), then h0..h9 (9). By the rule, priority decides, except that every 10th take
+        // is the oldest job: so low comes within the first ten takes after the gate, and mid only after the high ones, save a
+        // second oldest-first take (not before h0 in any case). A provider's take count may start anywhere.
         var probe = new Probe();
         probe.Hold("gate");
-        var flows = new[] { ("gate", 0), ("p1", 1), ("p9", 9), ("p5", 5) }
+        var waiting = new[] { ("low", 1), ("mid", 5) }.Concat(Enumerable.Range(0, 10).Select(k => ($"h{k}", 9))).ToArray();
+        var flows = waiting.Prepend(("gate", 0))
             .Select(x => Flow($"ordered-{x.Item1}").Node(x.Item1, "probe", n => n.Queue("ordered", x.Item2)).Build()).ToArray();
         var host = await StartAsync(nova =>
         {
@@ -710,12 +714,12 @@ public abstract partial class ConformanceTests
             }
         }, worker: w => w.Queue("ordered", 1));
 
-        // The one slot is busy while the others queue up; when it frees, it must take them highest priority first.
+        // The one slot is busy while the others queue up; as it frees, it takes them one at a time.
         var ids = new List<Guid> { await host.Client.StartAsync("ordered-gate") };
         await probe.Entered("gate").WaitAsync(TimeSpan.FromSeconds(30));
-        foreach (var name in new[] { "ordered-p1", "ordered-p9", "ordered-p5" })
+        foreach (var (node, _) in waiting)
         {
-            ids.Add(await host.Client.StartAsync(name));
+            ids.Add(await host.Client.StartAsync($"ordered-{node}"));
         }
 
         probe.Open("gate");
@@ -724,7 +728,12 @@ public abstract partial class ConformanceTests
             Assert.Equal(ExecutionStatus.Succeeded, (await Finished(host, id)).Status);
         }
 
-        Assert.Equal(["gate", "p9", "p5", "p1"], probe.Order);
+        var order = probe.Order.ToList();
+        Assert.Equal(13, order.Count);
+        Assert.Equal("gate", order[0]);
+        Assert.InRange(order.IndexOf("low"), 1, 10);
+        Assert.True(order.IndexOf("h0") < order.IndexOf("mid"), string.Join(", ", order));
+        Assert.Equal(Enumerable.Range(0, 10).Select(k => $"h{k}"), order.Where(n => n.StartsWith('h')));
     }
 
     [Fact]

@@ -6,13 +6,23 @@
 local out = {}
 local at = 2
 local active = KEYS[#KEYS]
+local indexed = {}
 for m = 1, tonumber(ARGV[1]) do
   local count, xk, kb, id = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), ARGV[at + 3]
   bind(KEYS[xk], KEYS[xk + 1], KEYS[xk + 2])
   local ok, r = pcall(complete, at + 3, kb)
   if ok then
-    -- A running execution is in the active index from its create (the fused create adds it in the same script).
-    if r[1] == 0 and finished() then redis.call('SREM', active, id) end
+    if r[1] == 0 then
+      -- A running execution is added back once per script: the index heals if it ever lost one (a resume whose separate
+      -- SADD was lost, a sweep that read it just before a retry made it run again).
+      if finished() then
+        redis.call('SREM', active, id)
+        indexed[id] = nil
+      elseif execStatus == 1 and not indexed[id] then
+        redis.call('SADD', active, id)
+        indexed[id] = true
+      end
+    end
     out[m] = r
   else
     out[m] = { -1, type(r) == 'table' and r.err or tostring(r) }

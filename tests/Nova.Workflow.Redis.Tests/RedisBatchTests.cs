@@ -1,0 +1,89 @@
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Nova.Workflow.Storage;
+using Xunit;
+
+namespace Nova.Workflow.Redis.Tests;
+
+/// <summary>
+/// Completions that arrive together run as one script over several executions. The script keeps what it read of an
+/// execution while the next completion is of the same one, so these batches are built by hand to make sure it does.
+/// </summary>
+public sealed class RedisBatchTests(RedisServer server) : IClassFixture<RedisServer>
+{
+    [Fact]
+    public async Task A_batch_that_interleaves_executions_counts_each_completion_once_and_reports_cancels_only()
+    {
+        var prefix = "batch" + Guid.NewGuid().ToString("N")[..6];
+        var join = new WorkflowBuilder("join-batch");
+        var parents = new[] { "p0", "p1", "p2", "p3" };
+        foreach (var p in parents)
+        {
+            join.Node(p, "h");
+        }
+
+        join.Node("join", "h", n => n.DependsOn(parents));
+        var failFast = new WorkflowBuilder("ff-batch").Node("f0", "h").Node("f1", "h").Node("f2", "h").OnFailure(FailureMode.FailFast).Build();
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddLogging();
+        builder.Services.AddSingletonConnection(server.Connection);
+        builder.Services.AddNovaWorkflows(nova => nova
+            .UseRedis(o => o.Prefix = prefix)
+            .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
+            .AddWorkflow(join.Build())
+            .AddWorkflow(failFast));
+        using var host = builder.Build();
+        await host.StartAsync();
+        var client = host.Services.GetRequiredService<IWorkflowClient>();
+        var store = (RedisStateStore)host.Services.GetRequiredService<IStateStore>();
+        var queue = host.Services.GetRequiredService<IJobQueue>();
+
+        var a = await client.StartAsync("join-batch");
+        var b = await client.StartAsync("ff-batch");
+        var runs = new Dictionary<string, (LeasedJob Job, ExecutionPlan Plan)>();
+        while (runs.Count < 7)
+        {
+            foreach (var job in await queue.DequeueAsync(["default"], 10, TimeSpan.FromMinutes(1)))
+            {
+                var start = await store.TryStartNodeAsync(new StartNodeRequest(job, "w1", TimeSpan.FromMinutes(1), 3));
+                Assert.Equal(StartOutcome.Started, start.Outcome);
+                runs[job.Job.NodeId] = (job, start.Plan!);
+            }
+        }
+
+        CompleteNodeRequest Done(string node) => new() { Run = runs[node].Job, Plan = runs[node].Plan, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow, Output = JsonDocument.Parse($"\"{node}\"").RootElement };
+        CompleteNodeRequest Failed(string node) => Done(node) with { Outcome = AttemptOutcome.Failed, Output = null, Error = new NodeError("Boom", "boom", ErrorClass.Permanent) };
+
+        // A, A, B (fails fast: cancels B's other nodes), A, A again (stale), B (its execution has ended), A (releases the join).
+        // A running execution missing from the active index (say a resume's separate SADD was lost) is put back.
+        Assert.True(await server.Connection.GetDatabase().SetRemoveAsync(store.Keys.ActiveIndex, a.ToString("N")));
+        var batch = new[] { Done("p0"), Done("p1"), Failed("f0"), Done("p2"), Done("p2"), Done("f1"), Done("p3") };
+        var replies = await store.CompleteTogetherAsync(batch);
+        var results = replies.Select(r => r.Result ?? throw r.Error!).ToArray();
+
+        Assert.Equal([true, true, true, true, false, false, true], results.Select(r => r.Accepted));
+        // Events come back only with a cancel (the worker revokes those runs); watchers get the rest by PUBLISH.
+        Assert.Empty(results[0].Transition.Events);
+        Assert.Equal(["f1", "f2"], results[2].Transition.Events.Where(e => e.Type == EventTypes.NodeCanceled).Select(e => e.NodeId).Order());
+        Assert.Equal("join", Assert.Single(results.SelectMany(r => r.Transition.Jobs)).NodeId);
+
+        var snapshotA = await client.GetAsync(a);
+        Assert.Equal((ExecutionStatus.Running, 4), (snapshotA.Status, snapshotA.Progress.Done));
+        Assert.Equal(parents, snapshotA.Nodes.Where(n => n.Status == NodeStatus.Succeeded).Select(n => n.Id));
+        Assert.Equal(4, (await client.GetHistoryAsync(a)).Count);
+        var snapshotB = await client.GetAsync(b);
+        Assert.Equal(ExecutionStatus.Failed, snapshotB.Status);
+        Assert.Equal([NodeStatus.Failed, NodeStatus.Canceled, NodeStatus.Canceled], snapshotB.Nodes.Select(n => n.Status));
+        var active = (await server.Connection.GetDatabase().SetMembersAsync(store.Keys.ActiveIndex)).Select(m => (string)m!).ToList();
+        Assert.Equal([a.ToString("N")], active);
+
+        // The count the script kept across the batch must be the stored one: the join's completion ends A.
+        var last = Assert.Single(await queue.DequeueAsync(["default"], 10, TimeSpan.FromMinutes(1)));
+        var joinStart = await store.TryStartNodeAsync(new StartNodeRequest(last, "w1", TimeSpan.FromMinutes(1), 3));
+        runs["join"] = (last, joinStart.Plan!);
+        Assert.True((await store.CompleteNodeAsync(Done("join"))).Accepted);
+        Assert.Equal(ExecutionStatus.Succeeded, (await client.GetAsync(a)).Status);
+        await host.StopAsync();
+    }
+}
