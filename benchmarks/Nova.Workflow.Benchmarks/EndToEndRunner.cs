@@ -80,7 +80,9 @@ internal static class EndToEndRunner
 
                 var busy = await Report.WaitForQuietAsync(TimeSpan.FromMinutes(1), Console.Error.WriteLine);
                 env.Busy[$"{engine}/{storage}"] = busy;
-                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"-- {engine} on {storage} (CPU {busy * 100:0}% busy before the start)"));
+                var probe = Report.SpeedProbeMs();
+                env.Probe[$"{engine}/{storage}"] = probe;
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"-- {engine} on {storage} (CPU {busy * 100:0}% busy before the start; speed probe {probe:0} ms)"));
                 var result = await RunChildAsync(engine, storage, connection, passThrough);
                 if (result.Error is not null)
                 {

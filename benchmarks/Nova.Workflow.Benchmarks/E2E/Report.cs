@@ -24,6 +24,9 @@ internal sealed class EnvironmentInfo
 
     /// <summary>Share of the CPU busy just before each (engine/storage) child started: the machine may be shared.</summary>
     public Dictionary<string, double> Busy { get; } = [];
+
+    /// <summary>The speed probe's time just before each child started, ms (lower: a faster machine at that moment).</summary>
+    public Dictionary<string, double> Probe { get; } = [];
 }
 
 /// <summary>The result table (markdown, stdout) and its chart (hand-written SVG).</summary>
@@ -79,6 +82,38 @@ internal sealed class Report(EnvironmentInfo env, Sizes sizes, IReadOnlyList<Chi
         }
     }
 
+    /// <summary>
+    /// A fixed single-threaded workload (integer arithmetic, then touching 32 MB of fresh memory), best of three, in ms.
+    /// On this shared machine the same code ran up to about 1.5 times slower from one hour to the next with nothing else
+    /// of ours running, and the busy share did not show it: this figure lets two runs' pages be compared.
+    /// </summary>
+    public static double SpeedProbeMs()
+    {
+        var best = double.MaxValue;
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            var sw = Stopwatch.StartNew();
+            var x = 88172645463325252UL;
+            for (var i = 0; i < 20_000_000; i++)
+            {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+            }
+
+            var memory = new byte[32 << 20];
+            for (var i = 0; i < memory.Length; i += 4096)
+            {
+                memory[i] = (byte)x;
+            }
+
+            GC.KeepAlive(memory);
+            best = Math.Min(best, sw.Elapsed.TotalMilliseconds);
+        }
+
+        return best;
+    }
+
     private static async Task<double> CpuBusyAsync()
     {
         static (long Busy, long Total)? Sample()
@@ -127,6 +162,12 @@ internal sealed class Report(EnvironmentInfo env, Sizes sizes, IReadOnlyList<Chi
         Line("- Versions: " + string.Join("; ", env.Versions.Select(kv => $"{kv.Key} {kv.Value}")));
         Line("- CPU busy just before each pair started (the runner waits up to a minute for the machine to be under 20% busy; other work on a shared machine skews the figures): " +
             string.Join(", ", env.Busy.Select(kv => string.Create(Inv, $"{kv.Key} {kv.Value * 100:0}%"))));
+        if (env.Probe.Count > 0)
+        {
+            Line("- Speed probe just before each pair started (a fixed single-threaded workload, best of three; lower is faster; on this shared machine it varies from hour to hour, and so do all figures with it): " +
+                string.Join(", ", env.Probe.Select(kv => string.Create(Inv, $"{kv.Key} {kv.Value:0} ms"))));
+        }
+
         if (env.PostgresSettings is not null)
         {
             Line($"- PostgreSQL: {env.PostgresSettings} (every commit is flushed to disk: the data directory is on the machine's ext4 disk)");
