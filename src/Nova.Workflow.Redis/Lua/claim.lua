@@ -13,7 +13,7 @@ for j = 1, #claimed, 5 do
   if ok and type(p) == 'table' and type(p.n) == 'string' and p.n ~= '' and type(p.q) == 'string' and p.q ~= '' then
     -- A job id is "<execution id (32 hex digits)>:<node>:<attempt>".
     local tag = prefix .. ':{' .. string.sub(claimed[j + 4], 1, 32) .. '}'
-    bind(tag .. ':x', tag .. ':s', tag .. ':h')
+    bind(tag .. ':x', tag .. ':s', tag .. ':h', true)
     if execStatus == 1 then
       local i = nidx(p.n)
       local x = i and IX[i]

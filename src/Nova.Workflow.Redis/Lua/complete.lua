@@ -21,6 +21,7 @@ local function complete(a, kb)
     history(i, attempt, 0, started, NOW, worker, false, false)
     -- The attempt, the output and (finish) the status in one write.
     finish(i, 3, 3, nil, attempt, { 'a' .. x, ARGV[a + 5], 'l' .. x, '0', 'o' .. x, ARGV[a + 7] })
+    outputs[i] = ARGV[a + 7]
     local taken = ARGV[a + 8]
     if taken == '' then taken = false end
     propagate(i, taken, 3)

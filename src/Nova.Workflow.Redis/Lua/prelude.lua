@@ -25,6 +25,8 @@ local X, S, H, P, events, jobs, jobIndex, execStatus, done, doneAtBind, N, watch
 -- Per bound execution: the plan's fields read per node (statics: handler and children; queues: queue and priority, when
 -- read ahead), and what started_info reads of the execution (info).
 local statics, queues, info
+-- Outputs this script wrote, per node, for the execution's result when a leaf's completion ends it.
+local outputs
 -- Whether this transition canceled a node: the caller revokes its runs here. Its other events reach watchers through PUBLISH
 -- (below), so the reply carries the events only then.
 local cancels
@@ -33,15 +35,22 @@ local cancels
 -- and job lists. One HMGET: every transition needs most of these. A script that handles many transitions (claim, the
 -- batched completions) often binds the same execution again: then only the lists are fresh, and what was read stands,
 -- since every change this script made to it went through these variables. rebind() forgets it (after a failed step).
-local function bind(x, s, h)
+-- withInfo: also read what started_info needs of the execution, in the same command (claim starts what it binds).
+local function bind(x, s, h, withInfo)
   cancels = false
   if x == X then
     events, jobs, jobIndex = {}, {}, {}
     return
   end
   X, S, H = x, s, h
-  events, jobs, jobIndex, ids, statics, queues, info = {}, {}, {}, {}, {}, {}, nil
-  local v = redis.call('HMGET', X, 'st', 'done', 'n', 'wu', 'ret', 'fm', 'wt', 'p')
+  events, jobs, jobIndex, ids, statics, queues, info, outputs = {}, {}, {}, {}, {}, {}, nil, {}
+  local v
+  if withInfo then
+    v = redis.call('HMGET', X, 'st', 'done', 'n', 'wu', 'ret', 'fm', 'wt', 'p', 'in', 'wf', 'ver')
+    info = { v[9], v[10], v[11] }
+  else
+    v = redis.call('HMGET', X, 'st', 'done', 'n', 'wu', 'ret', 'fm', 'wt', 'p')
+  end
   execStatus = tonumber(v[1])
   done = tonumber(v[2]) or 0
   doneAtBind = done
@@ -197,9 +206,14 @@ local function propagate(start, taken, status)
   end
 end
 
-local function end_exec(status, code, msg)
+-- field, value: one more field of the execution hash to write in the same command (its output or error), or nil.
+local function end_exec(status, code, msg, field, value)
   execStatus = status
-  redis.call('HSET', X, 'st', IX[status], 'ea', NOWS, 'rv', '0')
+  if field then
+    redis.call('HSET', X, 'st', IX[status], 'ea', NOWS, 'rv', '0', field, value)
+  else
+    redis.call('HSET', X, 'st', IX[status], 'ea', NOWS, 'rv', '0')
+  end
   ev(code, -1, 0, msg)
   redis.call('PEXPIRE', X, retention)
   redis.call('PEXPIRE', S, retention)
@@ -220,9 +234,8 @@ local function fail_node(i, errJson, msg)
   redis.call('HSET', S, 'e' .. IX[i], errJson)
   finish(i, 4, 5, msg)
   if failFast then
-    redis.call('HSET', X, 'err', errJson)
     cancel_unfinished()
-    end_exec(4, 11, msg)
+    end_exec(4, 11, msg, 'err', errJson)
   else
     propagate(i, false)
   end
@@ -233,9 +246,8 @@ local function check_finished()
   for i = 0, N - 1 do
     if nst(i) == 4 then
       local e = nget('e', i)
-      redis.call('HSET', X, 'err', e)
       local ok, decoded = pcall(cjson.decode, e)
-      end_exec(4, 11, ok and decoded.m or '')
+      end_exec(4, 11, ok and decoded.m or '', 'err', e)
       return
     end
   end
@@ -243,7 +255,8 @@ local function check_finished()
   local out
   local single = string.match(leaves, '^(%d+)$')
   if single then
-    out = nget('o', single)
+    -- The leaf's output, as this script wrote it when it completed the leaf just now.
+    out = outputs[tonumber(single)] or nget('o', single)
   else
     local parts = {}
     for ls in string.gmatch(leaves, '(%d+)') do
@@ -256,8 +269,7 @@ local function check_finished()
     end
     out = '{' .. table.concat(parts, ',') .. '}'
   end
-  if out then redis.call('HSET', X, 'out', out) end
-  end_exec(3, 10, '')
+  end_exec(3, 10, '', out and 'out', out)
 end
 
 -- Persists counters, publishes to watchers, and returns the transition.
