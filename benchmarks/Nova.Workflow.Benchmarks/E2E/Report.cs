@@ -85,7 +85,8 @@ internal sealed class Report(EnvironmentInfo env, Sizes sizes, IReadOnlyList<Chi
     /// <summary>
     /// A fixed single-threaded workload (integer arithmetic, then touching 32 MB of fresh memory), best of three, in ms.
     /// On this shared machine the same code ran up to about 1.5 times slower from one hour to the next with nothing else
-    /// of ours running, and the busy share did not show it: this figure lets two runs' pages be compared.
+    /// of ours running, and the busy share did not show it. This figure tells whether the single-thread speed differed
+    /// between two pages; in the runs so far it did not (37-44 ms) while the figures did, so the rest lies elsewhere.
     /// </summary>
     // Compiled optimized at once: at tier 0 the first probe of a process took three times as long.
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
@@ -166,7 +167,7 @@ internal sealed class Report(EnvironmentInfo env, Sizes sizes, IReadOnlyList<Chi
             string.Join(", ", env.Busy.Select(kv => string.Create(Inv, $"{kv.Key} {kv.Value * 100:0}%"))));
         if (env.Probe.Count > 0)
         {
-            Line("- Speed probe just before each pair started (a fixed single-threaded workload, best of three; lower is faster; on this shared machine it varies from hour to hour, and so do all figures with it): " +
+            Line("- Speed probe just before each pair started (a fixed single-threaded workload, best of three; lower is faster; the figures on this shared machine vary from hour to hour by up to a third, and this probe tells only whether single-thread speed was part of it): " +
                 string.Join(", ", env.Probe.Select(kv => string.Create(Inv, $"{kv.Key} {kv.Value:0} ms"))));
         }
 
