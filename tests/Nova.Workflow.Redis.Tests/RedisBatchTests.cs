@@ -25,16 +25,11 @@ public sealed class RedisBatchTests(RedisServer server) : IClassFixture<RedisSer
 
         join.Node("join", "h", n => n.DependsOn(parents));
         var failFast = new WorkflowBuilder("ff-batch").Node("f0", "h").Node("f1", "h").Node("f2", "h").OnFailure(FailureMode.FailFast).Build();
-        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-        builder.Services.AddLogging();
-        builder.Services.AddSingletonConnection(server.Connection);
-        builder.Services.AddNovaWorkflows(nova => nova
-            .UseRedis(o => o.Prefix = prefix)
+        // No worker: the test leases, starts and completes the jobs itself.
+        using var host = await RedisTestHost.StartAsync(server.Connection, prefix, nova => nova
             .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
             .AddWorkflow(join.Build())
-            .AddWorkflow(failFast));
-        using var host = builder.Build();
-        await host.StartAsync();
+            .AddWorkflow(failFast), withWorker: false);
         var client = host.Services.GetRequiredService<IWorkflowClient>();
         var store = (RedisStateStore)host.Services.GetRequiredService<IStateStore>();
         var queue = host.Services.GetRequiredService<IJobQueue>();

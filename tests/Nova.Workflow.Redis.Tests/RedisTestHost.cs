@@ -7,7 +7,7 @@ namespace Nova.Workflow.Redis.Tests;
 /// <summary>A started host on <paramref name="connection"/> under its own key prefix, with a worker on the default queue.</summary>
 internal static class RedisTestHost
 {
-    public static async Task<IHost> StartAsync(IConnectionMultiplexer connection, string prefix, Action<NovaWorkflowBuilder> configure)
+    public static async Task<IHost> StartAsync(IConnectionMultiplexer connection, string prefix, Action<NovaWorkflowBuilder> configure, bool withWorker = true)
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Services.AddLogging();
@@ -16,7 +16,10 @@ internal static class RedisTestHost
         {
             nova.UseRedis(o => o.Prefix = prefix);
             configure(nova);
-            nova.AddWorker();
+            if (withWorker)
+            {
+                nova.AddWorker();
+            }
         });
         var host = builder.Build();
         await host.StartAsync();
