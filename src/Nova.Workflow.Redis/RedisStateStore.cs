@@ -684,6 +684,9 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         return HandlerStatsCalculator.Compute(records);
     }
 
+    /// <summary>Test seam: runs between the sweep's reading an execution as ended and its removal from the active index.</summary>
+    internal Func<Guid, Task>? BeforeIndexRemoval { get; set; }
+
     public async ValueTask<IReadOnlyList<Job>> FindStrandedAsync(DateTimeOffset queuedBefore, int max, CancellationToken cancellationToken = default)
     {
         var now = await GetTimeAsync(cancellationToken).ConfigureAwait(false);
@@ -695,7 +698,20 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             var result = (RedisResult[])(await RedisScripts.Control.EvaluateAsync(Db, _keys.Execution(id), ["stranded", strandedAfter]).ConfigureAwait(false))!;
             if (!ScriptResults.IsFull(result) || ScriptResults.Status(result) is not (ExecutionStatus.Running or ExecutionStatus.Paused))
             {
+                if (BeforeIndexRemoval is { } hook)
+                {
+                    await hook(id).ConfigureAwait(false);
+                }
+
                 await Db.SetRemoveAsync(_keys.ActiveIndex, member).ConfigureAwait(false);
+
+                // A retry or resume between the read above and the removal makes it run again, and the re-add it sends on its
+                // own may land before the removal: read the status once more, and put it back if it runs.
+                if (ScriptResults.IsFull(result) && await GetStatusAsync(id, cancellationToken).ConfigureAwait(false) is ExecutionStatus.Running or ExecutionStatus.Paused)
+                {
+                    await Db.SetAddAsync(_keys.ActiveIndex, member).ConfigureAwait(false);
+                }
+
                 continue;
             }
 

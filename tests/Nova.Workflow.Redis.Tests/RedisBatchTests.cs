@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Nova.Workflow.Conformance;
 using Nova.Workflow.Storage;
 using Xunit;
 
@@ -79,6 +80,39 @@ public sealed class RedisBatchTests(RedisServer server) : IClassFixture<RedisSer
         runs["join"] = (last, joinStart.Plan!);
         Assert.True((await store.CompleteNodeAsync(Done("join"))).Accepted);
         Assert.Equal(ExecutionStatus.Succeeded, (await client.GetAsync(a)).Status);
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task A_sweep_that_races_a_retry_leaves_the_running_execution_in_the_active_index()
+    {
+        var prefix = "sweep" + Guid.NewGuid().ToString("N")[..6];
+        using var host = await RedisTestHost.StartAsync(server.Connection, prefix, nova => nova
+            .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
+            .AddWorkflow(new WorkflowBuilder("retried").Node("a", "h").Build()), withWorker: false);
+        var client = host.Services.GetRequiredService<IWorkflowClient>();
+        var store = (RedisStateStore)host.Services.GetRequiredService<IStateStore>();
+        var queue = host.Services.GetRequiredService<IJobQueue>();
+        var db = server.Connection.GetDatabase();
+
+        // An execution that failed, left in the index as a sweep may find one (its removal had not happened yet).
+        var id = await client.StartAsync("retried");
+        var job = Assert.Single(await queue.DequeueAsync(["default"], 1, TimeSpan.FromMinutes(1)));
+        var start = await store.TryStartNodeAsync(new StartNodeRequest(job, "w1", TimeSpan.FromMinutes(1), 3));
+        Assert.True((await store.CompleteNodeAsync(new CompleteNodeRequest { Run = job, Plan = start.Plan, Outcome = AttemptOutcome.Failed, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow, Error = new NodeError("Boom", "boom", ErrorClass.Permanent) })).Accepted);
+        Assert.Equal(ExecutionStatus.Failed, (await client.GetAsync(id)).Status);
+        await db.SetAddAsync(store.Keys.ActiveIndex, id.ToString("N"));
+
+        // The sweep reads it as failed; a retry makes it run again (and re-adds it) before the sweep removes it.
+        store.BeforeIndexRemoval = async removed =>
+        {
+            await client.RetryAsync(removed);
+            await Eventually.TrueAsync(() => db.SetContainsAsync(store.Keys.ActiveIndex, removed.ToString("N")), "the retry's re-add");
+        };
+        await store.FindStrandedAsync(DateTimeOffset.UtcNow, 100);
+
+        Assert.Equal(ExecutionStatus.Running, (await client.GetAsync(id)).Status);
+        Assert.True(await db.SetContainsAsync(store.Keys.ActiveIndex, id.ToString("N")));
         await host.StopAsync();
     }
 }
