@@ -10,7 +10,7 @@ namespace Nova.Workflow.Redis;
 /// <summary>
 /// The job queue on Redis. Per queue (one hash slot): a ready sorted set by (priority, sequence), an
 /// age set for the anti-starvation rule, a delayed set by not-before time, a leased set by lease expiry,
-/// and hashes for payloads, tokens and delivery counts. Dequeue is one script that also promotes due
+/// and one hash of job records (score, deliveries, lease token, payload: q_record.lua). Dequeue is one script that also promotes due
 /// jobs and takes back lapsed leases. Idle workers wait on a pub/sub wake-up; polling is the safety net.
 /// </summary>
 internal sealed class RedisJobQueue : IJobQueue, IDisposable
@@ -55,7 +55,7 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
                 args.Add(job.NotBefore is { } nb ? ScriptResults.Ms(nb) : "0");
             }
 
-            calls.Add(RedisScripts.Enqueue.EvaluateAsync(Db, [q.Ready, q.Age, q.Delayed, q.Jobs, q.Meta, q.Score], [.. args]));
+            calls.Add(RedisScripts.Enqueue.EvaluateAsync(Db, q.All, [.. args]));
         }
 
         await Task.WhenAll(calls).ConfigureAwait(false);
@@ -173,7 +173,7 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
                 args[2 + k * 2] = jobs[indices[k]].LeaseToken.ToString("N");
             }
 
-            var result = (RedisResult[])(await RedisScripts.Extend.EvaluateAsync(Db, [q.Leased, q.Token], args).ConfigureAwait(false))!;
+            var result = (RedisResult[])(await RedisScripts.Extend.EvaluateAsync(Db, q.All, args).ConfigureAwait(false))!;
             for (var k = 0; k < indices.Length; k++)
             {
                 held[indices[k]] = (int)result[k] == 1;
@@ -191,7 +191,7 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
         var q = Keys(job.Job.Queue);
         return (int)await RedisScripts.ReleaseJob.EvaluateAsync(
             Db,
-            [q.Ready, q.Age, q.Delayed, q.Leased, q.Token, q.Deliveries, q.Score, q.Meta],
+            q.All,
             [_keys.Wake(job.Job.Queue).ToString(), JobId(job.Job), job.LeaseToken.ToString("N"), ScriptResults.Ms(delay)]).ConfigureAwait(false) == 1;
     }
 
@@ -234,19 +234,25 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
         return await ready.ConfigureAwait(false) + await delayed.ConfigureAwait(false);
     }
 
-    /// <summary>Test and operations seam: writes a payload nobody can parse, as a corrupted store would hold.</summary>
-    internal async Task InjectRawAsync(string queue, string id, string payload)
+    /// <summary>
+    /// Test and operations seam: makes a ready job as a corrupted store would hold it: a record whose payload nobody can parse,
+    /// a record that does not parse at all, or an id in the ready set with no record.
+    /// </summary>
+    internal async Task InjectRawAsync(string queue, string id, string payload, RawJobDamage damage = RawJobDamage.Payload)
     {
         var q = Keys(queue);
         var score = (9 * 10_000_000_000_000L + 1).ToString(CultureInfo.InvariantCulture);
         var batch = Db.CreateBatch();
-        var tasks = new[]
+        var tasks = new List<Task>
         {
-            batch.HashSetAsync(q.Jobs, id, payload),
-            batch.HashSetAsync(q.Score, id, score),
             batch.SortedSetAddAsync(q.Ready, id, double.Parse(score, CultureInfo.InvariantCulture)),
             batch.SortedSetAddAsync(q.Age, id, 1),
         };
+        if (damage != RawJobDamage.NoRecord)
+        {
+            tasks.Add(batch.HashSetAsync(q.Jobs, id, damage == RawJobDamage.Payload ? score + "|0||" + payload : payload));
+        }
+
         batch.Execute();
         await Task.WhenAll(tasks).ConfigureAwait(false);
     }
@@ -262,7 +268,7 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
     private async Task<bool> AckAsync(string queue, string id, Guid token)
     {
         var q = Keys(queue);
-        return (int)await RedisScripts.Ack.EvaluateAsync(Db, [q.Leased, q.Jobs, q.Token, q.Deliveries, q.Score], [id, token.ToString("N")]).ConfigureAwait(false) == 1;
+        return (int)await RedisScripts.Ack.EvaluateAsync(Db, q.All, [id, token.ToString("N")]).ConfigureAwait(false) == 1;
     }
 
     private async Task DeadLetterRawAsync(string queue, string id, Guid token, string? payload)
@@ -309,4 +315,17 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
             }
         }
     }
+}
+
+/// <summary>How <see cref="RedisJobQueue.InjectRawAsync"/> damages the job it makes.</summary>
+internal enum RawJobDamage
+{
+    /// <summary>A well-formed record whose payload nobody can parse.</summary>
+    Payload,
+
+    /// <summary>A record that does not parse.</summary>
+    Record,
+
+    /// <summary>No record at all.</summary>
+    NoRecord,
 }

@@ -42,7 +42,8 @@ internal static class RedisScripts
     private static readonly string Unfused = "local FUSED = false\nlocal continued\nlocal function fused_enqueue() end\n";
     private const string NowExpression = "(function() local t = redis.call('TIME') return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end)()";
     private static readonly string BindKeys = "bind(KEYS[1], KEYS[2], KEYS[3])\n";
-    private static readonly string DequeueFunction = Read("q_dequeue");
+    private static readonly string QueueRecords = Read("q_record") + "\n";
+    private static readonly string DequeueFunction = QueueRecords + Read("q_dequeue");
 
     public static readonly RedisScript Create = new(Library(false, "create") + BindKeys + "return create(1, tonumber(ARGV[1]), 0, KEYS[4])\n");
     public static readonly RedisScript CreateFused = new(Library(true, "create") + BindKeys + "return create(1, tonumber(ARGV[1]), 4, KEYS[4])\n");
@@ -52,12 +53,12 @@ internal static class RedisScripts
     public static readonly RedisScript Heartbeat = State("heartbeat");
     public static readonly RedisScript Release = State("release");
     public static readonly RedisScript Control = State("control");
-    public static readonly RedisScript Enqueue = new(Read("q_enqueue"));
+    public static readonly RedisScript Enqueue = new(QueueRecords + Read("q_enqueue"));
     public static readonly RedisScript Dequeue = new(DequeueFunction + "\nreturn dequeue(" + NowExpression + ", 1, tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), 4)\n");
     public static readonly RedisScript Claim = new(Prelude + "\n" + DequeueFunction + "\n" + Read("claim"));
-    public static readonly RedisScript Ack = new(Read("q_ack"));
-    public static readonly RedisScript Extend = new(Read("q_extend"));
-    public static readonly RedisScript ReleaseJob = new(Read("q_release"));
+    public static readonly RedisScript Ack = new(QueueRecords + Read("q_ack"));
+    public static readonly RedisScript Extend = new(QueueRecords + Read("q_extend"));
+    public static readonly RedisScript ReleaseJob = new(QueueRecords + Read("q_release"));
     public static readonly RedisScript Idle = new(Read("q_idle"));
     public static readonly RedisScript Rate = new(Read("rate"));
     public static readonly RedisScript DeadLetters = new(Read("dlq"));
@@ -66,7 +67,7 @@ internal static class RedisScripts
     private static RedisScript State(string name) => new(Prelude + "\n" + Unfused + BindKeys + Read(name));
 
     /// <summary>The prelude, the fused enqueue (or its stand-in) and the function <paramref name="name"/>.lua defines.</summary>
-    private static string Library(bool fused, string name) => Prelude + "\n" + (fused ? Read("fused") : Unfused) + "\n" + Read(name) + "\n";
+    private static string Library(bool fused, string name) => Prelude + "\n" + (fused ? QueueRecords + Read("fused") : Unfused) + "\n" + Read(name) + "\n";
 
     private static string Read(string name)
     {
@@ -111,7 +112,11 @@ internal sealed class RedisKeys(string prefix)
 
     public RedisChannel Cancel => RedisChannel.Literal($"{Prefix}:cancel");
 
-    public QueueKeys Queue(string queue) => new($"{Prefix}:q:{{{queue}}}");
+    /// <summary>
+    /// A queue's keys. 'q2': the layout with one record per job (q_record.lua); jobs an earlier build queued under 'q' stay
+    /// there for that build's workers, and are never misread as records.
+    /// </summary>
+    public QueueKeys Queue(string queue) => new($"{Prefix}:q2:{{{queue}}}");
 }
 
 /// <summary>The keys of one queue.</summary>
@@ -123,10 +128,7 @@ internal sealed class QueueKeys(string tag)
     public RedisKey Leased { get; } = tag + ":leased";
     public RedisKey Jobs { get; } = tag + ":jobs";
     public RedisKey Meta { get; } = tag + ":meta";
-    public RedisKey Score { get; } = tag + ":score";
-    public RedisKey Token { get; } = tag + ":token";
-    public RedisKey Deliveries { get; } = tag + ":deliveries";
 
-    /// <summary>The nine keys in the order the dequeue and fused scripts take them.</summary>
-    public RedisKey[] All => [Ready, Age, Delayed, Leased, Jobs, Meta, Score, Token, Deliveries];
+    /// <summary>The six keys in the order the queue scripts take them (q_record.lua).</summary>
+    public RedisKey[] All { get; } = [tag + ":ready", tag + ":age", tag + ":delayed", tag + ":leased", tag + ":jobs", tag + ":meta"];
 }

@@ -758,13 +758,13 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
     private FusedLayout Layout(ExecutionPlan plan) => _layouts.GetValue(plan, p =>
     {
         string[] queues = [.. p.Nodes.Select(n => n.Queue).Distinct(StringComparer.Ordinal)];
-        var keys = new RedisKey[queues.Length * 9];
+        var keys = new RedisKey[queues.Length * 6];
         var args = new RedisValue[queues.Length + 2];
         args[0] = queues.Length;
         for (var k = 0; k < queues.Length; k++)
         {
             var q = _queue!.KeysOf(queues[k]);
-            q.All.CopyTo(keys, k * 9);
+            q.All.CopyTo(keys, k * 6);
             args[1 + k] = queues[k];
         }
 
@@ -773,7 +773,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
     });
 
     /// <summary>
-    /// The keys and arguments of the fused enqueue (and ack) for one plan: per queue its nine keys and its name, then the wake
+    /// The keys and arguments of the fused enqueue (and ack) for one plan: per queue its six keys and its name, then the wake
     /// channel prefix (fixed); per call the execution id (N and D), traceparent and the acked job's queue, id and token.
     /// </summary>
     private sealed class FusedLayout(string[] queues, RedisKey[] keys, RedisValue[] args)

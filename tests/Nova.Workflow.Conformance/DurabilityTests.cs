@@ -62,6 +62,34 @@ public abstract partial class ConformanceTests
     }
 
     [Fact]
+    public async Task Released_job_comes_back_uncounted_and_its_old_lease_is_void()
+    {
+        var probe = new Probe();
+        var host = await StartAsync(probe, Flow("release").Node("a", "probe").Build(), withWorker: false);
+        await host.Client.StartAsync("release");
+        var first = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));
+        Assert.True(await host.Queue.ReleaseAsync(first, TimeSpan.Zero));
+        Assert.False(await host.Queue.ReleaseAsync(first, TimeSpan.Zero));
+
+        // Released at once: ready again, and the release did not count as a delivery.
+        var again = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));
+        Assert.Equal(first.Job with { NotBefore = again.Job.NotBefore }, again.Job);
+        Assert.Equal(1, again.DeliveryCount);
+        Assert.False(await host.Queue.AckAsync(first));
+        Assert.Equal([false, true], await host.Queue.ExtendLeasesAsync([first, again], TimeSpan.FromSeconds(30)));
+
+        // Released with a delay: out of sight until it is due, then delivered to the next lease.
+        Assert.True(await host.Queue.ReleaseAsync(again, TimeSpan.FromMilliseconds(300)));
+        Assert.Equal(1, await host.Queue.GetDepthAsync(WorkflowDefinition.DefaultQueue));
+        Assert.Empty(await host.Queue.DequeueAsync([WorkflowDefinition.DefaultQueue], 1, TimeSpan.FromSeconds(30)));
+        var third = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));
+        Assert.Equal(first.Job with { NotBefore = third.Job.NotBefore }, third.Job);
+        Assert.Equal(1, third.DeliveryCount);
+        Assert.True(await host.Queue.AckAsync(third));
+        Assert.Equal(0, await host.Queue.GetDepthAsync(WorkflowDefinition.DefaultQueue));
+    }
+
+    [Fact]
     public async Task Heartbeats_keep_a_long_handler_leased_past_the_lease_duration()
     {
         var probe = new Probe();

@@ -24,8 +24,11 @@ internal sealed class RedisStorageHandle(IConnectionMultiplexer connection, bool
         builder.UseRedis(o => o.Prefix = _prefix);
     }
 
+    private int _poisoned;
+
+    // Each call damages the job another way: its payload, its whole record, or no record behind the ready id.
     public async ValueTask InjectPoisonJobAsync(IJobQueue queue, string queueName, CancellationToken cancellationToken) =>
-        await ((RedisJobQueue)queue).InjectRawAsync(queueName, "poison-" + Guid.NewGuid().ToString("N"), "{ this is not a job");
+        await ((RedisJobQueue)queue).InjectRawAsync(queueName, "poison-" + Guid.NewGuid().ToString("N"), "{ this is not a job", (RawJobDamage)(_poisoned++ % 3));
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }

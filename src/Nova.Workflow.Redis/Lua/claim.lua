@@ -1,4 +1,4 @@
--- Claim and start (one server): leases up to ARGV[1] jobs of the queue whose keys are KEYS[1..9] and starts the nodes that
+-- Claim and start (one server): leases up to ARGV[1] jobs of the queue whose keys are KEYS[1..6] and starts the nodes that
 -- plainly can start (queued under the job's attempt, execution running, no rate limit), each under its job's lease token.
 -- ARGV: max, leaseMs, fairness interval, key prefix, worker id, then one fresh lease token per job.
 -- Returns { the jobs as dequeue returns them, per job its start as start.lua returns it or false when it was not started }.

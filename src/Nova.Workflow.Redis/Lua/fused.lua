@@ -1,6 +1,6 @@
 -- Fused variant (single server): the script also enqueues the jobs it made ready and acks the job it
 -- completed, so completion, release of children and ack are one atomic round trip.
--- KEYS from keyBase + 1: 9 keys per queue (ready, age, delayed, leased, jobs, meta, score, token, deliveries).
+-- KEYS from keyBase + 1: per queue its six keys (q_record.lua).
 -- ARGV from `base`: queue count, queue names..., wake prefix, execution id (N), execution id (D), traceparent, ack queue, ack id, ack token,
 -- then eager dispatch: lease token ('' when the worker made no offer), worker id, lease ms.
 -- Eager dispatch: of the jobs the completion made ready on the acked job's queue (due now, not rate limited), the one of highest
@@ -10,7 +10,7 @@ local continued = {}
 local function fused_enqueue(base, keyBase)
   local qn = tonumber(ARGV[base])
   local offset = {}
-  for k = 1, qn do offset[ARGV[base + k]] = keyBase + (k - 1) * 9 end
+  for k = 1, qn do offset[ARGV[base + k]] = keyBase + 1 + (k - 1) * 6 end
   local wake, execN, execD, tp = ARGV[base + qn + 1], ARGV[base + qn + 2], ARGV[base + qn + 3], ARGV[base + qn + 4]
   local ackQueue, ackId, ackToken = ARGV[base + qn + 5], ARGV[base + qn + 6], ARGV[base + qn + 7]
   local leaseToken, worker, leaseMs = ARGV[base + qn + 8] or '', ARGV[base + qn + 9], tonumber(ARGV[base + qn + 10])
@@ -34,44 +34,25 @@ local function fused_enqueue(base, keyBase)
     local payload = { e = execD, n = node, a = tonumber(attempt), q = q, p = pr }
     if tp ~= '' then payload.tp = tp end
     if j ~= eager then for k = 0, 4 do kept[#kept + 1] = jobs[j + k] end end
-    if redis.call('HSETNX', KEYS[o + 5], id, cjson.encode(payload)) == 1 then
-      local seq = redis.call('HINCRBY', KEYS[o + 6], 'seq', 1)
-      local score = string.format('%.0f', (9 - pr) * 1e13 + seq)
-      redis.call('HSET', KEYS[o + 7], id, score)
-      if j == eager then
-        -- Started and leased in one step: a lapsed lease makes it ready again like any other delivery.
+    if j == eager then
+      -- Started and leased in one step: a lapsed lease makes it ready again like any other delivery.
+      local expires = NOW + leaseMs
+      if q_put(o, id, cjson.encode(payload), pr, nb, NOW, leaseToken, expires) then
         local i = jobIndex[j]
-        local expires = NOW + leaseMs
         local x = IX[i]
         redis.call('HSET', S, 's' .. x, '2', 't' .. x, leaseToken, 'w' .. x, worker, 'sa' .. x, NOWS, 'le' .. x, tostring(expires))
         ev(2, i, tonumber(attempt))
-        local d = redis.call('HINCRBY', KEYS[o + 9], id, 1)
-        redis.call('HSET', KEYS[o + 8], id, leaseToken)
-        redis.call('ZADD', KEYS[o + 4], expires, id)
         local info = started_info(i)
-        continued = { info[1], info[2], info[3], info[4], node, attempt, q, pr, d, expires }
-      elseif nb > NOW then
-        redis.call('ZADD', KEYS[o + 3], nb, id)
-      else
-        redis.call('ZADD', KEYS[o + 1], score, id)
-        redis.call('ZADD', KEYS[o + 2], seq, id)
-        woken[q] = true
+        continued = { info[1], info[2], info[3], info[4], node, attempt, q, pr, 1, expires }
       end
+    elseif q_put(o, id, cjson.encode(payload), pr, nb, NOW) and nb <= NOW then
+      woken[q] = true
     end
   end
-  if ackId ~= '' then
-    local o = offset[ackQueue]
-    if redis.call('HGET', KEYS[o + 8], ackId) == ackToken then
-      redis.call('ZREM', KEYS[o + 4], ackId)
-      redis.call('HDEL', KEYS[o + 5], ackId)
-      redis.call('HDEL', KEYS[o + 8], ackId)
-      redis.call('HDEL', KEYS[o + 9], ackId)
-      redis.call('HDEL', KEYS[o + 7], ackId)
-    end
-  end
+  if ackId ~= '' then q_ack(offset[ackQueue], ackId, ackToken) end
   -- A wake-up only when a worker waits on the queue (q_idle.lua marked it idle); HDEL takes the mark.
   for q in pairs(woken) do
-    if redis.call('HDEL', KEYS[offset[q] + 6], 'idle') == 1 then redis.call('PUBLISH', wake .. q, '1') end
+    if redis.call('HDEL', KEYS[offset[q] + 5], 'idle') == 1 then redis.call('PUBLISH', wake .. q, '1') end
   end
   jobs = kept
 end

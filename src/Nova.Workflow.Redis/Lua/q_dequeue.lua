@@ -1,23 +1,27 @@
--- Leases up to `max` jobs of the queue whose nine keys start at KEYS[kb]: ready, age, delayed, leased, jobs, meta, score,
--- token, deliveries. Due delayed jobs are promoted and lapsed leases taken back first. ARGV[tokenAt + n - 1] is the fresh
--- lease token of the n-th job. Returns (payload, token, deliveries, leaseExpiresMs, id) per job.
+-- Leases up to `max` jobs of the queue whose keys start at KEYS[kb] (q_record.lua). Due delayed jobs are promoted and
+-- lapsed leases taken back first. ARGV[tokenAt + n - 1] is the fresh lease token of the n-th job. Returns (payload, token,
+-- deliveries, leaseExpiresMs, id) per job.
 local function dequeue(now, kb, max, leaseMs, fairness, tokenAt)
-  local ready, age, delayed, leased, jobs, meta, sc, tk, dl = KEYS[kb], KEYS[kb + 1], KEYS[kb + 2], KEYS[kb + 3], KEYS[kb + 4], KEYS[kb + 5], KEYS[kb + 6], KEYS[kb + 7], KEYS[kb + 8]
-  local function make_ready(id)
-    local score = redis.call('HGET', sc, id)
+  local ready, age, delayed, leased, jobs, meta = KEYS[kb], KEYS[kb + 1], KEYS[kb + 2], KEYS[kb + 3], KEYS[kb + 4], KEYS[kb + 5]
+  -- Makes a job ready by its record's score; unlease: also clear its lapsed lease's token, so that lease's holder can no
+  -- longer ack or extend it.
+  local function make_ready(id, unlease)
+    local v = redis.call('HGET', jobs, id)
+    if not v then return end
+    local score, dl, _, payload = rec_parse(v)
     if not score then return end
+    if unlease then redis.call('HSET', jobs, id, rec(score, dl, '', payload)) end
     redis.call('ZADD', ready, score, id)
     redis.call('ZADD', age, string.format('%.0f', tonumber(score) % 1e13), id)
   end
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 1000)) do
     redis.call('ZREM', delayed, id)
-    make_ready(id)
+    make_ready(id, false)
   end
   -- Leases that lapsed: their worker died or froze; deliver them again.
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', leased, '-inf', now, 'LIMIT', 0, 1000)) do
     redis.call('ZREM', leased, id)
-    redis.call('HDEL', tk, id)
-    make_ready(id)
+    make_ready(id, true)
   end
   -- The picks go in one pass: the n-th job of this call is the oldest (age) when the queue's n-th take overall falls on
   -- the fairness interval, else the first by priority (ready). Both sets hold the same jobs, so the first `max` of each
@@ -31,7 +35,7 @@ local function dequeue(now, kb, max, leaseMs, fairness, tokenAt)
   local byPriority = redis.call('ZRANGE', ready, 0, max - 1)
   if #byPriority == 0 then return out end
   local byAge
-  local picked, ids, tokens, leases = {}, {}, {}, {}
+  local picked, ids, leases = {}, {}, {}
   local p, a = 1, 1
   for n = 1, math.min(max, #byPriority) do
     local id
@@ -45,23 +49,34 @@ local function dequeue(now, kb, max, leaseMs, fairness, tokenAt)
     end
     picked[id] = true
     ids[n] = id
-    local token = ARGV[tokenAt + n - 1]
-    tokens[#tokens + 1] = id
-    tokens[#tokens + 1] = token
     leases[#leases + 1] = leaseText
     leases[#leases + 1] = id
-    out[#out + 1] = false
-    out[#out + 1] = token
-    out[#out + 1] = redis.call('HINCRBY', dl, id, '1')
-    out[#out + 1] = lease
-    out[#out + 1] = id
   end
   redis.call('HINCRBY', meta, 'taken', #ids)
   redis.call('ZREM', ready, unpack(ids))
   redis.call('ZREM', age, unpack(ids))
-  redis.call('HSET', tk, unpack(tokens))
   redis.call('ZADD', leased, unpack(leases))
-  local payloads = redis.call('HMGET', jobs, unpack(ids))
-  for n = 1, #ids do out[(n - 1) * 5 + 1] = payloads[n] or '' end
+  -- Each record read, and written back leased, in one command each. A ready id without a record (a damaged store) is
+  -- leased with an empty payload, so the worker dead-letters it and its ack clears it.
+  local records = redis.call('HMGET', jobs, unpack(ids))
+  local writes = {}
+  for n = 1, #ids do
+    local v = records[n]
+    local score, dl, payload = '0', 0, ''
+    if v then
+      local s, d, _, pl = rec_parse(v)
+      score, dl, payload = s or '0', d, pl
+    end
+    dl = dl + 1
+    local token = ARGV[tokenAt + n - 1]
+    writes[#writes + 1] = ids[n]
+    writes[#writes + 1] = rec(score, dl, token, payload)
+    out[#out + 1] = payload
+    out[#out + 1] = token
+    out[#out + 1] = dl
+    out[#out + 1] = lease
+    out[#out + 1] = ids[n]
+  end
+  redis.call('HSET', jobs, unpack(writes))
   return out
 end

@@ -1,0 +1,42 @@
+-- A queue's keys, from KEYS[kb]: ready (zset by score), age (zset by sequence), delayed (zset by due time), leased (zset by
+-- lease expiry), jobs (hash), meta (hash: the sequence 'seq', the take count 'taken', the 'idle' mark).
+-- The jobs hash holds one record per job, "score|deliveries|token|payload": the ready score ((9 - priority) * 1e13 +
+-- sequence), how often it was leased, the current lease's token ('' when none) and the job's JSON. With all of a job in one
+-- field, its enqueue is one write, a lease rewrites it in the dequeue's one bulk HSET, and an ack is one read and one delete.
+
+-- The record's parts; a record that does not parse (a corrupted store) reads as a payload nobody can parse, which the
+-- worker dead-letters.
+local function rec_parse(v)
+  local score, dl, tk, at = string.match(v, '^(%d+)|(%d+)|(%x*)|()')
+  if not score then return nil, 0, '', v end
+  return score, tonumber(dl), tk, string.sub(v, at)
+end
+local function rec(score, dl, tk, payload) return score .. '|' .. dl .. '|' .. tk .. '|' .. payload end
+local function rec_token(v) return v and string.match(v, '^%d+|%d+|(%x*)|') end
+
+-- Puts a new job in the queue whose keys start at KEYS[kb]: delayed when nb (ms) lies after now, else ready; or, given a
+-- lease token, leased to it until leaseUntil (eager dispatch). False when a job with this id is there already: an id is
+-- execution:node:attempt, so a repeated enqueue changes nothing.
+local function q_put(kb, id, payload, pr, nb, now, tk, leaseUntil)
+  local seq = redis.call('HINCRBY', KEYS[kb + 5], 'seq', 1)
+  local score = string.format('%.0f', (9 - pr) * 1e13 + seq)
+  if redis.call('HSETNX', KEYS[kb + 4], id, rec(score, tk and 1 or 0, tk or '', payload)) == 0 then return false end
+  if tk then
+    redis.call('ZADD', KEYS[kb + 3], leaseUntil, id)
+  elseif nb > now then
+    redis.call('ZADD', KEYS[kb + 2], nb, id)
+  else
+    redis.call('ZADD', KEYS[kb], score, id)
+    redis.call('ZADD', KEYS[kb + 1], seq, id)
+  end
+  return true
+end
+
+-- Removes the job if token still holds its lease. 1 when it did.
+local function q_ack(kb, id, token)
+  local jobs = KEYS[kb + 4]
+  if rec_token(redis.call('HGET', jobs, id)) ~= token then return 0 end
+  redis.call('ZREM', KEYS[kb + 3], id)
+  redis.call('HDEL', jobs, id)
+  return 1
+end
