@@ -12,7 +12,7 @@ local function complete(a, kb)
   if tonumber(row[1]) ~= 2 or row[2] ~= token or tonumber(row[3]) ~= tonumber(ARGV[a + 2]) then return { 1 } end
   ids[i] = node
   local priors = tonumber(ARGV[a + 14])
-  for k = a + 15, a + 14 + priors do redis.call('RPUSH', H, ARGV[k]) end
+  for k = a + 15, a + 14 + priors do push_history(ARGV[k]) end
   local attempt = tonumber(ARGV[a + 5])
   local started = tonumber(ARGV[a + 6])
   if priors == 0 then started = tonumber(row[4]) or started end

@@ -3,6 +3,7 @@
 -- index of its execution's first key, the index before its layout's first queue key, its execution id, then its C
 -- arguments (complete.lua). Each completion is applied on its own: one that fails reports { -1, message } and the others
 -- stand. Returns one reply per completion, as complete.lua returns it.
+BATCH = true
 local out = {}
 local at = 2
 local active = KEYS[#KEYS]
@@ -31,4 +32,5 @@ for m = 1, tonumber(ARGV[1]) do
   end
   at = at + 4 + count
 end
+if X then flush() end
 return out

@@ -30,6 +30,21 @@ local outputs
 -- Whether this transition canceled a node: the caller revokes its runs here. Its other events reach watchers through PUBLISH
 -- (below), so the reply carries the events only then.
 local cancels
+-- A script that applies many transitions (the batched completions) sets BATCH: it then keeps the bound execution's new
+-- history entries (hist) and its done count in hand and writes each once, when it binds another execution and at its end
+-- (flush), in place of one RPUSH and one HSET per transition. Other scripts write them as they go.
+local BATCH = false
+local hist = {}
+local function flush()
+  if #hist > 0 then
+    redis.call('RPUSH', H, unpack(hist))
+    hist = {}
+  end
+  if done ~= doneAtBind then
+    redis.call('HSET', X, 'done', done)
+    doneAtBind = done
+  end
+end
 
 -- Binds the execution whose keys are x, s, h: its status (nil when it does not exist), progress, settings, and fresh event
 -- and job lists. One HMGET: every transition needs most of these. A script that handles many transitions (claim, the
@@ -42,6 +57,7 @@ local function bind(x, s, h, withInfo)
     events, jobs, jobIndex = {}, {}, {}
     return
   end
+  if X then flush() end
   X, S, H = x, s, h
   events, jobs, jobIndex, ids, statics, queues, info, outputs = {}, {}, {}, {}, {}, {}, nil, {}
   local v
@@ -61,7 +77,10 @@ local function bind(x, s, h, withInfo)
   endWatchedUntil = tonumber(v[7]) or 0
   P = v[8] or S
 end
-local function rebind() X = nil end
+local function rebind()
+  if X then flush() end
+  X = nil
+end
 
 local function nget(f, i) return redis.call('HGET', S, f .. IX[i]) end
 local function nnum(f, i) return tonumber(redis.call('HGET', S, f .. IX[i])) end
@@ -100,8 +119,40 @@ end
 local function terminal(s) return s == 3 or s == 4 or s == 5 or s == 6 end
 local function finished() return execStatus == 3 or execStatus == 4 or execStatus == 5 end
 
+-- Appends an entry (JSON) to the history: at once, or with BATCH at the next flush; 1,000 at most wait (Lua's unpack limit).
+local function push_history(entry)
+  if BATCH then
+    hist[#hist + 1] = entry
+    if #hist >= 1000 then flush() end
+  else
+    redis.call('RPUSH', H, entry)
+  end
+end
+
 local function history(i, attempt, status, started, ended, worker, etype, emsg)
-  redis.call('RPUSH', H, cjson.encode({ n = nid(i), h = hch(i)[1], a = attempt, s = status, sa = started, ea = ended, w = worker or '', et = etype or '', em = emsg or '' }))
+  push_history(cjson.encode({ n = nid(i), h = hch(i)[1], a = attempt, s = status, sa = started, ea = ended, w = worker or '', et = etype or '', em = emsg or '' }))
+end
+
+-- Field f .. index of key for every index in list, one HMGET per 1,000 fields (Lua's unpack limit): a join reads all its
+-- parents and the end of an execution all its nodes, thousands of HGETs otherwise. A field that is not there reads false.
+local function many(key, f, list)
+  local out, fields, n = {}, {}, 0
+  for k = 1, #list do
+    n = n + 1
+    fields[n] = f .. IX[list[k]]
+    if n == 1000 or k == #list then
+      local v = redis.call('HMGET', key, unpack(fields, 1, n))
+      for m = 1, n do out[#out + 1] = v[m] end
+      n = 0
+    end
+  end
+  return out
+end
+-- The indices from, from + 1, ..., from + count - 1.
+local function span(from, count)
+  local t = {}
+  for k = 1, count do t[k] = from + k - 1 end
+  return t
 end
 
 -- A job to enqueue: node id, attempt, not-before (ms, 0 = now), queue, priority. jobIndex maps its place in jobs to the node.
@@ -148,8 +199,8 @@ local function rule_holds(c)
   if pc == 0 then return true end
   local ps = tonumber(st[2])
   local succ, failed = 0, 0
-  for k = ps, ps + pc - 1 do
-    local o = tonumber(redis.call('HGET', S, 'eo' .. k)) or 0
+  for _, v in ipairs(many(S, 'eo', span(ps, pc))) do
+    local o = tonumber(v) or 0
     if o == 1 then succ = succ + 1 elseif o == 3 or o == 4 then failed = failed + 1 end
   end
   local r = tonumber(st[3])
@@ -209,6 +260,8 @@ end
 -- field, value: one more field of the execution hash to write in the same command (its output or error), or nil.
 local function end_exec(status, code, msg, field, value)
   execStatus = status
+  -- The history list must exist before its expiry is set.
+  flush()
   if field then
     redis.call('HSET', X, 'st', IX[status], 'ea', NOWS, 'rv', '0', field, value)
   else
@@ -221,8 +274,9 @@ local function end_exec(status, code, msg, field, value)
 end
 
 local function cancel_unfinished()
+  local sts = many(S, 's', span(0, N))
   for i = 0, N - 1 do
-    local s = nst(i)
+    local s = tonumber(sts[i + 1]) or 0
     if not terminal(s) then
       if s == 2 then history(i, nnum('a', i) or 0, 6, nnum('sa', i) or NOW, NOW, nget('w', i), false, false) end
       finish(i, 6, 7)
@@ -243,8 +297,9 @@ end
 
 local function check_finished()
   if finished() or done < N then return end
+  local sts = many(S, 's', span(0, N))
   for i = 0, N - 1 do
-    if nst(i) == 4 then
+    if tonumber(sts[i + 1]) == 4 then
       local e = nget('e', i)
       local ok, decoded = pcall(cjson.decode, e)
       end_exec(4, 11, ok and decoded.m or '', 'err', e)
@@ -258,14 +313,16 @@ local function check_finished()
     -- The leaf's output, as this script wrote it when it completed the leaf just now.
     out = outputs[tonumber(single)] or nget('o', single)
   else
-    local parts = {}
+    local succeeded = {}
     for ls in string.gmatch(leaves, '(%d+)') do
       local leaf = tonumber(ls)
-      if nst(leaf) == 3 then
-        local o = nget('o', leaf)
-        if not o or o == '' then o = 'null' end
-        parts[#parts + 1] = '"' .. nid(leaf) .. '":' .. o
-      end
+      if tonumber(sts[leaf + 1]) == 3 then succeeded[#succeeded + 1] = leaf end
+    end
+    local outs, names, parts = many(S, 'o', succeeded), many(P, 'id', succeeded), {}
+    for k = 1, #succeeded do
+      local o = outs[k]
+      if not o or o == '' then o = 'null' end
+      parts[k] = '"' .. names[k] .. '":' .. o
     end
     out = '{' .. table.concat(parts, ',') .. '}'
   end
@@ -279,12 +336,16 @@ local function started_info(i, pa)
   local parents = {}
   pa = pa or pget('pa', i)
   if pa and pa ~= '' then
-    for ps in string.gmatch(pa, '(%d+)') do
-      local p = tonumber(ps)
-      if nst(p) == 3 then
-        parents[#parents + 1] = nid(p)
-        parents[#parents + 1] = nget('o', p) or ''
-      end
+    local list, succeeded = {}, {}
+    for ps in string.gmatch(pa, '(%d+)') do list[#list + 1] = tonumber(ps) end
+    local sts = many(S, 's', list)
+    for k = 1, #list do
+      if tonumber(sts[k]) == 3 then succeeded[#succeeded + 1] = list[k] end
+    end
+    local outs, names = many(S, 'o', succeeded), many(P, 'id', succeeded)
+    for k = 1, #succeeded do
+      parents[#parents + 1] = names[k]
+      parents[#parents + 1] = outs[k] or ''
     end
   end
   info = info or redis.call('HMGET', X, 'in', 'wf', 'ver')
@@ -292,10 +353,7 @@ local function started_info(i, pa)
 end
 
 local function result(code, extra)
-  if done ~= doneAtBind then
-    redis.call('HSET', X, 'done', done)
-    doneAtBind = done
-  end
+  if not BATCH then flush() end
   -- Watchers of every event mark 'wu'; waiters for the outcome alone mark 'wt' and get the script that ends the execution.
   if #events > 0 and (watchedUntil > NOW or (endWatchedUntil > NOW and finished())) then
     redis.call('PUBLISH', redis.call('HGET', X, 'ch'), cjson.encode({ d = done, n = N, t = NOW, e = events }))
