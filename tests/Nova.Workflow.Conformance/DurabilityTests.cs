@@ -62,6 +62,37 @@ public abstract partial class ConformanceTests
     }
 
     [Fact]
+    public async Task A_wide_workflow_queues_each_root_once_on_its_queue_by_priority()
+    {
+        var probe = new Probe();
+        var flow = Flow("wide-roots");
+        for (var k = 0; k < 12; k++)
+        {
+            var priority = k < 10 ? k : 5;
+            flow.Node($"r{k}", "probe", n => n.Queue(k == 11 ? "other" : "wide", priority));
+        }
+
+        var host = await StartAsync(probe, flow.Build(), withWorker: false);
+        var id = await host.Client.StartAsync("wide-roots");
+        Assert.Equal(11, await host.Queue.GetDepthAsync("wide"));
+        Assert.Equal(1, await host.Queue.GetDepthAsync("other"));
+
+        // Highest priority first; the fairness rule may put the oldest in any one later take.
+        var leased = (await host.Queue.DequeueAsync(["wide"], 20, TimeSpan.FromMinutes(1))).ToList();
+        Assert.Equal(Enumerable.Range(0, 11).Select(k => $"r{k}").Order(), leased.Select(j => j.Job.NodeId).Order());
+        Assert.Equal("r9", leased[0].Job.NodeId);
+        Assert.All(leased, j => Assert.Equal((id, 1, 1), (j.Job.ExecutionId, j.Job.Attempt, j.DeliveryCount)));
+        Assert.All(leased, j => Assert.Equal(j.Job.NodeId == "r10" ? 5 : int.Parse(j.Job.NodeId[1..], CultureInfo.InvariantCulture), j.Job.Priority));
+        var other = Assert.Single(await host.Queue.DequeueAsync(["other"], 5, TimeSpan.FromMinutes(1)));
+        Assert.Equal(("r11", 5), (other.Job.NodeId, other.Job.Priority));
+        Assert.Equal(0, await host.Queue.GetDepthAsync("wide"));
+        foreach (var job in leased.Append(other))
+        {
+            Assert.True(await host.Queue.AckAsync(job));
+        }
+    }
+
+    [Fact]
     public async Task Released_job_comes_back_uncounted_and_its_old_lease_is_void()
     {
         var probe = new Probe();

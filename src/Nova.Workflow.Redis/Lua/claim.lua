@@ -15,17 +15,22 @@ for j = 1, #claimed, 5 do
     local tag = prefix .. ':{' .. string.sub(claimed[j + 4], 1, 32) .. '}'
     bind(tag .. ':x', tag .. ':s', tag .. ':h', true)
     if execStatus == 1 then
-      local i = nidx(p.n)
+      -- The node's index and (s = 1) that it has no rate limit and no parents, when the script that enqueued the job
+      -- wrote them (fused.lua); else read from the plan.
+      local i = tonumber(p.i) or nidx(p.n)
       local x = i and IX[i]
       local row = i and redis.call('HMGET', S, 's' .. x, 'a' .. x)
       if row and tonumber(row[1]) == 1 and tonumber(row[2]) == tonumber(p.a) then
         ids[i] = p.n
-        local static = redis.call('HMGET', P, 'rl' .. x, 'pa' .. x)
-        local rl = static[1]
+        local rl, pa = false, ''
+        if p.s ~= 1 then
+          local static = redis.call('HMGET', P, 'rl' .. x, 'pa' .. x)
+          rl, pa = static[1], static[2] or ''
+        end
         if not rl or rl == '' then
           redis.call('HSET', S, 's' .. x, '2', 't' .. x, claimed[j + 1], 'w' .. x, worker, 'sa' .. x, NOWS, 'le' .. x, leaseEnds)
           ev(2, i, tonumber(p.a))
-          start = result(0, started_info(i, static[2] or ''))
+          start = result(0, started_info(i, pa))
         end
       end
     end

@@ -33,4 +33,5 @@ for m = 1, tonumber(ARGV[1]) do
   at = at + 4 + count
 end
 if X then flush() end
+flush_acks()
 return out

@@ -39,14 +39,35 @@ local function create(a, fieldAt, kb, idem)
   failFast = ARGV[a + 7] == '0'
   if N * 10 > HASHTABLE_AT then redis.call('HSET', S, '~', HASHTABLE_MARK) end
   ev(0, -1, 0)
-  for root in string.gmatch(roots or redis.call('HGET', P, 'roots'), '(%d+)') do
-    -- The root's id, queue and priority in one read, for the event and the job queue() makes.
-    local i = tonumber(root)
-    local x = IX[i]
-    local v = redis.call('HMGET', P, 'id' .. x, 'q' .. x, 'pr' .. x)
-    ids[i] = v[1]
-    queues[i] = { v[2], v[3] }
-    queue(i, 1, nil, true)
+  local list = {}
+  for root in string.gmatch(roots or redis.call('HGET', P, 'roots'), '(%d+)') do list[#list + 1] = tonumber(root) end
+  if #list < 8 then
+    for _, i in ipairs(list) do
+      -- The root's id, queue, priority and rate limit in one read, for the event and the job queue() makes.
+      local x = IX[i]
+      local v = redis.call('HMGET', P, 'id' .. x, 'q' .. x, 'pr' .. x, 'rl' .. x)
+      ids[i] = v[1]
+      queues[i] = { v[2], v[3], v[4], '0' }
+      queue(i, 1, nil, true)
+    end
+  else
+    -- Many roots (a wide workflow): what queue() does per root, with the plan read and the node fields written in bulk.
+    local names, qs, prs, rls = many(P, 'id', list), many(P, 'q', list), many(P, 'pr', list), many(P, 'rl', list)
+    local fields = {}
+    for k, i in ipairs(list) do
+      local x = IX[i]
+      ids[i] = names[k]
+      queues[i] = { qs[k], prs[k], rls[k], '0' }
+      local n = #fields
+      fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4], fields[n + 5] = 's' .. x, '1', 'a' .. x, '1', 'l' .. x
+      fields[n + 6], fields[n + 7], fields[n + 8], fields[n + 9], fields[n + 10] = '0', 't' .. x, '', 'ra' .. x, NOWS
+      if n + 10 >= 2500 or k == #list then
+        redis.call('HSET', S, unpack(fields))
+        fields = {}
+      end
+      ev(1, i, 1)
+      job(i, 1, 0)
+    end
   end
   if FUSED then
     fused_enqueue(a + 12, kb)

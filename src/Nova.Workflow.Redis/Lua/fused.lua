@@ -5,8 +5,16 @@
 -- then eager dispatch: lease token ('' when the worker made no offer), worker id, lease ms.
 -- Eager dispatch: of the jobs the completion made ready on the acked job's queue (due now, not rate limited), the one of highest
 -- priority is started for the completing worker and written already leased to it; `continued` describes it for the reply.
+-- A job's payload also carries what the claim would otherwise read from the plan: the node's index (i), and s = 1 when
+-- the node has no rate limit and no parents, so it starts with nothing more read.
 local FUSED = true
 local continued = {}
+-- Acks the completions of this script asked for, per queue (its key base): written together at the end (flush_acks).
+local acks = {}
+local function flush_acks()
+  for kb, a in pairs(acks) do q_ack_many(kb, a[1], a[2]) end
+  acks = {}
+end
 local function fused_enqueue(base, keyBase)
   local qn = tonumber(ARGV[base])
   local offset = {}
@@ -20,36 +28,66 @@ local function fused_enqueue(base, keyBase)
     for j = 1, #jobs, 5 do
       local pr = tonumber(jobs[j + 4])
       if tonumber(jobs[j + 2]) == 0 and jobs[j + 3] == ackQueue and pr > best then
-        local rl = pget('rl', jobIndex[j])
+        local rl = queues[jobIndex[j]][3]
         if not rl or rl == '' then eager, best = j, pr end
       end
     end
   end
   local woken = {}
   local kept = {}
+  -- Jobs due now, per queue, put together after the loop.
+  local due = {}
   for j = 1, #jobs, 5 do
     local node, attempt, nb, q, pr = jobs[j], jobs[j + 1], tonumber(jobs[j + 2]), jobs[j + 3], tonumber(jobs[j + 4])
+    local i = jobIndex[j]
+    local statics = queues[i]
     local o = offset[q]
     local id = execN .. ':' .. node .. ':' .. attempt
-    local payload = { e = execD, n = node, a = tonumber(attempt), q = q, p = pr }
+    local payload = { e = execD, n = node, a = tonumber(attempt), q = q, p = pr, i = i }
+    if (not statics[3] or statics[3] == '') and tonumber(statics[4]) == 0 then payload.s = 1 end
     if tp ~= '' then payload.tp = tp end
     if j ~= eager then for k = 0, 4 do kept[#kept + 1] = jobs[j + k] end end
     if j == eager then
       -- Started and leased in one step: a lapsed lease makes it ready again like any other delivery.
       local expires = NOW + leaseMs
       if q_put(o, id, cjson.encode(payload), pr, nb, NOW, leaseToken, expires) then
-        local i = jobIndex[j]
         local x = IX[i]
         redis.call('HSET', S, 's' .. x, '2', 't' .. x, leaseToken, 'w' .. x, worker, 'sa' .. x, NOWS, 'le' .. x, tostring(expires))
         ev(2, i, tonumber(attempt))
         local info = started_info(i)
         continued = { info[1], info[2], info[3], info[4], node, attempt, q, pr, 1, expires }
       end
-    elseif q_put(o, id, cjson.encode(payload), pr, nb, NOW) and nb <= NOW then
-      woken[q] = true
+    elseif nb > NOW then
+      q_put(o, id, cjson.encode(payload), pr, nb, NOW)
+    else
+      local d = due[q]
+      if not d then
+        d = { {}, {}, {} }
+        due[q] = d
+      end
+      local n = #d[1] + 1
+      d[1][n], d[2][n], d[3][n] = id, cjson.encode(payload), pr
     end
   end
-  if ackId ~= '' then q_ack(offset[ackQueue], ackId, ackToken) end
+  for q, d in pairs(due) do
+    local put
+    if #d[1] == 1 then
+      put = q_put(offset[q], d[1][1], d[2][1], d[3][1], 0, NOW)
+    else
+      put = q_put_many(offset[q], d[1], d[2], d[3]) > 0
+    end
+    if put then woken[q] = true end
+  end
+  if ackId ~= '' then
+    local o = offset[ackQueue]
+    local a = acks[o]
+    if not a then
+      a = { {}, {} }
+      acks[o] = a
+    end
+    a[1][#a[1] + 1] = ackId
+    a[2][#a[2] + 1] = ackToken
+  end
   -- A wake-up only when a worker waits on the queue (q_idle.lua marked it idle); HDEL takes the mark.
   for q in pairs(woken) do
     if redis.call('HDEL', KEYS[offset[q] + 5], 'idle') == 1 then redis.call('PUBLISH', wake .. q, '1') end

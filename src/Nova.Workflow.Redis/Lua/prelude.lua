@@ -22,8 +22,8 @@ local IX = setmetatable({}, { __index = function(t, i) local s = tostring(i) t[i
 local HASHTABLE_AT = 128
 local HASHTABLE_MARK = string.rep('~', 80)
 local X, S, H, P, events, jobs, jobIndex, execStatus, done, doneAtBind, N, watchedUntil, endWatchedUntil, retention, failFast, ids
--- Per bound execution: the plan's fields read per node (statics: handler and children; queues: queue and priority, when
--- read ahead), and what started_info reads of the execution (info).
+-- Per bound execution: the plan's fields read per node (statics: handler and children; queues: see job()), and what
+-- started_info reads of the execution (info).
 local statics, queues, info
 -- Outputs this script wrote, per node, for the execution's result when a leaf's completion ends it.
 local outputs
@@ -156,11 +156,14 @@ local function span(from, count)
 end
 
 -- A job to enqueue: node id, attempt, not-before (ms, 0 = now), queue, priority. jobIndex maps its place in jobs to the node.
+-- queues[i]: the node's queue, priority, rate limit and parent count, read once (the fused enqueue puts the last two in
+-- the job's payload, for the claim).
 local function job(i, attempt, notBefore)
   local qp = queues[i]
   if not qp then
     local x = IX[i]
-    qp = redis.call('HMGET', P, 'q' .. x, 'pr' .. x)
+    qp = redis.call('HMGET', P, 'q' .. x, 'pr' .. x, 'rl' .. x, 'pc' .. x)
+    queues[i] = qp
   end
   jobIndex[#jobs + 1] = i
   jobs[#jobs + 1] = nid(i)
