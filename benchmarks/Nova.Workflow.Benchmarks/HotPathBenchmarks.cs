@@ -190,7 +190,7 @@ public abstract class StoreBenchmarks
 
 /// <summary>
 /// Round trips against a real redis-server on 127.0.0.1: the completion script (complete, enqueue the child, ack: one
-/// EVALSHA) of a started node whose child becomes ready; and one claim of a batch of 64.
+/// FCALL) of a started node whose child becomes ready; and one claim of a batch of 64.
 /// </summary>
 [MemoryDiagnoser]
 public class RedisBenchmarks : StoreBenchmarks

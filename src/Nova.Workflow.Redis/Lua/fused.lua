@@ -7,7 +7,8 @@
 -- priority is started for the completing worker and written already leased to it; `continued` describes it for the reply.
 -- A job's payload also carries what the claim would otherwise read from the plan: the node's index (i), and s = 1 when
 -- the node has no rate limit and no parents, so it starts with nothing more read.
-local FUSED = true
+-- FUSED: whether this call's transitions also enqueue and ack (set by begin()).
+local FUSED = false
 local continued = {}
 -- Acks the completions of this script asked for, per queue (its key base): written together at the end (flush_acks).
 local acks = {}

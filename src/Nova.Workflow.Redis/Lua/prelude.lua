@@ -8,19 +8,21 @@
 -- Node status: 0 Pending 1 Queued 2 Running 3 Succeeded 4 Failed 5 Skipped 6 Canceled 7 AwaitingReview
 -- Execution status: 0 Pending 1 Running 2 Paused 3 Succeeded 4 Failed 5 Canceled
 -- Edge outcome: 1 Succeeded 2 Skipped 3 Failed 4 Canceled
-local T = redis.call('TIME')
-local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
+-- The library's functions run many calls each: what one call sets (these, the bound execution, the lists below) begin()
+-- (entry.lua) sets afresh at its start. NOW: the server's time in ms, read once per call.
+local NOW
 -- Lua turns a number into text with sprintf('%.14g') each time one is joined to a string or passed to redis.call, and
 -- that formatting doubled the cost of the field writes here (measured: 20 HSETs of two number-suffixed fields, 44,000
--- scripts/s; with the same text already made, 96,000/s). So the time and each node index are made text once per script.
-local NOWS = tostring(NOW)
-local IX = setmetatable({}, { __index = function(t, i) local s = tostring(i) t[i] = s return s end })
+-- scripts/s; with the same text already made, 96,000/s). So the time is made text once per call, and each node index once
+-- (IX, kept by the library from call to call).
+local NOWS
+local IX
 -- A hash of up to hash-max-listpack-entries fields (512 on some builds) is stored as one flat list that every HGET scans.
 -- A plan's hash, and the node hash of an execution with more than a dozen nodes (about ten fields each), are read and
 -- written dozens of times per node, so they get a value longer than hash-max-listpack-value (64 by default) under '~':
 -- Redis then keeps them as hash tables from the start. 128 fields is where Redis's own default stops using a list.
 local HASHTABLE_AT = 128
-local HASHTABLE_MARK = string.rep('~', 80)
+local HASHTABLE_MARK
 local X, S, H, P, events, jobs, jobIndex, execStatus, done, doneAtBind, N, watchedUntil, endWatchedUntil, retention, failFast, ids
 -- Per bound execution: the plan's fields read per node (statics: handler and children; queues: see job()), and what
 -- started_info reads of the execution (info).

@@ -1,0 +1,19 @@
+-- Starts one call of a library function: its keys and arguments, the time, and nothing carried over from the call before.
+-- fused: whether its transitions also enqueue their jobs and ack the completed one (fused.lua).
+local function begin(keys, args, fused)
+  KEYS, ARGV = keys, args
+  local t = redis.call('TIME')
+  NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  NOWS = tostring(NOW)
+  if not IX then
+    IX = setmetatable({}, { __index = function(c, i) local s = tostring(i) c[i] = s return s end })
+    HASHTABLE_MARK = string.rep('~', 80)
+  end
+  X = nil
+  BATCH = false
+  hist = {}
+  cancels = false
+  FUSED = fused
+  continued = {}
+  acks = {}
+end
