@@ -875,10 +875,9 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             }
 
             Add("ch", i, children.ToString());
-            if (node.RateLimit is { } rate)
-            {
-                Add("rl", i, $"{rate.Limit}:{(long)rate.Period.TotalMilliseconds}");
-            }
+            // Every node field is written, an empty one as '': the functions keep plan fields from call to call, and an absent
+            // field then means a lost plan hash, never "no rate limit".
+            Add("rl", i, node.RateLimit is { } rate ? $"{rate.Limit}:{(long)rate.Period.TotalMilliseconds}" : string.Empty);
 
             fields.Add("n2i:" + node.Id);
             fields.Add(i);

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Nova.Workflow.Storage;
 using StackExchange.Redis;
 using Xunit;
 
@@ -43,6 +44,28 @@ public sealed class RedisPlanTests(RedisServer server) : IClassFixture<RedisServ
         Assert.Equal(ExecutionStatus.Succeeded, third.Status);
         Assert.Equal(planKey, Assert.Single(PlanKeys(prefix)));
         await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task A_plan_read_while_its_hash_is_lost_is_read_again_once_it_is_stored()
+    {
+        // The library keeps plan fields from call to call; it must not keep "absent" for a plan hash that is merely missing.
+        var prefix = "plan" + Guid.NewGuid().ToString("N")[..6];
+        using var host = await RedisTestHost.StartAsync(server.Connection, prefix, nova => nova
+            .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
+            .AddWorkflow(TwoSteps), withWorker: false);
+        var client = host.Services.GetRequiredService<IWorkflowClient>();
+        var store = host.Services.GetRequiredService<IStateStore>();
+        var queue = host.Services.GetRequiredService<IJobQueue>();
+        await client.StartAsync("plan");
+        var job = Assert.Single(await queue.DequeueAsync(["default"], 5, TimeSpan.FromMinutes(1)));
+
+        Assert.True(await server.Connection.GetDatabase().KeyDeleteAsync(Assert.Single(PlanKeys(prefix))));
+        Assert.NotEqual(StartOutcome.Started, (await store.TryStartNodeAsync(new StartNodeRequest(job, "w1", TimeSpan.FromMinutes(1), 3))).Outcome);
+
+        // A create stores the plan again; the node now starts.
+        await client.StartAsync("plan");
+        Assert.Equal(StartOutcome.Started, (await store.TryStartNodeAsync(new StartNodeRequest(job, "w1", TimeSpan.FromMinutes(1), 3))).Outcome);
     }
 
     [Fact]

@@ -24,8 +24,7 @@ for j = 1, #claimed, 5 do
         ids[i] = p.n
         local rl, pa = false, ''
         if p.s ~= 1 then
-          local static = redis.call('HMGET', P, 'rl' .. x, 'pa' .. x)
-          rl, pa = static[1], static[2] or ''
+          rl, pa = pget('rl', i), pget('pa', i) or ''
         end
         if not rl or rl == '' then
           redis.call('HSET', S, 's' .. x, '2', 't' .. x, claimed[j + 1], 'w' .. x, worker, 'sa' .. x, NOWS, 'le' .. x, leaseEnds)

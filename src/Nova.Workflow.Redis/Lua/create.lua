@@ -5,7 +5,7 @@
 -- idem: the idempotency key, or '' when there is none (on a cluster the caller claims it first). The fused variant also
 -- adds the execution to the listing and active indexes: the last two keys.
 local function create(a, fieldAt, kb, idem)
-  P = ARGV[a + 8]
+  use_plan(ARGV[a + 8])
   local fields = tonumber(ARGV[fieldAt])
   local roots
   if fields == 0 then
@@ -43,16 +43,13 @@ local function create(a, fieldAt, kb, idem)
   for root in string.gmatch(roots or redis.call('HGET', P, 'roots'), '(%d+)') do list[#list + 1] = tonumber(root) end
   if #list < 8 then
     for _, i in ipairs(list) do
-      -- The root's id, queue, priority and rate limit in one read, for the event and the job queue() makes.
-      local x = IX[i]
-      local v = redis.call('HMGET', P, 'id' .. x, 'q' .. x, 'pr' .. x, 'rl' .. x)
-      ids[i] = v[1]
-      queues[i] = { v[2], v[3], v[4], '0' }
+      -- The root's queue, priority and rate limit, for the job queue() makes.
+      queues[i] = { pget('q', i), pget('pr', i), pget('rl', i), '0' }
       queue(i, 1, nil, true)
     end
   else
     -- Many roots (a wide workflow): what queue() does per root, with the plan read and the node fields written in bulk.
-    local names, qs, prs, rls = many(P, 'id', list), many(P, 'q', list), many(P, 'pr', list), many(P, 'rl', list)
+    local names, qs, prs, rls = pmany('id', list), pmany('q', list), pmany('pr', list), pmany('rl', list)
     local fields = {}
     for k, i in ipairs(list) do
       local x = IX[i]

@@ -10,6 +10,9 @@ local function begin(keys, args, fused)
     HASHTABLE_MARK = string.rep('~', 80)
   end
   X = nil
+  if PLAN_VALUES > PLAN_LIMIT then
+    PLANS, PLAN_VALUES = {}, 0
+  end
   BATCH = false
   hist = {}
   cancels = false

@@ -24,9 +24,26 @@ local IX
 local HASHTABLE_AT = 128
 local HASHTABLE_MARK
 local X, S, H, P, events, jobs, jobIndex, execStatus, done, doneAtBind, N, watchedUntil, endWatchedUntil, retention, failFast, ids
--- Per bound execution: the plan's fields read per node (statics: handler and children; queues: see job()), and what
--- started_info reads of the execution (info).
-local statics, queues, info
+-- Per bound execution: each job's queue fields (queues: see job()), and what started_info reads of the execution (info).
+local queues, info
+-- A plan hash never changes (it is named by its content's fingerprint), so on one server its fields are read once and kept
+-- by the library from call to call: PLANS[plan key][field prefix][node index or id] = value, false when absent. PC is the
+-- bound plan's. On a cluster the plan lives in each execution's node hash, which is not shared: there PC lasts one bind.
+-- begin() drops the whole cache past PLAN_LIMIT values.
+local PLANS, PLAN_VALUES, PLAN_LIMIT = {}, 0, 200000
+local PC
+local function use_plan(p)
+  P = p
+  if P == S then
+    PC = {}
+  else
+    PC = PLANS[P]
+    if not PC then
+      PC = {}
+      PLANS[P] = PC
+    end
+  end
+end
 -- Outputs this script wrote, per node, for the execution's result when a leaf's completion ends it.
 local outputs
 -- Whether this transition canceled a node: the caller revokes its runs here. Its other events reach watchers through PUBLISH
@@ -61,7 +78,7 @@ local function bind(x, s, h, withInfo)
   end
   if X then flush() end
   X, S, H = x, s, h
-  events, jobs, jobIndex, ids, statics, queues, info, outputs = {}, {}, {}, {}, {}, {}, nil, {}
+  events, jobs, jobIndex, ids, queues, info, outputs = {}, {}, {}, {}, {}, nil, {}
   local v
   if withInfo then
     v = redis.call('HMGET', X, 'st', 'done', 'n', 'wu', 'ret', 'fm', 'wt', 'p', 'in', 'wf', 'ver')
@@ -77,7 +94,7 @@ local function bind(x, s, h, withInfo)
   retention = tonumber(v[5]) or 86400000
   failFast = v[6] == '0'
   endWatchedUntil = tonumber(v[7]) or 0
-  P = v[8] or S
+  use_plan(v[8] or S)
 end
 local function rebind()
   if X then flush() end
@@ -88,29 +105,30 @@ local function nget(f, i) return redis.call('HGET', S, f .. IX[i]) end
 local function nnum(f, i) return tonumber(redis.call('HGET', S, f .. IX[i])) end
 -- A node's status; one never written is Pending.
 local function nst(i) return tonumber(redis.call('HGET', S, 's' .. IX[i])) or 0 end
--- A static field of the plan.
-local function pget(f, i) return redis.call('HGET', P, f .. IX[i]) end
-local function pnum(f, i) return tonumber(redis.call('HGET', P, f .. IX[i])) end
--- The index of the node with this id, or nil.
-local function nidx(node) return tonumber(redis.call('HGET', P, 'n2i:' .. node)) end
--- A node's id never changes: read once per bound execution.
-local function nid(i)
-  local id = ids[i]
-  if not id then
-    id = redis.call('HGET', P, 'id' .. IX[i])
-    ids[i] = id
+-- A static field of the plan: f .. i for a node index i, or f .. k for a text k; false when absent. Cached (PC).
+local function pget(f, i)
+  local c = PC[f]
+  if not c then
+    c = {}
+    PC[f] = c
   end
-  return id
-end
--- A node's handler and children ('h', 'ch'), read together once per bound execution: a completion needs both.
-local function hch(i)
-  local v = statics[i]
-  if not v then
-    v = redis.call('HMGET', P, 'h' .. IX[i], 'ch' .. IX[i])
-    statics[i] = v
+  local v = c[i]
+  if v == nil then
+    if type(i) == 'number' then v = redis.call('HGET', P, f .. IX[i]) else v = redis.call('HGET', P, f .. i) end
+    -- Only a value is kept: a plan stores every node field (an empty one as ''), so an absent one means a plan hash lost on
+    -- a flushed server, until a create stores it again (or a node id the plan does not have).
+    if v then
+      c[i] = v
+      PLAN_VALUES = PLAN_VALUES + 1
+    end
   end
   return v
 end
+local function pnum(f, i) return tonumber(pget(f, i)) end
+-- The index of the node with this id, or nil.
+local function nidx(node) return tonumber(pget('n2i:', node)) end
+-- A node's id (ids: the ones this call was told, as by a job's payload).
+local function nid(i) return ids[i] or pget('id', i) end
 local function ev(code, i, attempt, msg)
   if code == 7 then cancels = true end
   events[#events + 1] = code
@@ -132,7 +150,7 @@ local function push_history(entry)
 end
 
 local function history(i, attempt, status, started, ended, worker, etype, emsg)
-  push_history(cjson.encode({ n = nid(i), h = hch(i)[1], a = attempt, s = status, sa = started, ea = ended, w = worker or '', et = etype or '', em = emsg or '' }))
+  push_history(cjson.encode({ n = nid(i), h = pget('h', i), a = attempt, s = status, sa = started, ea = ended, w = worker or '', et = etype or '', em = emsg or '' }))
 end
 
 -- Field f .. index of key for every index in list, one HMGET per 1,000 fields (Lua's unpack limit): a join reads all its
@@ -150,6 +168,34 @@ local function many(key, f, list)
   end
   return out
 end
+-- The plan's field f of every node index in list, as pget reads one: those not cached yet in one HMGET per 1,000.
+local function pmany(f, list)
+  local c = PC[f]
+  if not c then
+    c = {}
+    PC[f] = c
+  end
+  local out, missing = {}, {}
+  for k = 1, #list do
+    local v = c[list[k]]
+    if v == nil then missing[#missing + 1] = list[k] else out[k] = v end
+  end
+  if #missing > 0 then
+    local read = many(P, f, missing)
+    for m = 1, #missing do
+      if read[m] then c[missing[m]] = read[m] end
+    end
+    PLAN_VALUES = PLAN_VALUES + #missing
+    local at = 0
+    for k = 1, #list do
+      if out[k] == nil then
+        at = at + 1
+        out[k] = read[at]
+      end
+    end
+  end
+  return out
+end
 -- The indices from, from + 1, ..., from + count - 1.
 local function span(from, count)
   local t = {}
@@ -163,8 +209,7 @@ end
 local function job(i, attempt, notBefore)
   local qp = queues[i]
   if not qp then
-    local x = IX[i]
-    qp = redis.call('HMGET', P, 'q' .. x, 'pr' .. x, 'rl' .. x, 'pc' .. x)
+    qp = { pget('q', i), pget('pr', i), pget('rl', i), pget('pc', i) }
     queues[i] = qp
   end
   jobIndex[#jobs + 1] = i
@@ -198,17 +243,15 @@ local function finish(i, status, code, msg, attempt, more)
 end
 
 local function rule_holds(c)
-  local x = IX[c]
-  local st = redis.call('HMGET', P, 'pc' .. x, 'ps' .. x, 'r' .. x)
-  local pc = tonumber(st[1])
+  local pc = pnum('pc', c)
   if pc == 0 then return true end
-  local ps = tonumber(st[2])
+  local ps = pnum('ps', c)
   local succ, failed = 0, 0
   for _, v in ipairs(many(S, 'eo', span(ps, pc))) do
     local o = tonumber(v) or 0
     if o == 1 then succ = succ + 1 elseif o == 3 or o == 4 then failed = failed + 1 end
   end
-  local r = tonumber(st[3])
+  local r = pnum('r', c)
   if r == 1 then return true
   elseif r == 2 then return succ > 0
   elseif r == 3 then return failed > 0
@@ -236,7 +279,7 @@ local function propagate(start, taken, status)
     local tk = table.remove(takens)
     local st
     if n == start and status then st = status else st = nst(n) end
-    local ch = hch(n)[2]
+    local ch = pget('ch', n)
     if ch and ch ~= '' then
       local k = 0
       for cs, ps, pcs in string.gmatch(ch, '(%d+):(%d+):(%d+)') do
@@ -311,7 +354,7 @@ local function check_finished()
       return
     end
   end
-  local leaves = redis.call('HGET', P, 'leaves')
+  local leaves = pget('leaves', '')
   local out
   local single = string.match(leaves, '^(%d+)$')
   if single then
@@ -323,7 +366,7 @@ local function check_finished()
       local leaf = tonumber(ls)
       if tonumber(sts[leaf + 1]) == 3 then succeeded[#succeeded + 1] = leaf end
     end
-    local outs, names, parts = many(S, 'o', succeeded), many(P, 'id', succeeded), {}
+    local outs, names, parts = many(S, 'o', succeeded), pmany('id', succeeded), {}
     for k = 1, #succeeded do
       local o = outs[k]
       if not o or o == '' then o = 'null' end
@@ -347,7 +390,7 @@ local function started_info(i, pa)
     for k = 1, #list do
       if tonumber(sts[k]) == 3 then succeeded[#succeeded + 1] = list[k] end
     end
-    local outs, names = many(S, 'o', succeeded), many(P, 'id', succeeded)
+    local outs, names = many(S, 'o', succeeded), pmany('id', succeeded)
     for k = 1, #succeeded do
       parents[#parents + 1] = names[k]
       parents[#parents + 1] = outs[k] or ''
