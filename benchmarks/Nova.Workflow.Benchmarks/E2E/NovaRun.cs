@@ -24,8 +24,10 @@ internal static class NovaRun
         void Log(string message) => Bench.Log("nova", storage, message);
         using var redis = storage == "redis" ? await Servers.ConnectRedisAsync(connection) : null;
         await using var dataSource = storage == "postgres" ? NpgsqlDataSource.Create(connection) : null;
-        var concurrency = Environment.ProcessorCount * 32;
-        result.Settings = $"worker queue \"default\", concurrency {concurrency} (ProcessorCount × 32)" + (redis is null ? string.Empty : $"; `UseRedis()` with the app's multiplexer ({Bench.RedisClientSettings})") + "; defaults otherwise";
+        // Chosen from a sweep (see Report.cs, "Nova tuning"): a slot is held through its node's commit, so a store a round trip
+        // away needs more slots than handlers run at once to keep batches full.
+        var concurrency = Environment.ProcessorCount * 128;
+        result.Settings = $"worker queue \"default\", concurrency {concurrency} (ProcessorCount × 128)" + (redis is null ? string.Empty : $"; `UseRedis()` with the app's multiplexer ({Bench.RedisClientSettings})") + "; defaults otherwise";
         // The scenarios Hangfire runs too get a host holding only their workflows, so the peak working set read after them
         // is not inflated by the plans of the Nova-only scenarios (a 10,000-node workflow, a hundred random DAGs).
         var shared = await StartAsync(redis, dataSource, sizes, concurrency, sharedOnly: true);
