@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using StackExchange.Redis;
@@ -20,14 +21,13 @@ internal sealed class RedisScript(RedisLibrary library, string name)
 /// <summary>
 /// The provider's function library. Its name, and each function's, carries a hash of its code: processes of different
 /// versions can share a server, each calling its own functions. A server that does not have it (first use, a restart
-/// without persistence, FUNCTION FLUSH) answers "Function not found": the library is then loaded, once, on every primary of
-/// the connection, and the call made again.
+/// without persistence, FUNCTION FLUSH) answers "Function not found": the library is then loaded, once per connection at a
+/// time, on every primary of that connection, and the call made again.
 /// </summary>
 internal sealed class RedisLibrary
 {
-    private readonly object _gate = new();
-    private Task? _loading;
-    private volatile bool _loaded;
+    // What this process has loaded, per connection: an app may hold several, to several servers.
+    private readonly ConditionalWeakTable<IConnectionMultiplexer, LoadState> _states = new();
 
     public RedisLibrary(string code)
     {
@@ -65,38 +65,42 @@ internal sealed class RedisLibrary
             args[2 + keys.Length + k] = values[k].Box() ?? string.Empty;
         }
 
-        if (!_loaded)
+        var redis = database.Multiplexer;
+        var state = _states.GetValue(redis, static _ => new LoadState());
+        if (!state.Loaded)
         {
-            await LoadAsync(database.Multiplexer).ConfigureAwait(false);
+            await LoadAsync(redis, state).ConfigureAwait(false);
         }
 
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            return await database.ExecuteAsync("FCALL", args).ConfigureAwait(false);
-        }
-        catch (RedisServerException ex) when (ex.Message.StartsWith("ERR Function not found", StringComparison.Ordinal))
-        {
-            _loaded = false;
-            await LoadAsync(database.Multiplexer).ConfigureAwait(false);
-            return await database.ExecuteAsync("FCALL", args).ConfigureAwait(false);
+            try
+            {
+                return await database.ExecuteAsync("FCALL", args).ConfigureAwait(false);
+            }
+            catch (RedisServerException ex) when (attempt < 3 && ex.Message.StartsWith("ERR Function not found", StringComparison.Ordinal))
+            {
+                state.Loaded = false;
+                await LoadAsync(redis, state).ConfigureAwait(false);
+            }
         }
     }
 
     /// <summary>Loads the library on every connected primary; callers that arrive while a load runs wait for that one.</summary>
-    private Task LoadAsync(IConnectionMultiplexer redis)
+    private Task LoadAsync(IConnectionMultiplexer redis, LoadState state)
     {
-        lock (_gate)
+        lock (state.Gate)
         {
-            if (_loading is { IsCompleted: false } running)
+            if (state.Loading is { IsCompleted: false } running)
             {
                 return running;
             }
 
-            return _loading = LoadCoreAsync(redis);
+            return state.Loading = LoadCoreAsync(redis, state);
         }
     }
 
-    private async Task LoadCoreAsync(IConnectionMultiplexer redis)
+    private async Task LoadCoreAsync(IConnectionMultiplexer redis, LoadState state)
     {
         var servers = redis.GetServers().Where(s => s.IsConnected && !s.IsReplica).ToList();
         try
@@ -108,7 +112,22 @@ internal sealed class RedisLibrary
             throw new NotSupportedException("Nova.Workflow.Redis needs Redis 7.0 or later: its code runs as a Redis function library (FUNCTION LOAD), which this server does not know.", ex);
         }
 
-        _loaded = true;
+        state.Loaded = true;
+    }
+
+    private sealed class LoadState
+    {
+        public Lock Gate { get; } = new();
+
+        public Task? Loading { get; set; }
+
+        public bool Loaded
+        {
+            get => Volatile.Read(ref _loaded);
+            set => Volatile.Write(ref _loaded, value);
+        }
+
+        private bool _loaded;
     }
 }
 
@@ -120,26 +139,26 @@ internal static class RedisScripts
 {
     private const string BindKeys = "bind(KEYS[1], KEYS[2], KEYS[3])\n";
 
-    private static readonly (string Name, bool Fused, string Body)[] Functions =
+    private static readonly (string Name, bool Fused, string Body, string Flags)[] Functions =
     [
-        ("create", false, BindKeys + "return create(1, tonumber(ARGV[1]), 0, KEYS[4])"),
-        ("create_fused", true, BindKeys + "return create(1, tonumber(ARGV[1]), 4, KEYS[4])"),
-        ("start", false, BindKeys + Read("start")),
-        ("complete", false, BindKeys + "return complete(0, 0)"),
-        ("complete_many", true, Read("complete_many")),
-        ("heartbeat", false, BindKeys + Read("heartbeat")),
-        ("release", false, BindKeys + Read("release")),
-        ("control", false, BindKeys + Read("control")),
-        ("enqueue", false, Read("q_enqueue")),
-        ("dequeue", false, "return dequeue(NOW, 1, tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), 4)"),
-        ("claim", false, Read("claim")),
-        ("ack", false, Read("q_ack")),
-        ("extend", false, Read("q_extend")),
-        ("release_job", false, Read("q_release")),
-        ("idle", false, Read("q_idle")),
-        ("rate", false, Read("rate")),
-        ("dlq", false, Read("dlq")),
-        ("snapshot", false, Read("snapshot")),
+        ("create", false, BindKeys + "return create(1, tonumber(ARGV[1]), 0, KEYS[4])", ""),
+        ("create_fused", true, BindKeys + "return create(1, tonumber(ARGV[1]), 4, KEYS[4])", ""),
+        ("start", false, BindKeys + Read("start"), ""),
+        ("complete", false, BindKeys + "return complete(0, 0)", ""),
+        ("complete_many", true, Read("complete_many"), ""),
+        ("heartbeat", false, BindKeys + Read("heartbeat"), ""),
+        ("release", false, BindKeys + Read("release"), ""),
+        ("control", false, BindKeys + Read("control"), ""),
+        ("enqueue", false, Read("q_enqueue"), ""),
+        ("dequeue", false, "return dequeue(NOW, 1, tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), 4)", ""),
+        ("claim", false, Read("claim"), ""),
+        ("ack", false, Read("q_ack"), "'allow-oom'"),
+        ("extend", false, Read("q_extend"), "'allow-oom'"),
+        ("release_job", false, Read("q_release"), ""),
+        ("idle", false, Read("q_idle"), ""),
+        ("rate", false, Read("rate"), ""),
+        ("dlq", false, Read("dlq"), "'allow-oom'"),
+        ("snapshot", false, Read("snapshot"), "'no-writes'"),
     ];
 
     public static readonly RedisLibrary Library = new(Build());
@@ -171,11 +190,15 @@ internal static class RedisScripts
             code.Append(Read(part)).Append('\n');
         }
 
-        foreach (var (name, fused, body) in Functions)
+        // Flags: the snapshot only reads (no-writes: it still answers on a server out of memory or unable to persist); ack,
+        // extend and dead letters may run out of memory too (allow-oom), so a full server can still drain its queues. Any
+        // other function is refused then, as a write.
+        foreach (var (name, fused, body, flags) in Functions)
         {
-            code.Append("redis.register_function('NOVA_FN_").Append(name).Append("', function(keys, args)\n")
+            code.Append("redis.register_function{function_name = 'NOVA_FN_").Append(name).Append("', flags = {").Append(flags)
+                .Append("}, callback = function(keys, args)\n")
                 .Append("begin(keys, args, ").Append(fused ? "true" : "false").Append(")\n")
-                .Append(body).Append("\nend)\n");
+                .Append(body).Append("\nend}\n");
         }
 
         return code.ToString();

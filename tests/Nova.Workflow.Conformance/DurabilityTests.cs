@@ -81,6 +81,11 @@ public abstract partial class ConformanceTests
         var leased = (await host.Queue.DequeueAsync(["wide"], 20, TimeSpan.FromMinutes(1))).ToList();
         Assert.Equal(Enumerable.Range(0, 11).Select(k => $"r{k}").Order(), leased.Select(j => j.Job.NodeId).Order());
         Assert.Equal("r9", leased[0].Job.NodeId);
+        var priorities = leased.Select(j => j.Job.Priority).ToList();
+        static bool Descending(IEnumerable<int> values) => values.Zip(values.Skip(1)).All(p => p.First >= p.Second);
+        Assert.True(
+            Enumerable.Range(1, priorities.Count - 1).Any(skip => Descending(priorities.Where((_, k) => k != skip))),
+            "priorities not in descending order but for one fairness pick: " + string.Join(", ", priorities));
         Assert.All(leased, j => Assert.Equal((id, 1, 1), (j.Job.ExecutionId, j.Job.Attempt, j.DeliveryCount)));
         Assert.All(leased, j => Assert.Equal(j.Job.NodeId == "r10" ? 5 : int.Parse(j.Job.NodeId[1..], CultureInfo.InvariantCulture), j.Job.Priority));
         var other = Assert.Single(await host.Queue.DequeueAsync(["other"], 5, TimeSpan.FromMinutes(1)));
@@ -110,7 +115,7 @@ public abstract partial class ConformanceTests
         Assert.Equal([false, true], await host.Queue.ExtendLeasesAsync([first, again], TimeSpan.FromSeconds(30)));
 
         // Released with a delay: out of sight until it is due, then delivered to the next lease.
-        Assert.True(await host.Queue.ReleaseAsync(again, TimeSpan.FromMilliseconds(300)));
+        Assert.True(await host.Queue.ReleaseAsync(again, TimeSpan.FromSeconds(2)));
         Assert.Equal(1, await host.Queue.GetDepthAsync(WorkflowDefinition.DefaultQueue));
         Assert.Empty(await host.Queue.DequeueAsync([WorkflowDefinition.DefaultQueue], 1, TimeSpan.FromSeconds(30)));
         var third = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));

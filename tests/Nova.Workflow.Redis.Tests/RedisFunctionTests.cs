@@ -29,4 +29,41 @@ public sealed class RedisFunctionTests(RedisServer server) : IClassFixture<Redis
         Assert.All(runs, r => Assert.Equal(ExecutionStatus.Succeeded, r.Status));
         Assert.NotEmpty((RedisResult[])(await redis.ExecuteAsync("FUNCTION", "LIST", "LIBRARYNAME", library))!);
     }
+
+    [Fact]
+    public async Task Each_connection_loads_the_library_on_its_own_servers()
+    {
+        // One process, two servers: what one connection loaded says nothing about the other's server, and a load running
+        // for one connection must not stand in for the other's.
+        var other = new RedisServer();
+        await other.InitializeAsync();
+        try
+        {
+            var hosts = new List<Microsoft.Extensions.Hosting.IHost>();
+            foreach (var connection in new[] { server.Connection, other.Connection })
+            {
+                hosts.Add(await RedisTestHost.StartAsync(connection, "fn" + Guid.NewGuid().ToString("N")[..6], nova => nova
+                    .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
+                    .AddWorkflow(new WorkflowBuilder("two").Node("a", "h").Build())));
+            }
+
+            for (var round = 0; round < 3; round++)
+            {
+                // Both servers lose the library at once; both connections then load it, concurrently.
+                await Task.WhenAll(new[] { server, other }.Select(s => s.Connection.GetServer(s.Connection.GetEndPoints()[0]).ExecuteAsync("FUNCTION", "FLUSH")));
+                var runs = await Task.WhenAll(hosts.SelectMany(h => Enumerable.Range(0, 4).Select(_ =>
+                    h.Services.GetRequiredService<IWorkflowClient>().RunAsync("two", timeout: TimeSpan.FromSeconds(20)))));
+                Assert.All(runs, r => Assert.Equal(ExecutionStatus.Succeeded, r.Status));
+            }
+
+            foreach (var host in hosts)
+            {
+                host.Dispose();
+            }
+        }
+        finally
+        {
+            await other.DisposeAsync();
+        }
+    }
 }

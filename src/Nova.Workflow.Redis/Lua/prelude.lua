@@ -56,8 +56,10 @@ local BATCH = false
 local hist = {}
 local function flush()
   if #hist > 0 then
-    redis.call('RPUSH', H, unpack(hist))
+    -- Taken first: a failed write must not leave them to fail again in the next flush.
+    local entries = hist
     hist = {}
+    redis.call('RPUSH', H, unpack(entries))
   end
   if done ~= doneAtBind then
     redis.call('HSET', X, 'done', done)
@@ -222,7 +224,7 @@ end
 
 local function queue(i, attempt, notBefore, emitQueued)
   local x = IX[i]
-  redis.call('HSET', S, 's' .. x, '1', 'a' .. x, IX[attempt], 'l' .. x, '0', 't' .. x, '', 'ra' .. x, notBefore and IX[notBefore] or NOWS)
+  redis.call('HSET', S, 's' .. x, '1', 'a' .. x, IX[attempt], 'l' .. x, '0', 't' .. x, '', 'ra' .. x, notBefore and tostring(notBefore) or NOWS)
   if emitQueued then ev(1, i, attempt) end
   if execStatus == 1 then job(i, attempt, notBefore or 0) end
 end

@@ -18,9 +18,13 @@ local function rec_token(v) return v and string.match(v, '^%d+|%d+|(%x*)|') end
 -- Puts a new job in the queue whose keys start at KEYS[kb]: delayed when nb (ms) lies after now, else ready; or, given a
 -- lease token, leased to it until leaseUntil (eager dispatch). False when a job with this id is there already: an id is
 -- execution:node:attempt, so a repeated enqueue changes nothing.
+-- A priority is 0-9 (validated at registration); one outside that range is ordered as the nearest end, so its score stays a
+-- record's unsigned number.
+local function q_score(pr, seq) return string.format('%.0f', (9 - math.max(0, math.min(9, pr))) * 1e13 + seq) end
+
 local function q_put(kb, id, payload, pr, nb, now, tk, leaseUntil)
   local seq = redis.call('HINCRBY', KEYS[kb + 5], 'seq', 1)
-  local score = string.format('%.0f', (9 - pr) * 1e13 + seq)
+  local score = q_score(pr, seq)
   if redis.call('HSETNX', KEYS[kb + 4], id, rec(score, tk and 1 or 0, tk or '', payload)) == 0 then return false end
   if tk then
     redis.call('ZADD', KEYS[kb + 3], leaseUntil, id)
@@ -61,7 +65,7 @@ local function q_put_many(kb, ids, payloads, prs)
         local k = fresh[m]
         local id = ids[k]
         seq = seq + 1
-        local score = string.format('%.0f', (9 - prs[k]) * 1e13 + seq)
+        local score = q_score(prs[k], seq)
         recs[2 * m - 1], recs[2 * m] = id, rec(score, 0, '', payloads[k])
         ready[2 * m - 1], ready[2 * m] = score, id
         age[2 * m - 1], age[2 * m] = string.format('%.0f', seq), id
