@@ -254,16 +254,20 @@ internal sealed class RedisKeys(string prefix)
     public QueueKeys Queue(string queue) => new($"{Prefix}:q2:{{{queue}}}");
 }
 
-/// <summary>The keys of one queue.</summary>
+/// <summary>The keys of one queue, in the order the queue functions take them (q_record.lua).</summary>
 internal sealed class QueueKeys(string tag)
 {
-    public RedisKey Ready { get; } = tag + ":ready";
-    public RedisKey Age { get; } = tag + ":age";
-    public RedisKey Delayed { get; } = tag + ":delayed";
-    public RedisKey Leased { get; } = tag + ":leased";
-    public RedisKey Jobs { get; } = tag + ":jobs";
-    public RedisKey Meta { get; } = tag + ":meta";
-
-    /// <summary>The six keys in the order the queue scripts take them (q_record.lua).</summary>
     public RedisKey[] All { get; } = [tag + ":ready", tag + ":age", tag + ":delayed", tag + ":leased", tag + ":jobs", tag + ":meta"];
+
+    public RedisKey Ready => All[0];
+
+    public RedisKey Age => All[1];
+
+    public RedisKey Delayed => All[2];
+
+    public RedisKey Leased => All[3];
+
+    public RedisKey Jobs => All[4];
+
+    public RedisKey Meta => All[5];
 }

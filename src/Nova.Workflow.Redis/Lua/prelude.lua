@@ -107,13 +107,18 @@ local function nget(f, i) return redis.call('HGET', S, f .. IX[i]) end
 local function nnum(f, i) return tonumber(redis.call('HGET', S, f .. IX[i])) end
 -- A node's status; one never written is Pending.
 local function nst(i) return tonumber(redis.call('HGET', S, 's' .. IX[i])) or 0 end
--- A static field of the plan: f .. i for a node index i, or f .. k for a text k; false when absent. Cached (PC).
-local function pget(f, i)
+-- The bound plan's cache of field f.
+local function pcache(f)
   local c = PC[f]
   if not c then
     c = {}
     PC[f] = c
   end
+  return c
+end
+-- A static field of the plan: f .. i for a node index i, or f .. k for a text k; false when absent. Cached (PC).
+local function pget(f, i)
+  local c = pcache(f)
   local v = c[i]
   if v == nil then
     if type(i) == 'number' then v = redis.call('HGET', P, f .. IX[i]) else v = redis.call('HGET', P, f .. i) end
@@ -172,11 +177,7 @@ local function many(key, f, list)
 end
 -- The plan's field f of every node index in list, as pget reads one: those not cached yet in one HMGET per 1,000.
 local function pmany(f, list)
-  local c = PC[f]
-  if not c then
-    c = {}
-    PC[f] = c
-  end
+  local c = pcache(f)
   local out, missing = {}, {}
   for k = 1, #list do
     local v = c[list[k]]
