@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
@@ -8,7 +9,8 @@ namespace Nova.Workflow.Redis;
 /// <summary>
 /// One function of the provider's Redis function library (FUNCTION LOAD, FCALL). A library's code runs once, when a server
 /// loads it, so a call pays only for its own work: as EVALSHA scripts, every call re-ran the shared code that defines the
-/// functions, about 15 µs of server time per call, more than a whole completion's commands.
+/// functions, about 15 µs of server time per call, more than a whole completion's commands. A server that has no functions
+/// (Redis before 7.0) or does not let this user load them gets each function as a script instead.
 /// </summary>
 internal sealed class RedisScript(RedisLibrary library, string name)
 {
@@ -22,24 +24,52 @@ internal sealed class RedisScript(RedisLibrary library, string name)
 /// The provider's function library. Its name, and each function's, carries a hash of its code: processes of different
 /// versions can share a server, each calling its own functions. A server that does not have it (first use, a restart
 /// without persistence, FUNCTION FLUSH) answers "Function not found": the library is then loaded, once per connection at a
-/// time, on every primary of that connection, and the call made again.
+/// time, on every primary of that connection, and the call made again. Where FUNCTION LOAD is unknown (Redis before 7.0)
+/// or refused to this user (an ACL), a connection runs each function as a script: the shared code, then the function's
+/// body (EVALSHA, EVAL after a NOSCRIPT), paying the shared code's cost on every call.
 /// </summary>
 internal sealed class RedisLibrary
 {
     // What this process has loaded, per connection: an app may hold several, to several servers.
     private readonly ConditionalWeakTable<IConnectionMultiplexer, LoadState> _states = new();
 
-    public RedisLibrary(string code)
+    // Per function name: its script (for servers without functions), and the script's hash once a server named it.
+    private readonly Dictionary<string, string> _scripts = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte[]> _scriptHashes = new(StringComparer.Ordinal);
+
+    /// <param name="code">What every function shares (it declares KEYS and ARGV, and begin()).</param>
+    /// <param name="functions">Per function: its name, whether its transitions are fused, its body, its flags.</param>
+    public RedisLibrary(string code, IReadOnlyList<(string Name, bool Fused, string Body, string Flags)> functions)
     {
+        var library = new StringBuilder(code);
+
+        // Flags: the snapshot only reads (no-writes: it still answers on a server out of memory or unable to persist); ack,
+        // extend and dead letters may run out of memory too (allow-oom), so a full server can still drain its queues. Any
+        // other function is refused then, as a write.
+        foreach (var (name, fused, body, flags) in functions)
+        {
+            library.Append("redis.register_function{function_name = 'NOVA_FN_").Append(name).Append("', flags = {").Append(flags)
+                .Append("}, callback = function(keys, args)\n")
+                .Append("begin(keys, args, ").Append(fused ? "true" : "false").Append(")\n")
+                .Append(body).Append("\nend}\n");
+        }
+
         // FNV-1a over the code, with the name left out: a change anywhere gives a new library, and new function names.
+        var text = library.ToString();
         var hash = 14695981039346656037UL;
-        foreach (var c in code)
+        foreach (var c in text)
         {
             hash = (hash ^ c) * 1099511628211UL;
         }
 
         Prefix = $"nova_{hash:x16}_";
-        Source = $"#!lua name=nova_{hash:x16}\n" + code.Replace("NOVA_FN_", Prefix, StringComparison.Ordinal);
+        Source = $"#!lua name=nova_{hash:x16}\n" + text.Replace("NOVA_FN_", Prefix, StringComparison.Ordinal);
+
+        // As a script the chunk's own KEYS and ARGV are taken before the shared code declares its locals of those names.
+        foreach (var (name, fused, body, _) in functions)
+        {
+            _scripts[Prefix + name] = "local keys, args = KEYS, ARGV\n" + code + "begin(keys, args, " + (fused ? "true" : "false") + ")\n" + body + "\n";
+        }
     }
 
     /// <summary>The prefix of every function name (<c>nova_&lt;hash&gt;_</c>).</summary>
@@ -70,6 +100,11 @@ internal sealed class RedisLibrary
         if (!state.Loaded)
         {
             await LoadAsync(redis, state).ConfigureAwait(false);
+        }
+
+        if (state.ScriptsOnly)
+        {
+            return await EvaluateScriptAsync(database, function, keys, values).ConfigureAwait(false);
         }
 
         for (var attempt = 1; ; attempt++)
@@ -107,12 +142,32 @@ internal sealed class RedisLibrary
         {
             await Task.WhenAll(servers.Select(s => s.ExecuteAsync("FUNCTION", "LOAD", "REPLACE", Source))).ConfigureAwait(false);
         }
-        catch (RedisServerException ex) when (ex.Message.Contains("unknown command", StringComparison.OrdinalIgnoreCase))
+        catch (RedisServerException ex) when (ex.Message.Contains("unknown command", StringComparison.OrdinalIgnoreCase) || ex.Message.StartsWith("NOPERM", StringComparison.Ordinal))
         {
-            throw new NotSupportedException("Nova.Workflow.Redis needs Redis 7.0 or later: its code runs as a Redis function library (FUNCTION LOAD), which this server does not know.", ex);
+            state.ScriptsOnly = true;
         }
 
         state.Loaded = true;
+    }
+
+    private async Task<RedisResult> EvaluateScriptAsync(IDatabaseAsync database, string function, RedisKey[] keys, RedisValue[] values)
+    {
+        var source = _scripts[function];
+        if (!_scriptHashes.TryGetValue(function, out var hash))
+        {
+            // Any server names the script by the same hash; one that has not seen it answers NOSCRIPT below.
+            var loaded = await database.ExecuteAsync("SCRIPT", "LOAD", source).ConfigureAwait(false);
+            hash = _scriptHashes[function] = Convert.FromHexString((string)loaded!);
+        }
+
+        try
+        {
+            return await database.ScriptEvaluateAsync(hash, keys, values).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+        {
+            return await database.ScriptEvaluateAsync(source, keys, values).ConfigureAwait(false);
+        }
     }
 
     private sealed class LoadState
@@ -120,6 +175,9 @@ internal sealed class RedisLibrary
         public Lock Gate { get; } = new();
 
         public Task? Loading { get; set; }
+
+        /// <summary>The servers of this connection run the functions as scripts (no FUNCTION LOAD there).</summary>
+        public bool ScriptsOnly { get; set; }
 
         public bool Loaded
         {
@@ -161,7 +219,7 @@ internal static class RedisScripts
         ("snapshot", false, Read("snapshot"), "'no-writes'"),
     ];
 
-    public static readonly RedisLibrary Library = new(Build());
+    public static readonly RedisLibrary Library = new(SharedCode(), Functions);
 
     public static readonly RedisScript Create = new(Library, "create");
     public static readonly RedisScript CreateFused = new(Library, "create_fused");
@@ -182,23 +240,12 @@ internal static class RedisScripts
     public static readonly RedisScript DeadLetters = new(Library, "dlq");
     public static readonly RedisScript Snapshot = new(Library, "snapshot");
 
-    private static string Build()
+    private static string SharedCode()
     {
         var code = new StringBuilder("local KEYS, ARGV\n");
         foreach (var part in (string[])["prelude", "q_record", "q_dequeue", "fused", "complete", "create", "entry"])
         {
             code.Append(Read(part)).Append('\n');
-        }
-
-        // Flags: the snapshot only reads (no-writes: it still answers on a server out of memory or unable to persist); ack,
-        // extend and dead letters may run out of memory too (allow-oom), so a full server can still drain its queues. Any
-        // other function is refused then, as a write.
-        foreach (var (name, fused, body, flags) in Functions)
-        {
-            code.Append("redis.register_function{function_name = 'NOVA_FN_").Append(name).Append("', flags = {").Append(flags)
-                .Append("}, callback = function(keys, args)\n")
-                .Append("begin(keys, args, ").Append(fused ? "true" : "false").Append(")\n")
-                .Append(body).Append("\nend}\n");
         }
 
         return code.ToString();

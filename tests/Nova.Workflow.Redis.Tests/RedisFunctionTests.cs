@@ -31,6 +31,35 @@ public sealed class RedisFunctionTests(RedisServer server) : IClassFixture<Redis
     }
 
     [Fact]
+    public async Task A_user_that_may_not_load_functions_runs_them_as_scripts()
+    {
+        // As on Redis before 7.0, or a managed server that keeps FUNCTION LOAD to itself: the same work, as scripts.
+        var admin = server.Connection.GetServer(server.Connection.GetEndPoints()[0]);
+        var user = "nofn" + Guid.NewGuid().ToString("N")[..6];
+        await admin.ExecuteAsync("ACL", "SETUSER", user, "on", ">secret", "~*", "&*", "+@all", "-function");
+        using var connection = await RedisServer.ConnectAsync($"{server.ConnectionString},user={user},password=secret");
+        var prefix = "fn" + Guid.NewGuid().ToString("N")[..6];
+        using var host = await RedisTestHost.StartAsync(connection, prefix, nova => nova
+            .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
+            .AddWorkflow(new WorkflowBuilder("acl").Node("a", "h").Node("b", "h", n => n.DependsOn("a")).Build()));
+        var client = host.Services.GetRequiredService<IWorkflowClient>();
+        await Assert.ThrowsAsync<RedisServerException>(() => connection.GetDatabase().ExecuteAsync("FUNCTION", "LIST"));
+
+        var scripts = await ScriptCallsAsync(admin);
+        var runs = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => client.RunAsync("acl", timeout: TimeSpan.FromSeconds(20))));
+        Assert.All(runs, r => Assert.Equal(ExecutionStatus.Succeeded, r.Status));
+        Assert.Equal(["a", "b"], (await client.GetHistoryAsync(runs[0].Id)).Select(r => r.NodeId));
+        Assert.True(await ScriptCallsAsync(admin) > scripts, "the runs went through scripts");
+    }
+
+    private static async Task<long> ScriptCallsAsync(IServer admin)
+    {
+        var stats = await admin.InfoAsync("commandstats");
+        var evalsha = stats.SelectMany(g => g).FirstOrDefault(kv => kv.Key == "cmdstat_evalsha").Value ?? "calls=0,";
+        return long.Parse(evalsha["calls=".Length..evalsha.IndexOf(',', StringComparison.Ordinal)], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
     public async Task Each_connection_loads_the_library_on_its_own_servers()
     {
         // One process, two servers: what one connection loaded says nothing about the other's server, and a load running
