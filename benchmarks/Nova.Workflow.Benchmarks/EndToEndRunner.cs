@@ -107,7 +107,7 @@ internal static class EndToEndRunner
         }
     }
 
-    /// <summary><c>e2e-one ENGINE STORAGE CONNECTION [--quick] [--hf-...]</c>: runs one pair and prints its JSON result as the last stdout line.</summary>
+    /// <summary><c>e2e-one ENGINE STORAGE CONNECTION [--quick] [--hf-...] [--nova-concurrency N]</c>: runs one pair and prints its JSON result as the last stdout line.</summary>
     public static async Task<int> RunOneAsync(string[] args)
     {
         var (engine, storage, connection) = (args[0], args[1], args[2]);
@@ -118,7 +118,7 @@ internal static class EndToEndRunner
             switch (engine)
             {
                 case "nova":
-                    await NovaRun.RunAsync(result, storage, connection, sizes);
+                    await NovaRun.RunAsync(result, storage, connection, sizes, args[3..]);
                     break;
                 case "hangfire":
                     await HangfireRun.RunAsync(result, storage, connection, sizes, args[3..]);
@@ -264,7 +264,7 @@ internal static class EndToEndRunner
             {
                 list.Add(args[i]);
             }
-            else if (args[i].StartsWith("--hf-", StringComparison.Ordinal) && i + 1 < args.Length)
+            else if ((args[i].StartsWith("--hf-", StringComparison.Ordinal) || args[i] == "--nova-concurrency") && i + 1 < args.Length)
             {
                 list.Add(args[i]);
                 list.Add(args[++i]);

@@ -19,15 +19,17 @@ internal static class NovaRun
     private static readonly ConcurrentDictionary<string, (long Enter, long Exit)> Marks = new();
     private static long _noops;
 
-    public static async Task RunAsync(ChildResult result, string storage, string connection, Sizes sizes)
+    public static async Task RunAsync(ChildResult result, string storage, string connection, Sizes sizes, string[] options)
     {
         void Log(string message) => Bench.Log("nova", storage, message);
         using var redis = storage == "redis" ? await Servers.ConnectRedisAsync(connection) : null;
         await using var dataSource = storage == "postgres" ? NpgsqlDataSource.Create(connection) : null;
         // Chosen from a sweep (see Report.cs, "Nova tuning"): a slot is held through its node's commit, so a store a round trip
         // away needs more slots than handlers run at once to keep batches full.
-        var concurrency = Environment.ProcessorCount * 128;
-        result.Settings = $"worker queue \"default\", concurrency {concurrency} (ProcessorCount × 128)" + (redis is null ? string.Empty : $"; `UseRedis()` with the app's multiplexer ({Bench.RedisClientSettings})") + "; defaults otherwise";
+        // --nova-concurrency N overrides it, for such sweeps.
+        var chosen = Array.IndexOf(options, "--nova-concurrency") is var at and >= 0 ? int.Parse(options[at + 1], CultureInfo.InvariantCulture) : (int?)null;
+        var concurrency = chosen ?? Environment.ProcessorCount * 128;
+        result.Settings = $"worker queue \"default\", concurrency {concurrency}{(chosen is null ? " (ProcessorCount × 128)" : " (--nova-concurrency)")}" + (redis is null ? string.Empty : $"; `UseRedis()` with the app's multiplexer ({Bench.RedisClientSettings})") + "; defaults otherwise";
         // The scenarios Hangfire runs too get a host holding only their workflows, so the peak working set read after them
         // is not inflated by the plans of the Nova-only scenarios (a 10,000-node workflow, a hundred random DAGs).
         var shared = await StartAsync(redis, dataSource, sizes, concurrency, sharedOnly: true);
