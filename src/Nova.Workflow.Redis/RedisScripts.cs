@@ -65,10 +65,13 @@ internal sealed class RedisLibrary
         Prefix = $"nova_{hash:x16}_";
         Source = $"#!lua name=nova_{hash:x16}\n" + text.Replace("NOVA_FN_", Prefix, StringComparison.Ordinal);
 
-        // As a script the chunk's own KEYS and ARGV are taken before the shared code declares its locals of those names.
+        // As a script the chunk's own KEYS and ARGV are taken before the shared code declares its locals of those names; Redis
+        // before 5.0 needs effects replication asked for, as begin() reads TIME before the writes. The functions' flags have
+        // no script form that older servers accept: as scripts, ack, extend and dead letters are refused on a full server.
         foreach (var (name, fused, body, _) in functions)
         {
-            _scripts[Prefix + name] = "local keys, args = KEYS, ARGV\n" + code + "begin(keys, args, " + (fused ? "true" : "false") + ")\n" + body + "\n";
+            _scripts[Prefix + name] = "if redis.replicate_commands then redis.replicate_commands() end\nlocal keys, args = KEYS, ARGV\n" + code +
+                "begin(keys, args, " + (fused ? "true" : "false") + ")\n" + body + "\n";
         }
     }
 
@@ -102,16 +105,21 @@ internal sealed class RedisLibrary
             await LoadAsync(redis, state).ConfigureAwait(false);
         }
 
-        if (state.ScriptsOnly)
-        {
-            return await EvaluateScriptAsync(database, function, keys, values).ConfigureAwait(false);
-        }
-
         for (var attempt = 1; ; attempt++)
         {
+            if (state.ScriptsOnly)
+            {
+                return await EvaluateScriptAsync(database, function, keys, values).ConfigureAwait(false);
+            }
+
             try
             {
                 return await database.ExecuteAsync("FCALL", args).ConfigureAwait(false);
+            }
+            catch (RedisServerException ex) when (NoFunctions(ex))
+            {
+                // A server of this connection knows no FCALL or denies it to this user (one that came up after the load).
+                state.ScriptsOnly = true;
             }
             catch (RedisServerException ex) when (attempt < 3 && ex.Message.StartsWith("ERR Function not found", StringComparison.Ordinal))
             {
@@ -120,6 +128,9 @@ internal sealed class RedisLibrary
             }
         }
     }
+
+    private static bool NoFunctions(RedisServerException ex) =>
+        ex.Message.Contains("unknown command", StringComparison.OrdinalIgnoreCase) || ex.Message.StartsWith("NOPERM", StringComparison.Ordinal);
 
     /// <summary>Loads the library on every connected primary; callers that arrive while a load runs wait for that one.</summary>
     private Task LoadAsync(IConnectionMultiplexer redis, LoadState state)
@@ -142,12 +153,13 @@ internal sealed class RedisLibrary
         {
             await Task.WhenAll(servers.Select(s => s.ExecuteAsync("FUNCTION", "LOAD", "REPLACE", Source))).ConfigureAwait(false);
         }
-        catch (RedisServerException ex) when (ex.Message.Contains("unknown command", StringComparison.OrdinalIgnoreCase) || ex.Message.StartsWith("NOPERM", StringComparison.Ordinal))
+        catch (RedisServerException ex) when (NoFunctions(ex))
         {
             state.ScriptsOnly = true;
         }
 
-        state.Loaded = true;
+        // With no primary connected yet nothing was loaded: the next call tries again.
+        state.Loaded = servers.Count > 0 || state.ScriptsOnly;
     }
 
     private async Task<RedisResult> EvaluateScriptAsync(IDatabaseAsync database, string function, RedisKey[] keys, RedisValue[] values)

@@ -27,7 +27,10 @@ internal static class NovaRun
         // Chosen from a sweep (see Report.cs, "Nova tuning"): a slot is held through its node's commit, so a store a round trip
         // away needs more slots than handlers run at once to keep batches full.
         // --nova-concurrency N overrides it, for such sweeps.
-        var chosen = Array.IndexOf(options, "--nova-concurrency") is var at and >= 0 ? int.Parse(options[at + 1], CultureInfo.InvariantCulture) : (int?)null;
+        var at = Array.IndexOf(options, "--nova-concurrency");
+        int? chosen = at < 0 ? null
+            : at + 1 < options.Length && int.TryParse(options[at + 1], CultureInfo.InvariantCulture, out var n) && n > 0 ? n
+            : throw new ArgumentException("--nova-concurrency takes a positive number of worker slots.");
         var concurrency = chosen ?? Environment.ProcessorCount * 128;
         result.Settings = $"worker queue \"default\", concurrency {concurrency}{(chosen is null ? " (ProcessorCount × 128)" : " (--nova-concurrency)")}" + (redis is null ? string.Empty : $"; `UseRedis()` with the app's multiplexer ({Bench.RedisClientSettings})") + "; defaults otherwise";
         // The scenarios Hangfire runs too get a host holding only their workflows, so the peak working set read after them
