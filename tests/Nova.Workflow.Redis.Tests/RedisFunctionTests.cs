@@ -71,9 +71,9 @@ public sealed class RedisFunctionTests(RedisServer server) : IClassFixture<Redis
         // for one connection must not stand in for the other's.
         var other = new RedisServer();
         await other.InitializeAsync();
+        var hosts = new List<Microsoft.Extensions.Hosting.IHost>();
         try
         {
-            var hosts = new List<Microsoft.Extensions.Hosting.IHost>();
             foreach (var connection in new[] { server.Connection, other.Connection })
             {
                 hosts.Add(await RedisTestHost.StartAsync(connection, "fn" + Guid.NewGuid().ToString("N")[..6], nova => nova
@@ -89,14 +89,15 @@ public sealed class RedisFunctionTests(RedisServer server) : IClassFixture<Redis
                     h.Services.GetRequiredService<IWorkflowClient>().RunAsync("two", timeout: TimeSpan.FromSeconds(20)))));
                 Assert.All(runs, r => Assert.Equal(ExecutionStatus.Succeeded, r.Status));
             }
-
+        }
+        finally
+        {
+            // Stopped whether the test passed or not: a live host would keep calling a server about to be removed.
             foreach (var host in hosts)
             {
                 host.Dispose();
             }
-        }
-        finally
-        {
+
             await other.DisposeAsync();
         }
     }
