@@ -128,6 +128,9 @@ internal sealed class NodeRunner
         }
     }
 
+    /// <summary>Cancels the handlers of the runs under the hard stop <paramref name="abort"/>, which has fired.</summary>
+    public void CancelRuns(CancellationToken abort) => _runs.CancelRuns(abort);
+
     /// <summary>Extends the leases of every attempt running here; revokes those this worker lost.</summary>
     public async Task HeartbeatAsync(CancellationToken cancellationToken)
     {
@@ -166,6 +169,12 @@ internal sealed class NodeRunner
         var node = plan.Nodes[index];
         using var run = new RunHandle(leased, abort);
         _runs.Add(run);
+        // A hard stop that fired before the run was registered did not reach it (RunningRegistry.CancelRuns).
+        if (abort.IsCancellationRequested)
+        {
+            run.Cancel();
+        }
+
         using var scope = _logger.BeginScope(new NodeScope(job.ExecutionId, job.NodeId));
         using var activity = StartActivity(job, node);
         Log.NodeStarted(_logger, job.NodeId, job.ExecutionId, job.Attempt, _options.WorkerId);
@@ -176,7 +185,8 @@ internal sealed class NodeRunner
             job.Attempt,
             start.WorkflowInput,
             start.ParentOutputs,
-            BuildInput(plan, index, start),
+            DirectInput(plan, index, start),
+            plan.Graph.ParentsOf(index).Length > 1 ? InputBuilder(plan, index) : null,
             node.Config,
             _logger,
             _hub.HasEventWatchers ? ProgressReporter(job) : null,
@@ -471,28 +481,33 @@ internal sealed class NodeRunner
         }
     }
 
-    private static JsonElement BuildInput(ExecutionPlan plan, int index, StartNodeResult start)
+    /// <summary>The input of a root (the workflow input) or of a node with one parent (its output); default for a join.</summary>
+    private static JsonElement DirectInput(ExecutionPlan plan, int index, StartNodeResult start)
     {
         var parents = plan.Graph.ParentsOf(index);
-        if (parents.Length == 0)
+        return parents.Length switch
         {
-            return start.WorkflowInput;
-        }
+            0 => start.WorkflowInput,
+            1 => start.ParentOutputs.TryGetValue(plan.Graph.Ids[parents[0]], out var only) ? only : NullElement,
+            _ => default,
+        };
+    }
 
-        if (parents.Length == 1)
-        {
-            return start.ParentOutputs.TryGetValue(plan.Graph.Ids[parents[0]], out var only) ? only : NullElement;
-        }
+    // A method of its own, so the closure is allocated only for joins.
+    private static Func<NodeContext, JsonElement> InputBuilder(ExecutionPlan plan, int index) => context => JoinInput(plan, index, context.ParentOutputs);
 
+    /// <summary>The input of a node with several parents: an object of their outputs by node id (null for one that did not succeed).</summary>
+    private static JsonElement JoinInput(ExecutionPlan plan, int index, IReadOnlyDictionary<string, JsonElement> outputs)
+    {
         var buffer = new ArrayBufferWriter<byte>();
         using (var writer = new Utf8JsonWriter(buffer))
         {
             writer.WriteStartObject();
-            foreach (var p in parents)
+            foreach (var p in plan.Graph.ParentsOf(index))
             {
                 var id = plan.Graph.Ids[p];
                 writer.WritePropertyName(id);
-                if (start.ParentOutputs.TryGetValue(id, out var output))
+                if (outputs.TryGetValue(id, out var output))
                 {
                     output.WriteTo(writer);
                 }

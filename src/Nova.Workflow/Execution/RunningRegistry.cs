@@ -5,11 +5,12 @@ namespace Nova.Workflow.Execution;
 
 /// <summary>
 /// A node attempt running in this process: its lease and the token source its handler watches, cancelled when the run is
-/// revoked or <c>abort</c> (the worker's hard stop) fires.
+/// revoked or <c>abort</c> (its worker's hard stop) fires. The source is not linked to <c>abort</c>: a linked source costs a
+/// registration on the worker's token per run, so the worker cancels its runs through <see cref="RunningRegistry.CancelRuns"/>.
 /// </summary>
 internal sealed class RunHandle(LeasedJob job, CancellationToken abort) : IDisposable
 {
-    private readonly CancellationTokenSource _cts = CancellationTokenSource.CreateLinkedTokenSource(abort);
+    private readonly CancellationTokenSource _cts = new();
 
     public LeasedJob Job { get; } = job;
 
@@ -27,6 +28,22 @@ internal sealed class RunHandle(LeasedJob job, CancellationToken abort) : IDispo
     public void Revoke()
     {
         Revoked = true;
+        try
+        {
+            _cts.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Finished concurrently: nothing left to cancel.
+        }
+    }
+
+    /// <summary>The hard stop of the worker running it.</summary>
+    public CancellationToken Abort { get; } = abort;
+
+    /// <summary>Cancels the handler for a hard stop: the run is not revoked, so its node is released, not dropped.</summary>
+    public void Cancel()
+    {
         try
         {
             _cts.Cancel();
@@ -67,6 +84,18 @@ internal sealed class RunningRegistry
             if (execution == executionId)
             {
                 run.Revoke();
+            }
+        }
+    }
+
+    /// <summary>Cancels the handlers of every run under the hard stop <paramref name="abort"/> (which has fired).</summary>
+    public void CancelRuns(CancellationToken abort)
+    {
+        foreach (var (_, run) in _runs)
+        {
+            if (run.Abort == abort)
+            {
+                run.Cancel();
             }
         }
     }

@@ -37,7 +37,11 @@ internal sealed class WorkerService : BackgroundService
         _options = options.Value;
         _time = time;
         _logger = loggers.CreateLogger("Nova.Workflow.Worker");
+        // Runs are not linked to the hard stop one by one (RunHandle): it cancels them all at once.
+        _abort.Token.UnsafeRegister(static s => ((WorkerService)s!).CancelRuns(), this);
     }
+
+    private void CancelRuns() => _runner.CancelRuns(_abort.Token);
 
     internal NodeRunner Runner => _runner;
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 
@@ -28,6 +29,10 @@ public interface INodeHandler<in TIn, TOut>
 public sealed class NodeContext
 {
     private readonly Action<double, string?>? _progress;
+    private readonly JsonElement _input;
+    // A node with several parents: its input object is built from them when first read (many handlers never read it).
+    private readonly Func<NodeContext, JsonElement>? _buildInput;
+    private StrongBox<JsonElement>? _built;
 
     internal NodeContext(
         Guid executionId,
@@ -36,6 +41,7 @@ public sealed class NodeContext
         JsonElement workflowInput,
         IReadOnlyDictionary<string, JsonElement> parentOutputs,
         JsonElement input,
+        Func<NodeContext, JsonElement>? buildInput,
         JsonElement? config,
         ILogger logger,
         Action<double, string?>? progress,
@@ -46,7 +52,8 @@ public sealed class NodeContext
         Attempt = attempt;
         WorkflowInput = workflowInput;
         ParentOutputs = parentOutputs;
-        Input = input;
+        _input = input;
+        _buildInput = buildInput;
         Config = config;
         Logger = logger;
         _progress = progress;
@@ -72,7 +79,7 @@ public sealed class NodeContext
     /// The node's input: the workflow input for a root, the parent's output for a node with one parent,
     /// and an object of parent outputs by node id for a node with several.
     /// </summary>
-    public JsonElement Input { get; }
+    public JsonElement Input => _buildInput is null ? _input : (Volatile.Read(ref _built) ?? Build()).Value;
 
     /// <summary>The node's configuration from the definition.</summary>
     public JsonElement? Config { get; }
@@ -88,6 +95,12 @@ public sealed class NodeContext
     /// pass it to external systems to make side effects exactly-once.
     /// </summary>
     public string IdempotencyKey => $"{ExecutionId:N}:{NodeId}";
+
+    private StrongBox<JsonElement> Build()
+    {
+        Interlocked.CompareExchange(ref _built, new StrongBox<JsonElement>(_buildInput!(this)), null);
+        return _built;
+    }
 
     /// <summary>Reports progress within the node (0–100) to watchers.</summary>
     public void ReportProgress(double percent, string? message = null) => _progress?.Invoke(Math.Clamp(percent, 0, 100), message);
