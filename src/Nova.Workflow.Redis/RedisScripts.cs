@@ -213,6 +213,7 @@ internal static class RedisScripts
     [
         ("create", false, BindKeys + "return create(1, tonumber(ARGV[1]), 0, KEYS[4])", ""),
         ("create_fused", true, BindKeys + "return create(1, tonumber(ARGV[1]), 4, KEYS[4])", ""),
+        ("create_many", true, Read("create_many"), ""),
         ("start", false, BindKeys + Read("start"), ""),
         ("complete", false, BindKeys + "return complete(0, 0)", ""),
         ("complete_many", true, Read("complete_many"), ""),
@@ -235,6 +236,7 @@ internal static class RedisScripts
 
     public static readonly RedisScript Create = new(Library, "create");
     public static readonly RedisScript CreateFused = new(Library, "create_fused");
+    public static readonly RedisScript CreateMany = new(Library, "create_many");
     public static readonly RedisScript Start = new(Library, "start");
     public static readonly RedisScript Complete = new(Library, "complete");
     public static readonly RedisScript CompleteMany = new(Library, "complete_many");

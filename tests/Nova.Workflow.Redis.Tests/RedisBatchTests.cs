@@ -115,4 +115,63 @@ public sealed class RedisBatchTests(RedisServer server) : IClassFixture<RedisSer
         Assert.True(await db.SetContainsAsync(store.Keys.ActiveIndex, id.ToString("N")));
         await host.StopAsync();
     }
+
+    [Fact]
+    public async Task A_batch_of_creates_queues_each_root_once_on_its_own_queue_and_indexes_each_execution_and_a_duplicate_fails_alone()
+    {
+        var prefix = "cbatch" + Guid.NewGuid().ToString("N")[..6];
+        var one = new WorkflowBuilder("one-batch").Node("a", "h").Build();
+        var two = new WorkflowBuilder("two-batch").Node("x", "h", n => n.Queue("other").Priority(7)).Node("y", "h").Build();
+        using var host = await RedisTestHost.StartAsync(server.Connection, prefix, nova => nova
+            .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
+            .AddWorkflow(one)
+            .AddWorkflow(two), withWorker: false);
+        var client = host.Services.GetRequiredService<IWorkflowClient>();
+        var store = (RedisStateStore)host.Services.GetRequiredService<IStateStore>();
+        var queue = host.Services.GetRequiredService<IJobQueue>();
+        var db = server.Connection.GetDatabase();
+
+        // The plans are stored by a first create of each; its jobs are taken out of the way, and their starts tell the plans.
+        var taken = await client.StartAsync("one-batch");
+        await client.StartAsync("two-batch");
+        var first = await queue.DequeueAsync(["default", "other"], 10, TimeSpan.FromMinutes(1));
+        Assert.Equal(3, first.Count);
+        var plans = new Dictionary<string, ExecutionPlan>();
+        foreach (var job in first)
+        {
+            plans[job.Job.NodeId] = (await store.TryStartNodeAsync(new StartNodeRequest(job, "w1", TimeSpan.FromMinutes(1), 3))).Plan!;
+        }
+
+        // Two plans on two queue layouts, interleaved, and one create of an id that is taken.
+        var (planOne, planTwo) = (plans["a"], plans["x"]);
+        var creates = Enumerable.Range(0, 12)
+            .Select(k => new NewExecution(k == 5 ? taken : Guid.CreateVersion7(), k % 2 == 0 ? planOne : planTwo, JsonDocument.Parse($"{k}").RootElement, null, null))
+            .ToArray();
+        var replies = await store.CreateTogetherAsync(creates);
+
+        Assert.Equal(12, replies.Length);
+        for (var k = 0; k < creates.Length; k++)
+        {
+            Assert.Equal(k == 5 ? 2 : 0, (int)replies[k][0]);
+        }
+
+        var created = creates.Where((_, k) => k != 5).ToArray();
+        var defaultJobs = await queue.DequeueAsync(["default"], 100, TimeSpan.FromMinutes(1));
+        var otherJobs = await queue.DequeueAsync(["other"], 100, TimeSpan.FromMinutes(1));
+        // Each root once: "a" of the six of plan one and "y" of the five of plan two on default, "x" of those five on other.
+        Assert.Equal(created.Where(c => c.Plan == planOne).Select(c => (c.Id, "a")).Concat(created.Where(c => c.Plan == planTwo).Select(c => (c.Id, "y"))).Order(),
+            defaultJobs.Select(j => (j.Job.ExecutionId, j.Job.NodeId)).Order());
+        Assert.Equal(created.Where(c => c.Plan == planTwo).Select(c => (c.Id, "x")).Order(), otherJobs.Select(j => (j.Job.ExecutionId, j.Job.NodeId)).Order());
+        Assert.All(otherJobs, j => Assert.Equal(7, j.Job.Priority));
+        foreach (var c in created)
+        {
+            Assert.Equal(ExecutionStatus.Running, (await client.GetAsync(c.Id)).Status);
+            Assert.NotNull(await db.SortedSetScoreAsync(store.Keys.ExecutionIndex, c.Id.ToString("N")));
+            Assert.True(await db.SetContainsAsync(store.Keys.ActiveIndex, c.Id.ToString("N")));
+        }
+
+        // The taken id keeps its first execution.
+        Assert.Equal("one-batch", (await client.GetAsync(taken)).Workflow);
+        Assert.Equal(JsonValueKind.Null, (await client.GetAsync(taken)).Input.ValueKind);
+    }
 }

@@ -4,6 +4,7 @@
 -- arguments (complete.lua). Each completion is applied on its own: one that fails reports { -1, message } and the others
 -- stand. Returns one reply per completion, as complete.lua returns it.
 BATCH = true
+DEFER = {}
 local out = {}
 local at = 2
 local active = KEYS[#KEYS]
@@ -33,6 +34,8 @@ for m = 1, tonumber(ARGV[1]) do
   at = at + 4 + count
 end
 if X then flush() end
+-- The jobs made ready go in before the completed ones are acked: a failure between leaves a job delivered again, not lost.
+put_due(DEFER)
 -- Every completion above stands whatever happens here: a failed ack leaves its job leased, to be delivered again and
 -- dropped as stale, rather than failing the call and losing the replies.
 pcall(flush_acks)

@@ -4,6 +4,8 @@
 -- already sends none; when it is not (a new plan, a flushed server) the reply is { 3 } and the caller sends them.
 -- idem: the idempotency key, or '' when there is none (on a cluster the caller claims it first). The fused variant also
 -- adds the execution to the listing and active indexes: the last two keys.
+-- create_many sets CREATED to a table: the ids of the executions it created wait there and go to the indexes at its end.
+local CREATED
 local function create(a, fieldAt, kb, idem)
   use_plan(ARGV[a + 8])
   local fields = tonumber(ARGV[fieldAt])
@@ -68,8 +70,12 @@ local function create(a, fieldAt, kb, idem)
   end
   if FUSED then
     fused_enqueue(a + 12, kb)
-    redis.call('ZADD', KEYS[#KEYS - 1], NOW, ARGV[a + 11])
-    redis.call('SADD', KEYS[#KEYS], ARGV[a + 11])
+    if CREATED then
+      CREATED[#CREATED + 1] = ARGV[a + 11]
+    else
+      redis.call('ZADD', KEYS[#KEYS - 1], NOW, ARGV[a + 11])
+      redis.call('SADD', KEYS[#KEYS], ARGV[a + 11])
+    end
   end
   return result(0)
 end

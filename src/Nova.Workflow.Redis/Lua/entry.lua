@@ -19,4 +19,6 @@ local function begin(keys, args, fused)
   FUSED = fused
   continued = {}
   acks = {}
+  DEFER = nil
+  CREATED = nil
 end

@@ -12,6 +12,22 @@ local FUSED = false
 local continued = {}
 -- Acks the completions of this script asked for, per queue (its key base): written together at the end (flush_acks).
 local acks = {}
+-- A script that applies many transitions (complete_many, create_many) sets DEFER to a table: the jobs due now that they
+-- make ready then wait there, per queue, and put_due() puts them at the end with one bulk write per queue, in place of
+-- one per transition. Other scripts put them as they go.
+local DEFER
+local function put_due(pending)
+  for o, d in pairs(pending) do
+    local put
+    if #d[1] == 1 then
+      put = q_put(o, d[1][1], d[2][1], d[3][1], 0, NOW)
+    else
+      put = q_put_many(o, d[1], d[2], d[3]) > 0
+    end
+    -- A wake-up only when a worker waits on the queue (q_idle.lua marked it idle); HDEL takes the mark.
+    if put and redis.call('HDEL', KEYS[o + 5], 'idle') == 1 then redis.call('PUBLISH', d[5] .. d[4], '1') end
+  end
+end
 local function flush_acks()
   for kb, a in pairs(acks) do q_ack_many(kb, a[1], a[2]) end
   acks = {}
@@ -34,10 +50,9 @@ local function fused_enqueue(base, keyBase)
       end
     end
   end
-  local woken = {}
   local kept = {}
-  -- Jobs due now, per queue, put together after the loop.
-  local due = {}
+  -- Jobs due now, per queue (its key base), put together after the loop, or at the end of the script (DEFER).
+  local due = DEFER or {}
   for j = 1, #jobs, 5 do
     local node, attempt, nb, q, pr = jobs[j], jobs[j + 1], tonumber(jobs[j + 2]), jobs[j + 3], tonumber(jobs[j + 4])
     local i = jobIndex[j]
@@ -61,24 +76,16 @@ local function fused_enqueue(base, keyBase)
     elseif nb > NOW then
       q_put(o, id, cjson.encode(payload), pr, nb, NOW)
     else
-      local d = due[q]
+      local d = due[o]
       if not d then
-        d = { {}, {}, {} }
-        due[q] = d
+        d = { {}, {}, {}, q, wake }
+        due[o] = d
       end
       local n = #d[1] + 1
       d[1][n], d[2][n], d[3][n] = id, cjson.encode(payload), pr
     end
   end
-  for q, d in pairs(due) do
-    local put
-    if #d[1] == 1 then
-      put = q_put(offset[q], d[1][1], d[2][1], d[3][1], 0, NOW)
-    else
-      put = q_put_many(offset[q], d[1], d[2], d[3]) > 0
-    end
-    if put then woken[q] = true end
-  end
+  if not DEFER then put_due(due) end
   if ackId ~= '' then
     local o = offset[ackQueue]
     local a = acks[o]
@@ -88,10 +95,6 @@ local function fused_enqueue(base, keyBase)
     end
     a[1][#a[1] + 1] = ackId
     a[2][#a[2] + 1] = ackToken
-  end
-  -- A wake-up only when a worker waits on the queue (q_idle.lua marked it idle); HDEL takes the mark.
-  for q in pairs(woken) do
-    if redis.call('HDEL', KEYS[offset[q] + 5], 'idle') == 1 then redis.call('PUBLISH', wake .. q, '1') end
   end
   jobs = kept
 end

@@ -1,0 +1,35 @@
+-- Group commit of creates (one server; plans already stored, no idempotency keys). KEYS: per create its three execution
+-- keys, per distinct queue layout its queue keys, then the listing and active indexes. ARGV[1] = the number of creates;
+-- then per create: its argument count C, the index of its first key, the index before its layout's first queue key, then
+-- its C arguments (create.lua's, ending with a plan field count of 0). Each create is applied on its own: one that fails
+-- reports { -1, message } and the others stand. The jobs due now are put per queue once, and the indexes written once, at
+-- the end. Returns one reply per create, as create.lua returns it.
+DEFER = {}
+CREATED = {}
+local out = {}
+local at = 2
+for m = 1, tonumber(ARGV[1]) do
+  local count, xk, kb = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+  bind(KEYS[xk], KEYS[xk + 1], KEYS[xk + 2])
+  local ok, r = pcall(create, at + 2, at + 2 + count, kb, false)
+  if ok then
+    out[m] = r
+  else
+    out[m] = { -1, type(r) == 'table' and r.err or tostring(r) }
+    rebind()
+  end
+  at = at + 3 + count
+end
+put_due(DEFER)
+if #CREATED > 0 then
+  local scored = {}
+  for k = 1, #CREATED do
+    scored[2 * k - 1], scored[2 * k] = NOWS, CREATED[k]
+  end
+  for from = 1, #CREATED, 500 do
+    local to = math.min(from + 499, #CREATED)
+    redis.call('ZADD', KEYS[#KEYS - 1], unpack(scored, 2 * from - 1, 2 * to))
+    redis.call('SADD', KEYS[#KEYS], unpack(CREATED, from, to))
+  end
+end
+return out
