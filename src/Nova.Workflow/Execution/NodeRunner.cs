@@ -364,6 +364,19 @@ internal sealed class NodeRunner
     private async ValueTask<Outcome<JsonElement?>> RunPipelineAsync(AttemptState state)
     {
         var pipeline = _pipelines.TryGetValue(state.Policy, out var built) ? built : _pipelines.GetOrAdd(state.Policy, BuildPipeline);
+        if (ReferenceEquals(pipeline, ResiliencePipeline<JsonElement?>.Empty))
+        {
+            // No retry of this policy runs in process: one attempt, without a resilience context.
+            try
+            {
+                return Outcome.FromResult(await AttemptAsync(state).ConfigureAwait(false));
+            }
+            catch (Exception ex)
+            {
+                return Outcome.FromException<JsonElement?>(ex);
+            }
+        }
+
         var context = ResilienceContextPool.Shared.Get(state.HandlerToken);
         context.Properties.Set(StateKey, state);
         try
@@ -391,7 +404,7 @@ internal sealed class NodeRunner
 
     private ResiliencePipeline<JsonElement?> BuildPipeline(RetryPolicy policy)
     {
-        if (policy.MaxAttempts <= 1 || policy.InProcessThreshold <= TimeSpan.Zero)
+        if (!policy.RetriesInProcess)
         {
             return ResiliencePipeline<JsonElement?>.Empty;
         }

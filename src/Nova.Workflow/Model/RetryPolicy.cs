@@ -54,6 +54,15 @@ public sealed record RetryPolicy
         return TimeSpan.FromTicks(Math.Clamp(ticks, 0, MaxDelay.Ticks));
     }
 
+    /// <summary>
+    /// Whether any retry can wait few enough to run in process: the shortest delay there can be (the first retry's, less
+    /// the jitter; later ones only grow) is within <see cref="InProcessThreshold"/>. Not with the defaults (0.8 s at least
+    /// against 250 ms).
+    /// </summary>
+    internal bool RetriesInProcess =>
+        MaxAttempts > 1 && InProcessThreshold > TimeSpan.Zero
+        && Math.Min(MaxDelay.Ticks, (long)(BaseDelay(2).Ticks * (1 - JitterFactor)) - 1) <= InProcessThreshold.Ticks;
+
     internal IEnumerable<string> Validate(string owner)
     {
         if (MaxAttempts < 1)

@@ -28,6 +28,32 @@ public sealed class RetryPolicyTests
     }
 
     [Theory]
+    // The defaults: the first retry waits 0.8 s at least, past the 250 ms threshold; later ones wait longer.
+    [InlineData(3, 1000, 0.2, 300000, 250, false)]
+    // One attempt, or no in-process threshold: never.
+    [InlineData(1, 10, 0.2, 300000, 250, false)]
+    [InlineData(3, 10, 0.2, 300000, 0, false)]
+    // 300 ms less 20 % can be 240 ms: within 250 ms. 400 ms less 20 % cannot.
+    [InlineData(3, 300, 0.2, 300000, 250, true)]
+    [InlineData(3, 400, 0.2, 300000, 250, false)]
+    // A cap under the threshold makes every delay short enough.
+    [InlineData(3, 1000, 0.2, 200, 250, true)]
+    public void Whether_a_policy_can_retry_in_process_follows_its_shortest_possible_delay(int attempts, int initialMs, double jitter, int maxMs, int thresholdMs, bool expected)
+    {
+        var policy = new RetryPolicy
+        {
+            MaxAttempts = attempts,
+            InitialDelay = TimeSpan.FromMilliseconds(initialMs),
+            JitterFactor = jitter,
+            MaxDelay = TimeSpan.FromMilliseconds(maxMs),
+            InProcessThreshold = TimeSpan.FromMilliseconds(thresholdMs),
+        };
+        Assert.Equal(expected, policy.RetriesInProcess);
+        // It agrees with the delays themselves: the shortest the jitter can make the first retry's.
+        Assert.Equal(expected, attempts > 1 && thresholdMs > 0 && policy.Delay(2, 0) <= policy.InProcessThreshold);
+    }
+
+    [Theory]
     [InlineData(typeof(TransientNodeException), ErrorClass.Transient)]
     [InlineData(typeof(TimeoutException), ErrorClass.Transient)]
     [InlineData(typeof(IOException), ErrorClass.Transient)]
