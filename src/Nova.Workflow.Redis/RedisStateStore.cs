@@ -39,7 +39,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
     // Fused completions that arrive together go to Redis as one script, and so do fused creates (of a stored plan, without
     // an idempotency key): one function call, one bulk enqueue per queue and one write per index for the whole batch.
     private readonly GroupCommit<PendingCompletion, (CompleteNodeResult? Result, Exception? Error)> _completions;
-    private readonly GroupCommit<PendingCreate, RedisResult[]> _creates;
+    private readonly GroupCommit<PendingCreate, (RedisResult[]? Result, Exception? Error)> _creates;
 
     public RedisStateStore(IConnectionMultiplexer redis, IOptions<RedisProviderOptions> redisOptions, IOptions<NovaWorkflowOptions> options, WorkflowRegistry registry, IJobQueue queue)
     {
@@ -91,7 +91,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         var planKey = clustered ? exec[1] : _keys.Plan(text.Fingerprint);
         var sendPlan = clustered || !_plansStored.TryGetValue(plan, out _);
         var result = layout is not null && !sendPlan && execution.IdempotencyKey is null
-            ? await _creates.SubmitAsync(new PendingCreate(execution, planKey, layout)).ConfigureAwait(false)
+            ? await CreateBatchedAsync(new PendingCreate(execution, planKey, layout)).ConfigureAwait(false)
             : await CreateAsync(execution, exec, idemKey, planKey, sendPlan ? text.Fields : [], layout, clustered).ConfigureAwait(false);
         if (ScriptResults.Code(result) == 3)
         {
@@ -153,11 +153,32 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         return (RedisResult[])(await script.EvaluateAsync(Db, keys, args).ConfigureAwait(false))!;
     }
 
+    private async Task<RedisResult[]> CreateBatchedAsync(PendingCreate create)
+    {
+        var (result, error) = await _creates.SubmitAsync(create).ConfigureAwait(false);
+        return result ?? throw error!;
+    }
+
     /// <summary>
     /// One script for a batch of fused creates: per create its execution's keys, per distinct layout its queue keys (once),
-    /// then the listing and active indexes. The script applies each create on its own and answers each.
+    /// then the listing and active indexes. The script applies each create on its own and answers each. A call that fails as
+    /// a whole (a dropped connection) fails each of its creates, and is not tried again one by one: those that landed would
+    /// be turned down as existing.
     /// </summary>
-    private async Task<RedisResult[][]> CreateBatchAsync(PendingCreate[] batch)
+    private async Task<(RedisResult[]?, Exception?)[]> CreateBatchAsync(PendingCreate[] batch)
+    {
+        try
+        {
+            var replies = await RunCreateBatchAsync(batch).ConfigureAwait(false);
+            return Array.ConvertAll(replies, r => ((RedisResult[]?)r, (Exception?)null));
+        }
+        catch (Exception ex)
+        {
+            return Array.ConvertAll(batch, _ => ((RedisResult[]?)null, (Exception?)ex));
+        }
+    }
+
+    private async Task<RedisResult[][]> RunCreateBatchAsync(PendingCreate[] batch)
     {
         var layouts = new Dictionary<FusedLayout, int>();
         var keys = new List<RedisKey>(batch.Length * 3 + 14);
@@ -200,7 +221,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
 
     /// <summary>Test seam: creates <paramref name="executions"/> (of stored plans) in one script, as the group commit does with creates that arrive together.</summary>
     internal Task<RedisResult[][]> CreateTogetherAsync(IReadOnlyList<NewExecution> executions) =>
-        CreateBatchAsync([.. executions.Select(e => new PendingCreate(e, _keys.Plan(PlanFields.GetValue(e.Plan, BuildPlanFields).Fingerprint), Layout(e.Plan)))]);
+        RunCreateBatchAsync([.. executions.Select(e => new PendingCreate(e, _keys.Plan(PlanFields.GetValue(e.Plan, BuildPlanFields).Fingerprint), Layout(e.Plan)))]);
 
     private static int CreateArgCount(FusedLayout? layout) => 11 + (layout is null ? 0 : layout.Args.Length + FusedLayout.CallArgs);
 

@@ -8,8 +8,9 @@ using Xunit;
 namespace Nova.Workflow.Redis.Tests;
 
 /// <summary>
-/// Completions that arrive together run as one script over several executions. The script keeps what it read of an
-/// execution while the next completion is of the same one, so these batches are built by hand to make sure it does.
+/// Completions, and creates, that arrive together run as one script over several executions. The script keeps what it read
+/// of an execution while the next completion is of the same one, so these batches are built by hand to make sure it does.
+/// (The conformance suite sends creates together through the store, a duplicate among them.)
 /// </summary>
 public sealed class RedisBatchTests(RedisServer server) : IClassFixture<RedisServer>
 {

@@ -3,7 +3,7 @@
 -- The plan's fields: their count at ARGV[fieldAt], then the field/value pairs. A caller that believes the plan is stored
 -- already sends none; when it is not (a new plan, a flushed server) the reply is { 3 } and the caller sends them.
 -- idem: the idempotency key, or '' when there is none (on a cluster the caller claims it first). The fused variant also
--- adds the execution to the listing and active indexes: the last two keys.
+-- adds the execution to the listing and active indexes, the last two keys (create_many: at its end, for all together).
 -- create_many sets CREATED to a table: the ids of the executions it created wait there and go to the indexes at its end.
 local CREATED
 local function create(a, fieldAt, kb, idem)

@@ -2,7 +2,7 @@
 -- keys, per distinct queue layout its queue keys, then the listing and active indexes. ARGV[1] = the number of creates;
 -- then per create: its argument count C, the index of its first key, the index before its layout's first queue key, then
 -- its C arguments (create.lua's, ending with a plan field count of 0). Each create is applied on its own: one that fails
--- reports { -1, message } and the others stand. The jobs due now are put per queue once, and the indexes written once, at
+-- reports { -1, message } and the others stand. The indexes are written once, and the jobs due now put per queue once, at
 -- the end. Returns one reply per create, as create.lua returns it.
 DEFER = {}
 CREATED = {}
@@ -20,7 +20,8 @@ for m = 1, tonumber(ARGV[1]) do
   end
   at = at + 3 + count
 end
-put_due(DEFER)
+-- The indexes first: should the put below fail, the executions are in the active index, where the sweep for stranded
+-- jobs finds their queued nodes.
 if #CREATED > 0 then
   local scored = {}
   for k = 1, #CREATED do
@@ -32,4 +33,5 @@ if #CREATED > 0 then
     redis.call('SADD', KEYS[#KEYS], unpack(CREATED, from, to))
   end
 end
+put_due(DEFER)
 return out

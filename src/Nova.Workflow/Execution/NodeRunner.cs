@@ -200,6 +200,13 @@ internal sealed class NodeRunner
         }
         finally
         {
+            // The attempt stopped waiting on the hard stop: the handler may not have been reached by it yet (a run registered
+            // under the same node later took its place in the registry), so it is cancelled here before its source goes.
+            if (abort.IsCancellationRequested)
+            {
+                run.Cancel();
+            }
+
             // Registered until the outcome is committed: heartbeats keep both leases alive while the commit waits or is retried.
             _runs.Remove(run);
         }

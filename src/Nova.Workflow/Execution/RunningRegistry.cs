@@ -5,8 +5,9 @@ namespace Nova.Workflow.Execution;
 
 /// <summary>
 /// A node attempt running in this process: its lease and the token source its handler watches, cancelled when the run is
-/// revoked or <c>abort</c> (its worker's hard stop) fires. The source is not linked to <c>abort</c>: a linked source costs a
-/// registration on the worker's token per run, so the worker cancels its runs through <see cref="RunningRegistry.CancelRuns"/>.
+/// revoked or <c>abort</c> (its worker's hard stop) fires. The source is not linked to <c>abort</c> (a linked source costs a
+/// registration on the worker's token per run): the worker cancels its runs through <see cref="RunningRegistry.CancelRuns"/>,
+/// and a run still going when its attempt returns under the hard stop cancels itself (NodeRunner).
 /// </summary>
 internal sealed class RunHandle(LeasedJob job, CancellationToken abort) : IDisposable
 {
@@ -41,16 +42,19 @@ internal sealed class RunHandle(LeasedJob job, CancellationToken abort) : IDispo
     /// <summary>The hard stop of the worker running it.</summary>
     public CancellationToken Abort { get; } = abort;
 
-    /// <summary>Cancels the handler for a hard stop: the run is not revoked, so its node is released, not dropped.</summary>
+    /// <summary>
+    /// Cancels the handler for a hard stop: the run is not revoked, so its node is released, not dropped. A callback the
+    /// handler registered on its token that throws does not stop the cancel of other runs.
+    /// </summary>
     public void Cancel()
     {
         try
         {
             _cts.Cancel();
         }
-        catch (ObjectDisposedException)
+        catch (Exception ex) when (ex is ObjectDisposedException or AggregateException)
         {
-            // Finished concurrently: nothing left to cancel.
+            // Finished concurrently (nothing left to cancel), or a handler's own callback failed: its token is cancelled.
         }
     }
 

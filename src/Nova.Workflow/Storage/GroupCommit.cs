@@ -18,9 +18,10 @@ internal sealed class GroupCommit<TRequest, TResult>
     private int _flushing;
 
     /// <param name="flush">
-    /// Applies a batch all or nothing; returns one result per request, in order. When it throws for a batch of several, each
-    /// request is flushed again alone, so it must be safe to apply a request whose batch failed (it was rolled back, or it
-    /// landed and the request's own conditions now turn it down).
+    /// Applies a batch; returns one result per request, in order. When it throws for a batch of several, each request is
+    /// flushed again alone, so it must be safe to apply a request whose batch failed (it was rolled back, or it landed and
+    /// the request's own conditions now turn it down). A flush for which that does not hold returns each request's error as
+    /// its result instead of throwing.
     /// </param>
     /// <param name="maxBatch">At most this many requests per flush.</param>
     /// <param name="maxInFlight">At most this many flushes at once.</param>
