@@ -620,11 +620,8 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         ReadOnlySpan<byte> lastWorkerBytes = default;
         for (var i = 0; i < count; i++)
         {
-            var status = (NodeStatus)reader.Int();
-            var attempt = reader.Int();
-            var startedAt = reader.Time();
-            var endedAt = reader.Time();
-            reader.Next(out var worker);
+            reader.Next(out var record);
+            var status = NodeRecord.Parse(record, out var attempt, out var startedAt, out var endedAt, out var worker);
             if (!worker.IsEmpty && (lastWorker is null || !lastWorkerBytes.SequenceEqual(worker)))
             {
                 // Runs of nodes share a worker: one string for each run.
@@ -1056,6 +1053,55 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         [property: System.Text.Json.Serialization.JsonPropertyName("w")] string W,
         [property: System.Text.Json.Serialization.JsonPropertyName("et")] string Et,
         [property: System.Text.Json.Serialization.JsonPropertyName("em")] string Em);
+}
+
+/// <summary>
+/// A node's record as the scripts keep it in the node hash (prelude.lua):
+/// <c>status|attempt|losses|readyAt|token|startedAt|leaseEnds|endedAt|worker</c>, times in Unix milliseconds, an empty
+/// part unset, the worker last. A node never written has none: Pending, attempt 0.
+/// </summary>
+internal static class NodeRecord
+{
+    private const int Parts = 9;
+
+    /// <summary>What a snapshot shows of a record: its status, and its attempt, times and worker (empty when none).</summary>
+    /// <remarks>A record that does not parse reads as none.</remarks>
+    public static NodeStatus Parse(ReadOnlySpan<byte> record, out int attempt, out DateTimeOffset? startedAt, out DateTimeOffset? endedAt, out ReadOnlySpan<byte> worker)
+    {
+        attempt = 0;
+        startedAt = endedAt = null;
+        worker = default;
+        Span<Range> parts = stackalloc Range[Parts];
+        var at = 0;
+        // The first eight parts end at a '|'; the worker is the rest, its own '|' and all.
+        for (var p = 0; p < Parts - 1; p++)
+        {
+            var end = record[at..].IndexOf((byte)'|');
+            if (end < 0)
+            {
+                return NodeStatus.Pending;
+            }
+
+            parts[p] = at..(at + end);
+            at += end + 1;
+        }
+
+        if (record[parts[0]] is not [>= (byte)'0' and <= (byte)'9' and var digit])
+        {
+            return NodeStatus.Pending;
+        }
+
+        attempt = (int)Number(record[parts[1]]);
+        startedAt = Time(record[parts[5]]);
+        endedAt = Time(record[parts[7]]);
+        worker = record[at..];
+        return (NodeStatus)(digit - '0');
+    }
+
+    private static long Number(ReadOnlySpan<byte> text) =>
+        System.Buffers.Text.Utf8Parser.TryParse(text, out long value, out var consumed) && consumed == text.Length ? value : 0;
+
+    private static DateTimeOffset? Time(ReadOnlySpan<byte> text) => Number(text) is var ms && ms != 0 ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
 }
 
 /// <summary>Reads the values <c>snapshot.lua</c> packs: <c>&lt;byte length&gt;:&lt;bytes&gt;</c>, or <c>-</c> for a missing one.</summary>

@@ -18,16 +18,16 @@ for j = 1, #claimed, 5 do
       -- The node's index and (s = 1) that it has no rate limit and no parents, when the script that enqueued the job
       -- wrote them (fused.lua); else read from the plan.
       local i = tonumber(p.i) or nidx(p.n)
-      local x = i and IX[i]
-      local row = i and redis.call('HMGET', S, 's' .. x, 'a' .. x)
-      if row and tonumber(row[1]) == 1 and tonumber(row[2]) == tonumber(p.a) then
+      local r = i and node_read(i)
+      if r and r[1] == 1 and tonumber(r[2]) == tonumber(p.a) then
         ids[i] = p.n
         local rl, pa = false, ''
         if p.s ~= 1 then
           rl, pa = pget('rl', i), pget('pa', i) or ''
         end
         if not rl or rl == '' then
-          redis.call('HSET', S, 's' .. x, '2', 't' .. x, claimed[j + 1], 'w' .. x, worker, 'sa' .. x, NOWS, 'le' .. x, leaseEnds)
+          r[1], r[5], r[6], r[7], r[9] = 2, claimed[j + 1], NOWS, leaseEnds, worker
+          node_write(i, r)
           ev(2, i, tonumber(p.a))
           start = result(0, started_info(i, pa))
         end

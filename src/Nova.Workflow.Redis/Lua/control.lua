@@ -5,10 +5,14 @@ local cmd = ARGV[1]
 if cmd == 'stranded' then
   -- ARGV[2]: stranded-after ms. Queued too long, or Running with a lapsed lease. A paused execution has none yet.
   if execStatus ~= 1 then return { 0, done, N, execStatus, {}, {}, {}, NOW } end
+  local sts = statuses(span(0, N))
   for i = 0, N - 1 do
-    local s = nst(i)
-    if (s == 1 and (nnum('ra', i) or 0) <= NOW - tonumber(ARGV[2])) or (s == 2 and (nnum('le', i) or 0) <= NOW) then
-      job(i, nnum('a', i), 0)
+    local s = sts[i + 1]
+    if s == 1 or s == 2 then
+      local r = node_read(i)
+      if (s == 1 and (tonumber(r[4]) or 0) <= NOW - tonumber(ARGV[2])) or (s == 2 and (tonumber(r[7]) or 0) <= NOW) then
+        job(i, tonumber(r[2]), 0)
+      end
     end
   end
   return { 0, done, N, execStatus, {}, jobs, {}, NOW }
@@ -27,8 +31,9 @@ elseif cmd == 'resume' then
   -- ARGV: hasDecision, approved, output, rejectionErrorJson, reason, then (nodeIndex, taken) pairs.
   if execStatus ~= 2 then return { 2, 'only a paused execution can be resumed' } end
   local reviewing = {}
+  local sts = statuses(span(0, N))
   for i = 0, N - 1 do
-    if nst(i) == 7 then reviewing[#reviewing + 1] = i end
+    if sts[i + 1] == 7 then reviewing[#reviewing + 1] = i end
   end
   if #reviewing > 0 and ARGV[2] ~= '1' then
     local waiting = {}
@@ -50,8 +55,7 @@ elseif cmd == 'resume' then
     -- A rejection under FailFast ends the execution and cancels the other reviewed nodes: skip them.
     if nst(i) ~= 7 then
     elseif ARGV[3] == '1' then
-      redis.call('HSET', S, 'o' .. i, ARGV[4], 'e' .. i, '')
-      finish(i, 3, 3, 'Approved by review')
+      finish(i, 3, 3, 'Approved by review', nil, 'o' .. i, ARGV[4], 'e' .. i, '')
       local taken = takenOf[i]
       if not taken or taken == '' then taken = false end
       propagate(i, taken)
@@ -60,10 +64,12 @@ elseif cmd == 'resume' then
     end
   end
   if execStatus == 1 then
+    sts = statuses(span(0, N))
     for i = 0, N - 1 do
-      if nst(i) == 1 then
-        local ra = nnum('ra', i) or 0
-        if ra > NOW then job(i, nnum('a', i), ra) else job(i, nnum('a', i), 0) end
+      if sts[i + 1] == 1 then
+        local r = node_read(i)
+        local ra = tonumber(r[4]) or 0
+        if ra > NOW then job(i, tonumber(r[2]), ra) else job(i, tonumber(r[2]), 0) end
       end
     end
   end
@@ -76,8 +82,9 @@ elseif cmd == 'retry' then
     if not i or (s ~= 4 and s ~= 6) then return { 2, 'node ' .. ARGV[2] .. ' is not failed or canceled; there is nothing to retry' } end
     selected[1] = i
   else
+    local sts = statuses(span(0, N))
     for i = 0, N - 1 do
-      local s = nst(i)
+      local s = sts[i + 1]
       if s == 4 or s == 6 then selected[#selected + 1] = i end
     end
   end
@@ -95,9 +102,10 @@ elseif cmd == 'retry' then
     end
   end
   for _, n in ipairs(order) do
-    if terminal(nst(n)) then done = done - 1 end
-    redis.call('HSET', S, 's' .. n, 0, 'o' .. n, '', 'e' .. n, '', 't' .. n, '', 'l' .. n, 0)
-    redis.call('HDEL', S, 'ea' .. n)
+    local r = node_read(n)
+    if terminal(r[1]) then done = done - 1 end
+    r[1], r[3], r[5], r[8] = 0, '0', '', ''
+    node_write(n, r, 'o' .. n, '', 'e' .. n, '')
   end
   for _, n in ipairs(order) do
     local pending = 0
@@ -106,7 +114,7 @@ elseif cmd == 'retry' then
     local k = 0
     if pa and pa ~= '' then
       for p in string.gmatch(pa, '(%d+)') do
-        if not terminal(nst(p)) then
+        if not terminal(nst(tonumber(p))) then
           redis.call('HSET', S, 'eo' .. (ps + k), 0)
           pending = pending + 1
         end
@@ -125,7 +133,7 @@ elseif cmd == 'retry' then
   ev(13, -1, 0, 'Retry')
   local ready = {}
   for _, n in ipairs(order) do
-    if (nnum('pp', n) or 0) == pnum('pc', n) then ready[#ready + 1] = n end
+    if (tonumber(nget('pp', n)) or 0) == pnum('pc', n) then ready[#ready + 1] = n end
   end
   for _, n in ipairs(ready) do
     if decide(n) then propagate(n, false) end

@@ -39,7 +39,8 @@ local function create(a, fieldAt, kb, idem)
   N = tonumber(ARGV[a + 1])
   retention = tonumber(ARGV[a + 9])
   failFast = ARGV[a + 7] == '0'
-  if N * 10 > HASHTABLE_AT then redis.call('HSET', S, '~', HASHTABLE_MARK) end
+  -- About three fields per node: its record, its output, and the count or outcomes of the edges into it.
+  if N * 3 > HASHTABLE_AT then redis.call('HSET', S, '~', HASHTABLE_MARK) end
   ev(0, -1, 0)
   local list = {}
   for root in string.gmatch(roots or redis.call('HGET', P, 'roots'), '(%d+)') do list[#list + 1] = tonumber(root) end
@@ -50,17 +51,17 @@ local function create(a, fieldAt, kb, idem)
       queue(i, 1, nil, true)
     end
   else
-    -- Many roots (a wide workflow): what queue() does per root, with the plan read and the node fields written in bulk.
+    -- Many roots (a wide workflow): what queue() does per root, with the plan read and the records written in bulk (a
+    -- new execution's nodes have none yet).
     local names, qs, prs, rls = pmany('id', list), pmany('q', list), pmany('pr', list), pmany('rl', list)
     local fields = {}
+    local queued = '1|1|0|' .. NOWS .. '|||||'
     for k, i in ipairs(list) do
-      local x = IX[i]
       ids[i] = names[k]
       queues[i] = { qs[k], prs[k], rls[k], '0' }
       local n = #fields
-      fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4], fields[n + 5] = 's' .. x, '1', 'a' .. x, '1', 'l' .. x
-      fields[n + 6], fields[n + 7], fields[n + 8], fields[n + 9], fields[n + 10] = '0', 't' .. x, '', 'ra' .. x, NOWS
-      if n + 10 >= 2500 or k == #list then
+      fields[n + 1], fields[n + 2] = IX[i], queued
+      if n + 2 >= 2500 or k == #list then
         redis.call('HSET', S, unpack(fields))
         fields = {}
       end

@@ -67,8 +67,9 @@ local function fused_enqueue(base, keyBase)
       -- Started and leased in one step: a lapsed lease makes it ready again like any other delivery.
       local expires = NOW + leaseMs
       if q_put(o, id, cjson.encode(payload), pr, nb, NOW, leaseToken, expires) then
-        local x = IX[i]
-        redis.call('HSET', S, 's' .. x, '2', 't' .. x, leaseToken, 'w' .. x, worker, 'sa' .. x, NOWS, 'le' .. x, tostring(expires))
+        local r = node_read(i)
+        r[1], r[5], r[6], r[7], r[9] = 2, leaseToken, NOWS, tostring(expires), worker
+        node_write(i, r)
         ev(2, i, tonumber(attempt))
         local info = started_info(i)
         continued = { info[1], info[2], info[3], info[4], node, attempt, q, pr, 1, expires }

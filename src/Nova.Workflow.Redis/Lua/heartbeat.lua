@@ -4,8 +4,10 @@ for k = 2, #ARGV, 3 do
   local ok = 0
   if execStatus and not finished() then
     local i = nidx(ARGV[k])
-    if i and nst(i) == 2 and nget('t', i) == ARGV[k + 2] and nnum('a', i) == tonumber(ARGV[k + 1]) then
-      redis.call('HSET', S, 'le' .. i, NOW + tonumber(ARGV[1]))
+    local r = i and node_read(i)
+    if r and r[1] == 2 and r[5] == ARGV[k + 2] and tonumber(r[2]) == tonumber(ARGV[k + 1]) then
+      r[7] = tostring(NOW + tonumber(ARGV[1]))
+      node_write(i, r)
       ok = 1
     end
   end

@@ -1,6 +1,8 @@
 -- ARGV: nodeId, attempt, token. Running -> Queued under the same attempt (graceful shutdown).
 if not execStatus or finished() then return 0 end
 local i = nidx(ARGV[1])
-if not i or nst(i) ~= 2 or nget('t', i) ~= ARGV[3] or nnum('a', i) ~= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', S, 's' .. i, 1, 't' .. i, '', 'ra' .. i, NOW)
+local r = i and node_read(i)
+if not r or r[1] ~= 2 or r[5] ~= ARGV[3] or tonumber(r[2]) ~= tonumber(ARGV[2]) then return 0 end
+r[1], r[4], r[5] = 1, NOWS, ''
+node_write(i, r)
 return 1

@@ -1,7 +1,7 @@
 -- An execution's snapshot in one reply that stays small for large executions: { the execution hash as
--- HGETALL returns it, the nodes packed into one string }. Per node, in index order: status, attempt, started
--- at, ended at, worker, output, error, then (ARGV[1] == '1', when the caller has no plan to name them) id and
--- handler. Each value is written as "<byte length>:<bytes>", a missing one as "-".
+-- HGETALL returns it, the nodes packed into one string }. Per node, in index order: its record (prelude.lua), output,
+-- error, then (ARGV[1] == '1', when the caller has no plan to name them) id and handler. Each value is written as
+-- "<byte length>:<bytes>", a missing one as "-".
 -- KEYS: execution hash, node hash. A missing execution returns nil.
 local x = redis.call('HGETALL', KEYS[1])
 if #x == 0 then return false end
@@ -9,29 +9,28 @@ local xv = redis.call('HMGET', KEYS[1], 'n', 'p')
 local n = tonumber(xv[1])
 -- Ids and handlers are the plan's: in the plan hash the execution names (the node hash itself on a cluster).
 local plan = xv[2] or KEYS[2]
-local names = { 's', 'a', 'sa', 'ea', 'w', 'o', 'e' }
-local width = #names
 local named = ARGV[1] == '1'
 local out = {}
 local k = 0
-local fields = {}
-for i = 0, n - 1 do
-  for f = 1, width do fields[f] = names[f] .. i end
-  local values = redis.call('HMGET', KEYS[2], unpack(fields))
+-- 1,000 nodes at a time: one HMGET per kind of field.
+for from = 0, n - 1, 1000 do
+  local list = span(from, math.min(1000, n - from))
+  local columns = { many(KEYS[2], '', list), many(KEYS[2], 'o', list), many(KEYS[2], 'e', list) }
   if named then
-    local static = redis.call('HMGET', plan, 'id' .. i, 'h' .. i)
-    values[width + 1], values[width + 2] = static[1], static[2]
+    columns[4], columns[5] = many(plan, 'id', list), many(plan, 'h', list)
   end
-  for f = 1, #values do
-    local v = values[f]
-    if v then
-      out[k + 1] = #v
-      out[k + 2] = ':'
-      out[k + 3] = v
-      k = k + 3
-    else
-      k = k + 1
-      out[k] = '-'
+  for m = 1, #list do
+    for c = 1, #columns do
+      local v = columns[c][m]
+      if v then
+        out[k + 1] = #v
+        out[k + 2] = ':'
+        out[k + 3] = v
+        k = k + 3
+      else
+        k = k + 1
+        out[k] = '-'
+      end
     end
   end
 end
