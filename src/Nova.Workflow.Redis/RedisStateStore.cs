@@ -402,13 +402,14 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
     }
 
     /// <summary>
-    /// One script for a batch of fused completions: per completion its execution's keys, per distinct layout its queue keys
+    /// One script for a batch of fused completions: per distinct execution its keys, per distinct layout its queue keys
     /// (once), then the active index. The script applies each completion on its own and answers each: one that fails (a
     /// script error) fails alone, and the others, already applied, keep their answers.
     /// </summary>
     private async Task<(CompleteNodeResult? Result, Exception? Error)[]> CompleteBatchAsync(PendingCompletion[] batch)
     {
         var layouts = new Dictionary<FusedLayout, int>();
+        var executions = new Dictionary<Guid, int>();
         var keys = new List<RedisKey>(batch.Length * 3 + 10);
         var tokens = new Guid[batch.Length];
         var argCount = 1;
@@ -432,8 +433,14 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
                 keys.AddRange(layout.Keys);
             }
 
-            var execKey = keys.Count + 1;
-            keys.AddRange(_keys.Execution(request.Run.Job.ExecutionId));
+            // An execution's keys go once, however many of its completions the batch holds.
+            if (!executions.TryGetValue(request.Run.Job.ExecutionId, out var execKey))
+            {
+                execKey = keys.Count + 1;
+                executions[request.Run.Job.ExecutionId] = execKey;
+                keys.AddRange(_keys.Execution(request.Run.Job.ExecutionId));
+            }
+
             var count = CompletionArgCount(request, layout);
             all[at] = count;
             all[at + 1] = execKey;

@@ -313,6 +313,32 @@ public abstract partial class ConformanceTests
     }
 
     [Fact]
+    public async Task Worker_ids_and_error_messages_with_quotes_separators_and_line_breaks_read_back_unchanged()
+    {
+        const string worker = "rack \"7\" | host\\b é";
+        const string message = "line one\n\"quoted\" | back\\slash \t é";
+        var host = await StartAsync(
+            nova => nova
+                .AddHandler("boom", (_, _) => throw new PermanentNodeException(message))
+                .AddWorkflow(Flow("text").Node("a", "boom").Build()),
+            options: o => o.WorkerId = worker);
+
+        var id = await host.Client.StartAsync("text");
+        var result = await Finished(host, id);
+
+        Assert.Equal(ExecutionStatus.Failed, result.Status);
+        var node = Assert.Single(result.Nodes);
+        Assert.Equal(NodeStatus.Failed, node.Status);
+        Assert.Equal(worker, node.WorkerId);
+        Assert.Equal(message, node.Error!.Message);
+        var run = Assert.Single(await host.Client.GetHistoryAsync(id));
+        Assert.Equal(NodeRunStatus.Failed, run.Status);
+        Assert.Equal(worker, run.WorkerId);
+        Assert.Equal(message, run.ErrorMessage);
+        Assert.Equal(nameof(PermanentNodeException), run.ErrorType);
+    }
+
+    [Fact]
     public async Task History_records_every_attempt_and_handler_stats_answer_the_monitoring_questions()
     {
         var attempts = new ConcurrentDictionary<string, int>();

@@ -6,14 +6,20 @@ local claimed = dequeue(NOW, 1, tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(A
 local prefix, worker, leaseMs = ARGV[4], ARGV[5], tonumber(ARGV[2])
 local leaseEnds = tostring(NOW + leaseMs)
 local starts = {}
+-- The keys of the last job's execution: a claim often takes many jobs of one.
+local lastExec, xk, sk, hk
 for j = 1, #claimed, 5 do
   local start = false
   local ok, p = pcall(cjson.decode, claimed[j])
   -- Only a payload the worker can read is started (JobCodec.TryParse needs a node and a queue).
   if ok and type(p) == 'table' and type(p.n) == 'string' and p.n ~= '' and type(p.q) == 'string' and p.q ~= '' then
     -- A job id is "<execution id (32 hex digits)>:<node>:<attempt>".
-    local tag = prefix .. ':{' .. string.sub(claimed[j + 4], 1, 32) .. '}'
-    bind(tag .. ':x', tag .. ':s', tag .. ':h', true)
+    local exec = string.sub(claimed[j + 4], 1, 32)
+    if exec ~= lastExec then
+      local tag = prefix .. ':{' .. exec .. '}'
+      lastExec, xk, sk, hk = exec, tag .. ':x', tag .. ':s', tag .. ':h'
+    end
+    bind(xk, sk, hk, true)
     if execStatus == 1 then
       -- The node's index and (s = 1) that it has no rate limit and no parents, when the script that enqueued the job
       -- wrote them (fused.lua); else read from the plan.

@@ -14,13 +14,14 @@ local function complete(a, kb)
   local priors = tonumber(ARGV[a + 14])
   for k = a + 15, a + 14 + priors do push_history(ARGV[k]) end
   local attempt = tonumber(ARGV[a + 5])
-  local started = tonumber(ARGV[a + 6])
-  if priors == 0 then started = tonumber(r[6]) or started end
+  -- When this attempt started (text, for the history entry): as the record has it, unless earlier attempts ran in process.
+  local started = ARGV[a + 6]
+  if priors == 0 and r[6] ~= '' then started = r[6] end
   local worker = r[9]
   -- The attempt that ran last, with the lost-worker count reset, whatever the outcome.
   r[2], r[3] = ARGV[a + 5], '0'
   if outcome == '0' then
-    history(i, attempt, 0, started, NOW, worker, false, false)
+    history(i, attempt, 0, started, NOWS, worker, false, false)
     -- The record and the output in one write.
     finish(i, 3, 3, nil, r, 'o' .. x, ARGV[a + 7])
     outputs[i] = ARGV[a + 7]
@@ -28,7 +29,7 @@ local function complete(a, kb)
     if taken == '' then taken = false end
     propagate(i, taken, 3)
   elseif outcome == '2' then
-    history(i, attempt, 5, started, NOW, worker, ARGV[a + 10], ARGV[a + 11])
+    history(i, attempt, 5, started, NOWS, worker, ARGV[a + 10], ARGV[a + 11])
     r[1], r[5] = 7, ''
     node_write(i, r, 'e' .. x, ARGV[a + 9])
     redis.call('HINCRBY', X, 'rv', 1)
@@ -42,7 +43,7 @@ local function complete(a, kb)
     local status = 2
     local retryAt = ARGV[a + 13]
     if ARGV[a + 12] == '1' then status = 3 elseif retryAt ~= '' then status = 1 end
-    history(i, attempt, status, started, NOW, worker, ARGV[a + 10], ARGV[a + 11])
+    history(i, attempt, status, started, NOWS, worker, ARGV[a + 10], ARGV[a + 11])
     if retryAt ~= '' then
       ev(4, i, attempt, ARGV[a + 11])
       queue(i, attempt + 1, tonumber(retryAt), false, r, 'e' .. x, ARGV[a + 9])

@@ -16,7 +16,7 @@ if s == 2 then
     return { 2, tonumber(r[7]) - NOW }
   else
     -- The lease lapsed: the worker holding it died or froze.
-    history(i, tonumber(r[2]), 4, tonumber(r[6]) or NOW, NOW, r[9], 'WorkerLost', 'The worker stopped renewing its lease.')
+    history(i, tonumber(r[2]) or 0, 4, r[6] ~= '' and r[6] or NOWS, NOWS, r[9], 'WorkerLost', 'The worker stopped renewing its lease.')
     local losses = (tonumber(r[3]) or 0) + 1
     r[3] = tostring(losses)
     if losses >= tonumber(ARGV[6]) then
