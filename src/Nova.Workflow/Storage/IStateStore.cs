@@ -91,7 +91,7 @@ public interface IStateStore
 public sealed record NewExecution(Guid Id, ExecutionPlan Plan, JsonElement Input, string? IdempotencyKey, string? TraceParent);
 
 /// <summary>Jobs to enqueue and events to publish after a transition.</summary>
-/// <param name="Jobs">Jobs the transition made ready (empty when <see cref="JobsEnqueued"/>).</param>
+/// <param name="Jobs">Jobs the transition made ready (already in their queues when <see cref="JobsEnqueued"/>).</param>
 /// <param name="Events">What changed.</param>
 /// <param name="JobsEnqueued">True when the store already enqueued the jobs in the same atomic step.</param>
 public sealed record StoreTransition(IReadOnlyList<Job> Jobs, IReadOnlyList<WorkflowEvent> Events, bool JobsEnqueued = false)
