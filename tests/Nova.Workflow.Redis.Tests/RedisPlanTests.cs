@@ -95,7 +95,7 @@ public sealed class RedisPlanTests(RedisServer server) : IClassFixture<RedisServ
     }
 
     [Fact]
-    public async Task Large_plans_and_their_node_hashes_are_hash_tables_from_the_start_and_small_plans_stay_compact()
+    public async Task Large_plans_and_their_node_hashes_are_hash_tables_from_the_start_and_small_ones_end_compact()
     {
         // A flat list is scanned on every read: a 50-node plan (about 500 fields) would stay one under the usual limits.
         var wide = new WorkflowBuilder("plan").Node("n0", "h");
@@ -107,6 +107,7 @@ public sealed class RedisPlanTests(RedisServer server) : IClassFixture<RedisServ
 
         var prefix = "plan" + Guid.NewGuid().ToString("N")[..6];
         using var host = await RedisTestHost.StartAsync(server.Connection, prefix, nova => nova
+            .Configure(o => o.WorkerId = "w1")
             .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
             .AddWorkflow(wide.Build())
             .AddWorkflow(new WorkflowBuilder("small").Node("a", "h").Node("b", "h", n => n.DependsOn("a")).Build()));
@@ -122,9 +123,11 @@ public sealed class RedisPlanTests(RedisServer server) : IClassFixture<RedisServ
         var smallPlan = (string)(await db.HashGetAsync(keys.Execution(small.Id)[0], "p"))!;
         Assert.Equal("hashtable", await db.KeyEncodingAsync(largePlan));
         Assert.Equal("hashtable", await db.KeyEncodingAsync(keys.Execution(large.Id)[1]));
-        // A small execution's node hash is left to Redis: its records, longer than hash-max-listpack-value once a node has
-        // run, make it a hash table then.
         Assert.Equal("listpack", await db.KeyEncodingAsync(smallPlan));
+        // A running node's record (lease token, times, worker) is too long for a compact list; a small execution's node
+        // hash is written compact again once it has finished.
+        Assert.Equal("listpack", await db.KeyEncodingAsync(keys.Execution(small.Id)[1]));
+        Assert.Equal("3|1|0|||", ((string?)await db.HashGetAsync(keys.Execution(small.Id)[1], "1"))![..8]);
         Assert.Equal(50, (await client.GetAsync(large.Id))!.Nodes.Count);
         await host.StopAsync();
     }

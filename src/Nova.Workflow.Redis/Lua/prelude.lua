@@ -306,7 +306,8 @@ end
 -- r: the node's record, when the caller has changed it (it is written here); ...: further field/value pairs of S to write.
 local function finish(i, status, code, msg, r, ...)
   r = r or node_read(i)
-  r[1], r[5], r[8] = status, '', NOWS
+  -- Ready-at, token and lease end mean nothing once a node has ended: cleared, the record is short again (end_exec).
+  r[1], r[4], r[5], r[7], r[8] = status, '', '', '', NOWS
   node_write(i, r, ...)
   done = done + 1
   ev(code, i, tonumber(r[2]) or 0, msg)
@@ -375,11 +376,28 @@ local function propagate(start, taken, status)
   end
 end
 
+-- Redis keeps a small hash as one compact list until a value longer than hash-max-listpack-value (64 bytes by default)
+-- arrives, and never goes back: a running node's record (its lease token, times and worker) makes the node hash a hash
+-- table, about 1,900 bytes more per finished 10-node execution (measured). So a finished execution with few nodes has its
+-- node hash written anew once its records are short again (finish()): read, deleted and written back in one script, it
+-- is a compact list again, unless a value (a large output, a long worker id) is still too long.
+local function compact_nodes()
+  if N * 3 > HASHTABLE_AT then return end
+  local all = redis.call('HGETALL', S)
+  if #all == 0 or #all > 2 * HASHTABLE_AT then return end
+  for k = 2, #all, 2 do
+    if #all[k] > 64 then return end
+  end
+  redis.call('DEL', S)
+  redis.call('HSET', S, unpack(all))
+end
+
 -- field, value: one more field of the execution hash to write in the same command (its output or error), or nil.
 local function end_exec(status, code, msg, field, value)
   execStatus = status
   -- The history list must exist before its expiry is set.
   flush()
+  compact_nodes()
   if field then
     redis.call('HSET', X, 'st', IX[status], 'ea', NOWS, 'rv', '0', field, value)
   else
