@@ -34,7 +34,7 @@ local function create(a, fieldAt, kb, idem)
   -- Every execution hash holds its status: bind found one when the execution exists.
   if execStatus then return { 2 } end
   redis.call('HSET', X, 'st', 1, 'wf', ARGV[a + 2], 'ver', ARGV[a + 3], 'n', ARGV[a + 1], 'done', 0, 'ca', NOW, 'in', ARGV[a + 4],
-    'tp', ARGV[a + 5], 'ik', ARGV[a + 6], 'fm', ARGV[a + 7], 'p', P, 'ret', ARGV[a + 9], 'ch', ARGV[a + 10], 'rv', 0)
+    'tp', ARGV[a + 5], 'ik', ARGV[a + 6], 'fm', ARGV[a + 7], 'p', P, 'ret', ARGV[a + 9], 'ch', ARGV[a + 10], 'rv', 0, 'nf', NODE_FORMAT)
   execStatus = 1
   N = tonumber(ARGV[a + 1])
   retention = tonumber(ARGV[a + 9])

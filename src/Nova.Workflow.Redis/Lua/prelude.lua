@@ -72,6 +72,35 @@ local function flush()
   end
 end
 
+-- The node hash's format, in the execution hash ('nf'): '2', one record per node (node_read). An execution without it was
+-- written by an earlier build, with each part of a node's state in a field of its own ('s' .. index, 'a' .. index, ...).
+local NODE_FORMAT = '2'
+local LEGACY_PARTS = { 's', 'a', 'l', 'ra', 't', 'sa', 'le', 'ea', 'w' }
+-- The records of nodes from .. from + count - 1 of node hash s as an earlier build kept them: false for a node with none.
+local function legacy_records(s, from, count)
+  local columns = {}
+  for p = 1, #LEGACY_PARTS do
+    local fields = {}
+    for k = 1, count do fields[k] = LEGACY_PARTS[p] .. (from + k - 1) end
+    columns[p] = redis.call('HMGET', s, unpack(fields))
+  end
+  local out = {}
+  for k = 1, count do
+    if columns[1][k] or columns[2][k] then
+      local parts = {}
+      for p = 1, #LEGACY_PARTS do parts[p] = columns[p][k] or '' end
+      if parts[1] == '' then parts[1] = '0' end
+      if parts[2] == '' then parts[2] = '0' end
+      if parts[3] == '' then parts[3] = '0' end
+      out[k] = table.concat(parts, '|')
+    else
+      out[k] = false
+    end
+  end
+  return out
+end
+local migrate_nodes
+
 -- Binds the execution whose keys are x, s, h: its status (nil when it does not exist), progress, settings, and fresh event
 -- and job lists. One HMGET: every transition needs most of these. A script that handles many transitions (claim, the
 -- batched completions) often binds the same execution again: then only the lists are fresh, and what was read stands,
@@ -88,10 +117,10 @@ local function bind(x, s, h, withInfo)
   events, jobs, jobIndex, ids, queues, info, outputs, recs = {}, {}, {}, {}, {}, nil, {}, {}
   local v
   if withInfo then
-    v = redis.call('HMGET', X, 'st', 'done', 'n', 'wu', 'ret', 'fm', 'wt', 'p', 'in', 'wf', 'ver')
-    info = { v[9], v[10], v[11] }
+    v = redis.call('HMGET', X, 'st', 'done', 'n', 'wu', 'ret', 'fm', 'wt', 'p', 'nf', 'in', 'wf', 'ver')
+    info = { v[10], v[11], v[12] }
   else
-    v = redis.call('HMGET', X, 'st', 'done', 'n', 'wu', 'ret', 'fm', 'wt', 'p')
+    v = redis.call('HMGET', X, 'st', 'done', 'n', 'wu', 'ret', 'fm', 'wt', 'p', 'nf')
   end
   execStatus = tonumber(v[1])
   done = tonumber(v[2]) or 0
@@ -102,6 +131,8 @@ local function bind(x, s, h, withInfo)
   failFast = v[6] == '0'
   endWatchedUntil = tonumber(v[7]) or 0
   use_plan(v[8] or S)
+  -- An execution an earlier build wrote keeps its nodes' state in fields of their own: made records before anything reads it.
+  if execStatus and v[9] ~= NODE_FORMAT then migrate_nodes() end
 end
 local function rebind()
   if X then flush() end
@@ -200,9 +231,13 @@ local function history(i, attempt, status, started, ended, worker, etype, emsg)
   local heads = pcache('hj')
   local head = heads[i]
   if not head then
-    head = '{"n":' .. json_text(nid(i)) .. ',"h":' .. json_text(pget('h', i)) .. ',"a":'
-    heads[i] = head
-    PLAN_VALUES = PLAN_VALUES + 1
+    local id, handler = nid(i), pget('h', i)
+    head = '{"n":' .. json_text(id) .. ',"h":' .. json_text(handler) .. ',"a":'
+    -- Kept only when both were read: a plan hash lost on a flushed server is stored again by the next create (pget).
+    if id and handler then
+      heads[i] = head
+      PLAN_VALUES = PLAN_VALUES + 1
+    end
   end
   if worker ~= lastWorker then
     lastWorker, lastWorkerJson = worker, json_text(worker)
@@ -245,6 +280,25 @@ local function statuses(list)
     end
   end
   return out
+end
+-- Makes the bound execution's nodes records (legacy_records), 500 nodes per command, and marks its format: once, by the first
+-- script of this build to bind it. An earlier build cannot read what this one writes: upgrade every process together.
+migrate_nodes = function()
+  for from = 0, N - 1, 500 do
+    local count = math.min(500, N - from)
+    local recsOf = legacy_records(S, from, count)
+    local writes, gone = {}, {}
+    for k = 1, count do
+      if recsOf[k] then
+        writes[#writes + 1] = IX[from + k - 1]
+        writes[#writes + 1] = recsOf[k]
+      end
+      for p = 1, #LEGACY_PARTS do gone[#gone + 1] = LEGACY_PARTS[p] .. (from + k - 1) end
+    end
+    if #writes > 0 then redis.call('HSET', S, unpack(writes)) end
+    redis.call('HDEL', S, unpack(gone))
+  end
+  redis.call('HSET', X, 'nf', NODE_FORMAT)
 end
 -- The plan's field f of every node index in list, as pget reads one: those not cached yet in one HMGET per 1,000.
 local function pmany(f, list)

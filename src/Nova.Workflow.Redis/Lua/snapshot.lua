@@ -5,7 +5,7 @@
 -- KEYS: execution hash, node hash. A missing execution returns nil.
 local x = redis.call('HGETALL', KEYS[1])
 if #x == 0 then return false end
-local xv = redis.call('HMGET', KEYS[1], 'n', 'p')
+local xv = redis.call('HMGET', KEYS[1], 'n', 'p', 'nf')
 local n = tonumber(xv[1])
 -- Ids and handlers are the plan's: in the plan hash the execution names (the node hash itself on a cluster).
 local plan = xv[2] or KEYS[2]
@@ -15,7 +15,10 @@ local k = 0
 -- 1,000 nodes at a time: one HMGET per kind of field.
 for from = 0, n - 1, 1000 do
   local list = span(from, math.min(1000, n - from))
-  local columns = { many(KEYS[2], '', list), many(KEYS[2], 'o', list), many(KEYS[2], 'e', list) }
+  -- An execution an earlier build wrote, not yet touched by this one, has its records made here (prelude.lua).
+  local records
+  if xv[3] == NODE_FORMAT then records = many(KEYS[2], '', list) else records = legacy_records(KEYS[2], from, #list) end
+  local columns = { records, many(KEYS[2], 'o', list), many(KEYS[2], 'e', list) }
   if named then
     columns[4], columns[5] = many(plan, 'id', list), many(plan, 'h', list)
   end
