@@ -1064,8 +1064,9 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
 
 /// <summary>
 /// A node's record as the scripts keep it in the node hash (prelude.lua):
-/// <c>status|attempt|losses|readyAt|token|startedAt|leaseEnds|endedAt|worker</c>, times in Unix milliseconds, an empty
-/// part unset, the worker last. A node never written has none: Pending, attempt 0.
+/// <c>status|attempt|losses|readyAt|token|startedAt|leaseEnds|endedAt|worker</c>, times in Unix milliseconds (endedAt
+/// may be <c>+</c> and the milliseconds after startedAt), an empty part unset, the worker last. A node never written has
+/// none: Pending, attempt 0.
 /// </summary>
 internal static class NodeRecord
 {
@@ -1100,7 +1101,9 @@ internal static class NodeRecord
 
         attempt = (int)Number(record[parts[1]]);
         startedAt = Time(record[parts[5]]);
-        endedAt = Time(record[parts[7]]);
+        var ended = record[parts[7]];
+        // "+<ms>": the end as milliseconds after the start.
+        endedAt = ended is [(byte)'+', .. var after] ? startedAt?.AddMilliseconds(Number(after)) : Time(ended);
         worker = record[at..];
         return (NodeStatus)(digit - '0');
     }

@@ -18,6 +18,8 @@ public sealed class RedisNodeRecordTests(RedisServer server) : IClassFixture<Red
     [InlineData("3|2|0|1000||2000|3000|4000|host:1", NodeStatus.Succeeded, 2, 2000L, 4000L, "host:1")]
     [InlineData("2|1|1|1000|ab12|2000|3000||a|b|c", NodeStatus.Running, 1, 2000L, 0L, "a|b|c")]
     [InlineData("1|1|0|1000|||||", NodeStatus.Queued, 1, 0L, 0L, "")]
+    [InlineData("3|1|0|||2000||+35|w1", NodeStatus.Succeeded, 1, 2000L, 2035L, "w1")]
+    [InlineData("5|0|0|||||+5|", NodeStatus.Skipped, 0, 0L, 0L, "")]
     [InlineData("", NodeStatus.Pending, 0, 0L, 0L, "")]
     [InlineData("3|2|0|1000", NodeStatus.Pending, 0, 0L, 0L, "")]
     [InlineData("x|2|0|1000||2000|3000|4000|w", NodeStatus.Pending, 0, 0L, 0L, "")]

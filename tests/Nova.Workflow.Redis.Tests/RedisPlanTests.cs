@@ -107,7 +107,7 @@ public sealed class RedisPlanTests(RedisServer server) : IClassFixture<RedisServ
 
         var prefix = "plan" + Guid.NewGuid().ToString("N")[..6];
         using var host = await RedisTestHost.StartAsync(server.Connection, prefix, nova => nova
-            .Configure(o => o.WorkerId = "w1")
+            .Configure(o => o.WorkerId = "web-7d9f8b6c5-x2k4p:1:abcdef")
             .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
             .AddWorkflow(wide.Build())
             .AddWorkflow(new WorkflowBuilder("small").Node("a", "h").Node("b", "h", n => n.DependsOn("a")).Build()));
@@ -125,7 +125,7 @@ public sealed class RedisPlanTests(RedisServer server) : IClassFixture<RedisServ
         Assert.Equal("hashtable", await db.KeyEncodingAsync(keys.Execution(large.Id)[1]));
         Assert.Equal("listpack", await db.KeyEncodingAsync(smallPlan));
         // A running node's record (lease token, times, worker) is too long for a compact list; a small execution's node
-        // hash is written compact again once it has finished.
+        // hash is written compact again once it has finished (here with a worker id as long as a Kubernetes pod's).
         Assert.Equal("listpack", await db.KeyEncodingAsync(keys.Execution(small.Id)[1]));
         Assert.Equal("3|1|0|||", ((string?)await db.HashGetAsync(keys.Execution(small.Id)[1], "1"))![..8]);
         Assert.Equal(50, (await client.GetAsync(large.Id))!.Nodes.Count);
