@@ -1079,7 +1079,7 @@ internal static class NodeRecord
         attempt = 0;
         startedAt = endedAt = null;
         worker = default;
-        Span<Range> parts = stackalloc Range[Parts];
+        Span<Range> parts = stackalloc Range[Parts - 1];
         var at = 0;
         // The first eight parts end at a '|'; the worker is the rest, its own '|' and all.
         for (var p = 0; p < Parts - 1; p++)
@@ -1144,16 +1144,6 @@ internal ref struct PackedReader(ReadOnlySpan<byte> data)
         _rest = _rest[(colon + 1 + length)..];
         return true;
     }
-
-    /// <summary>The next value as an integer; 0 when missing or empty.</summary>
-    public long Long() =>
-        Next(out var value) && !value.IsEmpty && System.Buffers.Text.Utf8Parser.TryParse(value, out long number, out _) ? number : 0;
-
-    /// <summary>The next value as an <see cref="int"/>; 0 when missing or empty.</summary>
-    public int Int() => checked((int)Long());
-
-    /// <summary>The next value as a time in Unix milliseconds; null when missing, empty or 0.</summary>
-    public DateTimeOffset? Time() => Long() is var ms && ms != 0 ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
 
     /// <summary>The next value as a string; empty when missing.</summary>
     public string String() => Next(out var value) ? Encoding.UTF8.GetString(value) : string.Empty;
