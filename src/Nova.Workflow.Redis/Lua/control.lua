@@ -5,11 +5,11 @@ local cmd = ARGV[1]
 if cmd == 'stranded' then
   -- ARGV[2]: stranded-after ms. Queued too long, or Running with a lapsed lease. A paused execution has none yet.
   if execStatus ~= 1 then return { 0, done, N, execStatus, {}, {}, {}, NOW } end
-  local sts = statuses(span(0, N))
+  local sts, stored = statuses(span(0, N))
   for i = 0, N - 1 do
     local s = sts[i + 1]
     if s == 1 or s == 2 then
-      local r = node_read(i)
+      local r = node_of(i, stored[i + 1])
       if (s == 1 and (tonumber(r[4]) or 0) <= NOW - tonumber(ARGV[2])) or (s == 2 and (tonumber(r[7]) or 0) <= NOW) then
         job(i, tonumber(r[2]), 0)
       end
@@ -64,10 +64,10 @@ elseif cmd == 'resume' then
     end
   end
   if execStatus == 1 then
-    sts = statuses(span(0, N))
+    local queued, stored = statuses(span(0, N))
     for i = 0, N - 1 do
-      if sts[i + 1] == 1 then
-        local r = node_read(i)
+      if queued[i + 1] == 1 then
+        local r = node_of(i, stored[i + 1])
         local ra = tonumber(r[4]) or 0
         if ra > NOW then job(i, tonumber(r[2]), ra) else job(i, tonumber(r[2]), 0) end
       end

@@ -156,14 +156,19 @@ local function node_parse(v)
   -- Never written (Pending, attempt 0), or a record that does not parse (a damaged store): read as never written.
   return { 0, '0', '0', '', '', '', '', '', '' }
 end
--- Node i's record; each is read once per bound execution, then kept (recs) and kept current by node_write.
-local function node_read(i)
+-- Node i's record, given its stored value v as read already (statuses()): kept (recs) and kept current by node_write, so
+-- what this call wrote stands over what it read before.
+local function node_of(i, v)
   local r = recs[i]
   if not r then
-    r = node_parse(redis.call('HGET', S, IX[i]))
+    r = node_parse(v)
     recs[i] = r
   end
   return r
+end
+-- Node i's record; each is read once per bound execution.
+local function node_read(i)
+  return recs[i] or node_of(i, redis.call('HGET', S, IX[i]))
 end
 -- Writes node i's record r (node_read's, changed), with any further field/value pairs of S in the same command.
 local function node_write(i, r, ...)
@@ -267,7 +272,7 @@ local function many(key, f, list)
   end
   return out
 end
--- The status of every node index in list (many() reads their records, n of them per command).
+-- The status of every node index in list, and their stored records (many() reads them, 1,000 per command), for node_of.
 local function statuses(list)
   local out = {}
   local v = many(S, '', list)
@@ -281,7 +286,7 @@ local function statuses(list)
       if d and d >= 48 and d <= 57 and string.byte(v[k], 2) == 124 then out[k] = d - 48 else out[k] = 0 end
     end
   end
-  return out
+  return out, v
 end
 -- Makes the bound execution's nodes records (legacy_records), 500 nodes per command, and marks its format: once, by the first
 -- script of this build to bind it. An earlier build cannot read what this one writes: upgrade every process together.
@@ -469,11 +474,11 @@ local function end_exec(status, code, msg, field, value)
 end
 
 local function cancel_unfinished()
-  local sts = statuses(span(0, N))
+  local sts, stored = statuses(span(0, N))
   for i = 0, N - 1 do
     local s = sts[i + 1]
     if not terminal(s) then
-      local r = node_read(i)
+      local r = node_of(i, stored[i + 1])
       if s == 2 then history(i, tonumber(r[2]) or 0, 6, r[6] ~= '' and r[6] or NOWS, NOWS, r[9], false, false) end
       finish(i, 6, 7, nil, r)
     end
