@@ -294,7 +294,7 @@ public abstract partial class ConformanceTests
         var probe = new Probe();
         var host = await StartAsync(
             probe,
-            Flow("claimed").Node("plain", "probe").Node("limited", "probe", n => n.RateLimit(5, TimeSpan.FromMinutes(1))).Build(),
+            Flow("claimed").Node("plain", "probe").Node("step:v1.2-a", "probe").Node("limited", "probe", n => n.RateLimit(5, TimeSpan.FromMinutes(1))).Build(),
             withWorker: false);
         if (host.Store is not IClaimingStateStore { CanClaim: true } claimer)
         {
@@ -302,15 +302,21 @@ public abstract partial class ConformanceTests
             return;
         }
 
+        // Two executions in one claim; a node id with the separators a job id uses.
         var id = await host.Client.StartAsync("claimed");
+        var other = await host.Client.StartAsync("claimed");
         var claimed = await claimer.ClaimAndStartAsync(WorkflowDefinition.DefaultQueue, 10, new ContinuationOffer("w1", TimeSpan.FromSeconds(30), 3), CancellationToken.None);
-        Assert.Equal(2, claimed.Count);
-        var plain = claimed.Single(c => c.Job.Job.NodeId == "plain");
-        Assert.Equal(StartOutcome.Started, plain.Start!.Outcome);
-        Assert.Null(claimed.Single(c => c.Job.Job.NodeId == "limited").Start);
-        var snapshot = await host.Client.GetAsync(id);
-        Assert.Equal(NodeStatus.Running, StatusOf(snapshot, "plain"));
-        Assert.Equal(NodeStatus.Queued, StatusOf(snapshot, "limited"));
+        Assert.Equal(6, claimed.Count);
+        Assert.All(claimed.Where(c => c.Job.Job.NodeId != "limited"), c => Assert.Equal(StartOutcome.Started, c.Start!.Outcome));
+        Assert.All(claimed.Where(c => c.Job.Job.NodeId == "limited"), c => Assert.Null(c.Start));
+        var plain = claimed.Single(c => c.Job.Job.NodeId == "plain" && c.Job.Job.ExecutionId == id);
+        foreach (var execution in new[] { id, other })
+        {
+            var snapshot = await host.Client.GetAsync(execution);
+            Assert.Equal(NodeStatus.Running, StatusOf(snapshot, "plain"));
+            Assert.Equal(NodeStatus.Running, StatusOf(snapshot, "step:v1.2-a"));
+            Assert.Equal(NodeStatus.Queued, StatusOf(snapshot, "limited"));
+        }
 
         // Both are leased: nothing else to claim; the started one is fenced by its lease token like any start.
         Assert.Empty(await claimer.ClaimAndStartAsync(WorkflowDefinition.DefaultQueue, 10, new ContinuationOffer("w2", TimeSpan.FromSeconds(30), 3), CancellationToken.None));

@@ -9,9 +9,19 @@ local out = {}
 local at = 2
 local active = KEYS[#KEYS]
 local indexed = {}
-for m = 1, tonumber(ARGV[1]) do
+local n = tonumber(ARGV[1])
+for m = 1, n do
   local count, xk, kb, id = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), ARGV[at + 3]
-  bind(KEYS[xk], KEYS[xk + 1], KEYS[xk + 2])
+  if bind(KEYS[xk], KEYS[xk + 1], KEYS[xk + 2]) and execStatus then
+    -- The records of this and the following completions of the same execution, read in one command.
+    local list, b = {}, at
+    for _ = m, n do
+      if tonumber(ARGV[b + 1]) ~= xk then break end
+      list[#list + 1] = nidx(ARGV[b + 4])
+      b = b + 4 + tonumber(ARGV[b])
+    end
+    prefetch(list)
+  end
   local ok, r = pcall(complete, at + 3, kb)
   if ok then
     if r[1] == 0 then

@@ -15,6 +15,7 @@ local function begin(keys, args, fused)
   end
   BATCH = false
   hist = {}
+  swrites = {}
   cancels = false
   FUSED = fused
   continued = {}

@@ -59,7 +59,19 @@ local cancels
 -- (flush), in place of one RPUSH and one HSET per transition. Other scripts write them as they go.
 local BATCH = false
 local hist = {}
+-- With BATCH, node_write keeps the bound execution's record writes (field/value pairs of S) here too, and sync() writes
+-- them in one HSET: before anything else reads S, when it binds another execution, and at its end (flush). A wide
+-- execution's claim or completion batch then writes its records in one command, not one per node.
+local swrites = {}
+local function sync()
+  if #swrites > 0 then
+    local w = swrites
+    swrites = {}
+    redis.call('HSET', S, unpack(w))
+  end
+end
 local function flush()
+  sync()
   if #hist > 0 then
     -- Taken first: a failed write must not leave them to fail again in the next flush.
     local entries = hist
@@ -106,11 +118,12 @@ local migrate_nodes
 -- batched completions) often binds the same execution again: then only the lists are fresh, and what was read stands,
 -- since every change this script made to it went through these variables. rebind() forgets it (after a failed step).
 -- withInfo: also read what started_info needs of the execution, in the same command (claim starts what it binds).
+-- True when it bound an execution other than the one bound before.
 local function bind(x, s, h, withInfo)
   cancels = false
   if x == X then
     events, jobs, jobIndex = {}, {}, {}
-    return
+    return false
   end
   if X then flush() end
   X, S, H = x, s, h
@@ -133,13 +146,17 @@ local function bind(x, s, h, withInfo)
   use_plan(v[8] or S)
   -- An execution an earlier build wrote keeps its nodes' state in fields of their own: made records before anything reads it.
   if execStatus and v[9] ~= NODE_FORMAT then migrate_nodes() end
+  return true
 end
 local function rebind()
   if X then flush() end
   X = nil
 end
 
-local function nget(f, i) return redis.call('HGET', S, f .. IX[i]) end
+local function nget(f, i)
+  sync()
+  return redis.call('HGET', S, f .. IX[i])
+end
 -- A node's record holds its state in one field, "status|attempt|losses|readyAt|token|startedAt|leaseEnds|endedAt|worker"
 -- (endedAt may be '+' and the milliseconds after startedAt):
 -- ten fields of their own cost ten field names made, sent and looked up per write, and made each transition's writes
@@ -170,11 +187,24 @@ end
 local function node_read(i)
   return recs[i] or node_of(i, redis.call('HGET', S, IX[i]))
 end
--- Writes node i's record r (node_read's, changed), with any further field/value pairs of S in the same command.
+-- Writes node i's record r (node_read's, changed), with any further field/value pairs of S in the same command; with
+-- BATCH at the next sync().
 local function node_write(i, r, ...)
   recs[i] = r
-  redis.call('HSET', S, IX[i], IX[r[1]] .. '|' .. r[2] .. '|' .. r[3] .. '|' .. r[4] .. '|' .. r[5] .. '|' .. r[6] .. '|' .. r[7] ..
-    '|' .. r[8] .. '|' .. r[9], ...)
+  local v = IX[r[1]] .. '|' .. r[2] .. '|' .. r[3] .. '|' .. r[4] .. '|' .. r[5] .. '|' .. r[6] .. '|' .. r[7] .. '|' .. r[8] ..
+    '|' .. r[9]
+  if not BATCH then
+    redis.call('HSET', S, IX[i], v, ...)
+    return
+  end
+  local n = #swrites
+  swrites[n + 1], swrites[n + 2] = IX[i], v
+  if select('#', ...) > 0 then
+    local more = { ... }
+    for k = 1, #more do swrites[n + 2 + k] = more[k] end
+  end
+  -- Lua's unpack limit.
+  if n >= 998 then sync() end
 end
 -- A node's status; one never written is Pending.
 local function nst(i) return node_read(i)[1] end
@@ -260,6 +290,7 @@ end
 -- limit): a join reads all its parents and the end of an execution all its nodes, thousands of HGETs otherwise. A field
 -- that is not there reads false.
 local function many(key, f, list)
+  if key == S then sync() end
   local out, fields, n = {}, {}, 0
   for k = 1, #list do
     n = n + 1
@@ -287,6 +318,18 @@ local function statuses(list)
     end
   end
   return out, v
+end
+-- Reads the records of the node indices in list not read yet in one command (many()): a batch that handles many nodes of
+-- one execution reads them together, not one HGET each.
+local function prefetch(list)
+  local need = {}
+  for k = 1, #list do
+    local i = list[k]
+    if i and not recs[i] then need[#need + 1] = i end
+  end
+  if #need < 2 then return end
+  local v = many(S, '', need)
+  for k = 1, #need do node_of(need[k], v[k]) end
 end
 -- Makes the bound execution's nodes records (legacy_records), 500 nodes per command, and marks its format: once, by the first
 -- script of this build to bind it. An earlier build cannot read what this one writes: upgrade every process together.
@@ -447,6 +490,7 @@ end
 -- is a compact list again, unless a value (a large output, a long worker id) is still too long.
 local function compact_nodes()
   if N * 3 > HASHTABLE_AT then return end
+  sync()
   local all = redis.call('HGETALL', S)
   if #all == 0 or #all > 2 * HASHTABLE_AT then return end
   for k = 2, #all, 2 do
