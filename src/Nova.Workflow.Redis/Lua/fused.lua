@@ -53,20 +53,41 @@ local function fused_enqueue(base, keyBase)
   local kept = {}
   -- Jobs due now, per queue (its key base), put together after the loop, or at the end of the script (DEFER).
   local due = DEFER or {}
+  -- A payload is JSON as JobCodec writes it, made as text: the execution's and trace's parts once per call, each queue's
+  -- name and each node's id encoded once (the node's with the plan's fields). A table per job given to cjson.encode cost
+  -- a table and the encoding of every part for every job.
+  local head = '{"e":' .. cjson.encode(execD) .. ',"n":'
+  local tail = '}'
+  if tp ~= '' then tail = ',"tp":' .. cjson.encode(tp) .. '}' end
+  local nodeJson, queueJson = pcache('nj'), {}
   for j = 1, #jobs, 5 do
     local node, attempt, nb, q, pr = jobs[j], jobs[j + 1], tonumber(jobs[j + 2]), jobs[j + 3], tonumber(jobs[j + 4])
     local i = jobIndex[j]
     local statics = queues[i]
     local o = offset[q]
     local id = execN .. ':' .. node .. ':' .. attempt
-    local payload = { e = execD, n = node, a = tonumber(attempt), q = q, p = pr, i = i }
-    if (not statics[3] or statics[3] == '') and tonumber(statics[4]) == 0 then payload.s = 1 end
-    if tp ~= '' then payload.tp = tp end
+    local nj = nodeJson[i]
+    if not nj then
+      nj = cjson.encode(node)
+      if node == pget('id', i) then
+        nodeJson[i] = nj
+        PLAN_VALUES = PLAN_VALUES + 1
+      end
+    end
+    local qj = queueJson[q]
+    if not qj then
+      qj = cjson.encode(q)
+      queueJson[q] = qj
+    end
+    local s = ''
+    if (not statics[3] or statics[3] == '') and tonumber(statics[4]) == 0 then s = ',"s":1' end
+    local payload = head .. nj .. ',"a":' .. IX[tonumber(attempt)] .. ',"q":' .. qj .. ',"p":' .. IX[pr] .. ',"i":' .. IX[i] .. s ..
+      tail
     if j ~= eager then for k = 0, 4 do kept[#kept + 1] = jobs[j + k] end end
     if j == eager then
       -- Started and leased in one step: a lapsed lease makes it ready again like any other delivery.
       local expires = NOW + leaseMs
-      if q_put(o, id, cjson.encode(payload), pr, nb, NOW, leaseToken, expires) then
+      if q_put(o, id, payload, pr, nb, NOW, leaseToken, expires) then
         local r = node_read(i)
         r[1], r[5], r[6], r[7], r[9] = 2, leaseToken, NOWS, tostring(expires), worker
         node_write(i, r)
@@ -75,7 +96,7 @@ local function fused_enqueue(base, keyBase)
         continued = { info[1], info[2], info[3], info[4], node, attempt, q, pr, 1, expires }
       end
     elseif nb > NOW then
-      q_put(o, id, cjson.encode(payload), pr, nb, NOW)
+      q_put(o, id, payload, pr, nb, NOW)
     else
       local d = due[o]
       if not d then
@@ -83,7 +104,7 @@ local function fused_enqueue(base, keyBase)
         due[o] = d
       end
       local n = #d[1] + 1
-      d[1][n], d[2][n], d[3][n] = id, cjson.encode(payload), pr
+      d[1][n], d[2][n], d[3][n] = id, payload, pr
     end
   end
   if not DEFER then put_due(due) end
