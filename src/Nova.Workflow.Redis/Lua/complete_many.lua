@@ -27,11 +27,10 @@ for m = 1, n do
     if r[1] == 0 then
       -- A running execution is added back once per script: the index heals if it ever lost one (a resume whose separate
       -- SADD was lost, a sweep that read it just before a retry made it run again).
+      -- Written together after the loop: an execution ends once, so its last state here is the one to write.
       if finished() then
-        redis.call('SREM', active, id)
-        indexed[id] = nil
-      elseif execStatus == 1 and not indexed[id] then
-        redis.call('SADD', active, id)
+        indexed[id] = false
+      elseif execStatus == 1 and indexed[id] == nil then
         indexed[id] = true
       end
     end
@@ -44,6 +43,12 @@ for m = 1, n do
   at = at + 4 + count
 end
 if X then flush() end
+local adds, removes = {}, {}
+for id, running in pairs(indexed) do
+  if running then adds[#adds + 1] = id else removes[#removes + 1] = id end
+end
+for from = 1, #adds, 1000 do redis.call('SADD', active, unpack(adds, from, math.min(from + 999, #adds))) end
+for from = 1, #removes, 1000 do redis.call('SREM', active, unpack(removes, from, math.min(from + 999, #removes))) end
 -- The jobs made ready go in before the completed ones are acked: a failure between leaves a job delivered again, not lost.
 put_due(DEFER)
 -- Every completion above stands whatever happens here: a failed ack leaves its job leased, to be delivered again and

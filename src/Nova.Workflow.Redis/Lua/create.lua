@@ -48,7 +48,8 @@ local function create(a, fieldAt, kb, idem)
     for _, i in ipairs(list) do
       -- The root's queue, priority and rate limit, for the job queue() makes.
       queues[i] = { pget('q', i), pget('pr', i), pget('rl', i), '0' }
-      queue(i, 1, nil, true)
+      -- A new execution's node has no record yet: none is read.
+      queue(i, 1, nil, true, node_of(i, false))
     end
   else
     -- Many roots (a wide workflow): what queue() does per root, with the plan read and the records written in bulk (a

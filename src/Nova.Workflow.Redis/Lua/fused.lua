@@ -56,10 +56,13 @@ local function fused_enqueue(base, keyBase)
   -- A payload is JSON as JobCodec writes it, made as text: the execution's and trace's parts once per call, each queue's
   -- name and each node's id encoded once (the node's with the plan's fields). A table per job given to cjson.encode cost
   -- a table and the encoding of every part for every job.
-  local head = '{"e":' .. cjson.encode(execD) .. ',"n":'
-  local tail = '}'
-  if tp ~= '' then tail = ',"tp":' .. cjson.encode(tp) .. '}' end
-  local nodeJson, queueJson = pcache('nj'), {}
+  -- Made only when there are jobs: most completions of a wide or single-node workflow make none.
+  local head, tail, nodeJson, queueJson
+  if #jobs > 0 then
+    head, tail = '{"e":' .. cjson.encode(execD) .. ',"n":', '}'
+    if tp ~= '' then tail = ',"tp":' .. cjson.encode(tp) .. '}' end
+    nodeJson, queueJson = pcache('nj'), {}
+  end
   for j = 1, #jobs, 5 do
     local node, attempt, nb, q, pr = jobs[j], jobs[j + 1], tonumber(jobs[j + 2]), jobs[j + 3], tonumber(jobs[j + 4])
     local i = jobIndex[j]

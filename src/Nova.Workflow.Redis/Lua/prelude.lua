@@ -288,9 +288,10 @@ end
 
 -- Field f .. index of key for every index in list (f = '': the node records), one HMGET per 1,000 fields (Lua's unpack
 -- limit): a join reads all its parents and the end of an execution all its nodes, thousands of HGETs otherwise. A field
--- that is not there reads false.
-local function many(key, f, list)
-  if key == S then sync() end
+-- that is not there reads false. Unsynced: the caller knows no write this call holds back (swrites) is among them, as
+-- for the records of nodes not in recs, since node_write keeps each record it holds back there.
+local function many(key, f, list, unsynced)
+  if key == S and not unsynced then sync() end
   local out, fields, n = {}, {}, 0
   for k = 1, #list do
     n = n + 1
@@ -304,9 +305,24 @@ local function many(key, f, list)
   return out
 end
 -- The status of every node index in list, and their stored records (many() reads them, 1,000 per command), for node_of.
+-- Only the records not in recs are read (their stored value is false here: node_of takes recs' over it).
 local function statuses(list)
-  local out = {}
-  local v = many(S, '', list)
+  local out, need = {}, {}
+  for k = 1, #list do
+    if not recs[list[k]] then need[#need + 1] = list[k] end
+  end
+  local v = {}
+  if #need > 0 then
+    local read, m = many(S, '', need, true), 0
+    for k = 1, #list do
+      if not recs[list[k]] then
+        m = m + 1
+        v[k] = read[m]
+      else
+        v[k] = false
+      end
+    end
+  end
   for k = 1, #list do
     local r = recs[list[k]]
     if r then
@@ -328,7 +344,7 @@ local function prefetch(list)
     if i and not recs[i] then need[#need + 1] = i end
   end
   if #need < 2 then return end
-  local v = many(S, '', need)
+  local v = many(S, '', need, true)
   for k = 1, #need do node_of(need[k], v[k]) end
 end
 -- Makes the bound execution's nodes records (legacy_records), 500 nodes per command, and marks its format: once, by the first
@@ -488,28 +504,44 @@ end
 -- table, about 1,900 bytes more per finished 10-node execution (measured). So a finished execution with few nodes has its
 -- node hash written anew once its records are short again (finish()): read, deleted and written back in one script, it
 -- is a compact list again, unless a value (a large output, a long worker id) is still too long.
+-- The record writes this call still holds (swrites) go in the same rewrite, not in a write of their own before the read.
 local function compact_nodes()
   if N * 3 > HASHTABLE_AT then return end
-  sync()
   local all = redis.call('HGETALL', S)
+  if #swrites > 0 then
+    local at = {}
+    for k = 1, #all, 2 do at[all[k]] = k end
+    for k = 1, #swrites, 2 do
+      local f = swrites[k]
+      local m = at[f]
+      if not m then
+        m = #all + 1
+        at[f], all[m] = m, f
+      end
+      all[m + 1] = swrites[k + 1]
+    end
+  end
   if #all == 0 or #all > 2 * HASHTABLE_AT then return end
   for k = 2, #all, 2 do
     if #all[k] > 64 then return end
   end
+  swrites = {}
   redis.call('DEL', S)
   redis.call('HSET', S, unpack(all))
 end
 
--- field, value: one more field of the execution hash to write in the same command (its output or error), or nil.
+-- field, value: one more field of the execution hash to write in the same command (its output or error), or nil. The
+-- done count goes in that command too.
 local function end_exec(status, code, msg, field, value)
   execStatus = status
+  compact_nodes()
+  doneAtBind = done
   -- The history list must exist before its expiry is set.
   flush()
-  compact_nodes()
   if field then
-    redis.call('HSET', X, 'st', IX[status], 'ea', NOWS, 'rv', '0', field, value)
+    redis.call('HSET', X, 'st', IX[status], 'ea', NOWS, 'rv', '0', 'done', done, field, value)
   else
-    redis.call('HSET', X, 'st', IX[status], 'ea', NOWS, 'rv', '0')
+    redis.call('HSET', X, 'st', IX[status], 'ea', NOWS, 'rv', '0', 'done', done)
   end
   ev(code, -1, 0, msg)
   redis.call('PEXPIRE', X, retention)
