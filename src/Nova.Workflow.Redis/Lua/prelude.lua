@@ -305,23 +305,18 @@ local function many(key, f, list, unsynced)
   return out
 end
 -- The status of every node index in list, and their stored records (many() reads them, 1,000 per command), for node_of.
--- Only the records not in recs are read (their stored value is false here: node_of takes recs' over it).
+-- Only the records not in recs are read (their stored value is nil here: node_of takes recs' over it).
 local function statuses(list)
-  local out, need = {}, {}
+  local out, need, at, v = {}, {}, {}, {}
   for k = 1, #list do
-    if not recs[list[k]] then need[#need + 1] = list[k] end
-  end
-  local v = {}
-  if #need > 0 then
-    local read, m = many(S, '', need, true), 0
-    for k = 1, #list do
-      if not recs[list[k]] then
-        m = m + 1
-        v[k] = read[m]
-      else
-        v[k] = false
-      end
+    if not recs[list[k]] then
+      need[#need + 1] = list[k]
+      at[#need] = k
     end
+  end
+  if #need > 0 then
+    local read = many(S, '', need, true)
+    for m = 1, #need do v[at[m]] = read[m] end
   end
   for k = 1, #list do
     local r = recs[list[k]]
