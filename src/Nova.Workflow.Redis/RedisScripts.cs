@@ -215,7 +215,7 @@ internal static class RedisScripts
         ("create_fused", true, BindKeys + "return create(1, tonumber(ARGV[1]), 4, KEYS[4])", ""),
         ("create_many", true, Read("create_many"), ""),
         ("start", false, BindKeys + Read("start"), ""),
-        ("complete", false, BindKeys + "return complete(0, 0)", ""),
+        ("complete", false, BindKeys + "return complete(0, 0, 0)", ""),
         ("complete_many", true, Read("complete_many"), ""),
         ("heartbeat", false, BindKeys + Read("heartbeat"), ""),
         ("release", false, BindKeys + Read("release"), ""),

@@ -216,14 +216,21 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         keys.Add(_keys.ExecutionIndex);
         keys.Add(_keys.ActiveIndex);
         var replies = (RedisResult[])(await RedisScripts.CreateMany.EvaluateAsync(Db, [.. keys], all).ConfigureAwait(false))!;
-        return Array.ConvertAll(replies, r => (RedisResult[])r!);
+        var replyAt = 0;
+        var results = new RedisResult[batch.Length][];
+        for (var m = 0; m < batch.Length; m++)
+        {
+            results[m] = ScriptResults.Next(replies, ref replyAt);
+        }
+
+        return results;
     }
 
     /// <summary>Test seam: creates <paramref name="executions"/> (of stored plans) in one script, as the group commit does with creates that arrive together.</summary>
     internal Task<RedisResult[][]> CreateTogetherAsync(IReadOnlyList<NewExecution> executions) =>
         RunCreateBatchAsync([.. executions.Select(e => new PendingCreate(e, _keys.Plan(PlanFields.GetValue(e.Plan, BuildPlanFields).Fingerprint), Layout(e.Plan)))]);
 
-    private static int CreateArgCount(FusedLayout? layout) => 11 + (layout is null ? 0 : layout.Args.Length + FusedLayout.CallArgs);
+    private static int CreateArgCount(FusedLayout? layout) => 11 + (layout?.BlockLength ?? 0);
 
     /// <summary>Writes a create's arguments (create.lua, without the plan's fields) at <paramref name="at"/>.</summary>
     private void FillCreateArgs(NewExecution execution, RedisKey planKey, FusedLayout? layout, RedisValue[] args, int at)
@@ -241,7 +248,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         args[at + 8] = ScriptResults.Ms(_options.Retention);
         args[at + 9] = _keys.Events(execution.Id).ToString();
         args[at + 10] = id;
-        layout?.FillArgs(args, at + 11, id, execution.Id.ToString("D"), execution.TraceParent, null);
+        layout?.FillBlock(args, at + 11, execution.Id, execution.TraceParent, null);
     }
 
     /// <summary>A create's reply; throws when the execution already exists (or the script failed).</summary>
@@ -314,21 +321,30 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         var raw = (RedisResult[])(await RedisScripts.Claim.EvaluateAsync(Db, _queue!.KeysOf(queue).All, args).ConfigureAwait(false))!;
         var claimed = (RedisResult[])raw[0]!;
         var starts = (RedisResult[])raw[1]!;
-        var result = new List<(LeasedJob, StartNodeResult?)>(starts.Length);
-        for (var k = 0; k < starts.Length; k++)
+        var result = new List<(LeasedJob, StartNodeResult?)>(claimed.Length / 5);
+        var at = 0;
+        RedisResult[]? info = null;
+        for (var k = 0; k < claimed.Length / 5; k++)
         {
+            var started = ScriptResults.Next(starts, ref at);
+            if (started.Length > 0)
+            {
+                // The workflow's input, name and version come with an execution's first start of the claim only.
+                var extra = ScriptResults.Extra(started);
+                if (extra[1].IsNull && info is not null)
+                {
+                    Array.Copy(info, extra, 3);
+                }
+
+                info = extra;
+            }
+
             if (await _queue.ReadLeasedAsync(queue, claimed, k * 5).ConfigureAwait(false) is not { } job)
             {
                 continue;
             }
 
-            StartNodeResult? start = null;
-            if (!starts[k].IsNull)
-            {
-                var started = (RedisResult[])starts[k]!;
-                start = Started(ScriptResults.Extra(started), ScriptResults.Transition(started, job.Job.ExecutionId, job.Job.TraceParent));
-            }
-
+            var start = started.Length == 0 ? null : Started(ScriptResults.Extra(started), ScriptResults.Transition(started, job.Job.ExecutionId, job.Job.TraceParent));
             result.Add((job, start));
         }
 
@@ -389,8 +405,8 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             return completed ?? throw error!;
         }
 
-        var args = new RedisValue[CompletionArgCount(request, null)];
-        FillCompletionArgs(request, null, args, 0, out _);
+        var args = new RedisValue[CompletionArgCount(request)];
+        FillCompletionArgs(request, false, args, 0, out _);
         var result = (RedisResult[])(await RedisScripts.Complete.EvaluateAsync(Db, _keys.Execution(job.ExecutionId), args).ConfigureAwait(false))!;
         if (ScriptResults.Code(result) != 0)
         {
@@ -403,25 +419,47 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
 
     /// <summary>
     /// One script for a batch of fused completions: per distinct execution its keys, per distinct layout its queue keys
-    /// (once), then the active index. The script applies each completion on its own and answers each: one that fails (a
-    /// script error) fails alone, and the others, already applied, keep their answers.
+    /// (once), then the active index; what completions of one execution, layout and offer share goes once, as one block
+    /// (fused.lua). The script applies each completion on its own and answers each: one that fails (a script error) fails
+    /// alone, and the others, already applied, keep their answers.
     /// </summary>
     private async Task<(CompleteNodeResult? Result, Exception? Error)[]> CompleteBatchAsync(PendingCompletion[] batch)
     {
         var layouts = new Dictionary<FusedLayout, int>();
         var executions = new Dictionary<Guid, int>();
+        var blocks = new Dictionary<(FusedLayout Layout, Guid Execution, string? TraceParent, string? Worker, TimeSpan Lease), int>();
         var keys = new List<RedisKey>(batch.Length * 3 + 10);
         var tokens = new Guid[batch.Length];
-        var argCount = 1;
+        var blockOf = new int[batch.Length];
+        var firstOfBlock = new List<int>();
+        var blockLength = 0;
+        var argCount = 2;
         for (var m = 0; m < batch.Length; m++)
         {
-            argCount += 4 + CompletionArgCount(batch[m].Request, batch[m].Layout);
+            var (request, layout) = (batch[m].Request, batch[m].Layout);
+            var block = (layout, request.Run.Job.ExecutionId, request.TraceParent, request.Continue?.WorkerId, request.Continue?.Lease ?? TimeSpan.Zero);
+            if (!blocks.TryGetValue(block, out blockOf[m]))
+            {
+                // Lua indexes from 1, after the completion count and the blocks' length.
+                blockOf[m] = blocks[block] = 3 + blockLength;
+                blockLength += layout.BlockLength;
+                firstOfBlock.Add(m);
+            }
+
+            argCount += 4 + CompletionArgCount(request);
         }
 
-        // One array for the whole batch, each completion's arguments written in place.
-        var all = new RedisValue[argCount];
+        // One array for the whole batch: the count, the blocks, then each completion's arguments written in place.
+        var all = new RedisValue[argCount + blockLength];
         all[0] = batch.Length;
-        var at = 1;
+        all[1] = blockLength;
+        foreach (var m in firstOfBlock)
+        {
+            var (request, layout) = (batch[m].Request, batch[m].Layout);
+            layout.FillBlock(all, blockOf[m] - 1, request.Run.Job.ExecutionId, request.TraceParent, request.Continue);
+        }
+
+        var at = 2 + blockLength;
         for (var m = 0; m < batch.Length; m++)
         {
             var (request, layout) = (batch[m].Request, batch[m].Layout);
@@ -441,21 +479,22 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
                 keys.AddRange(_keys.Execution(request.Run.Job.ExecutionId));
             }
 
-            var count = CompletionArgCount(request, layout);
+            var count = CompletionArgCount(request);
             all[at] = count;
             all[at + 1] = execKey;
             all[at + 2] = layoutKey;
-            all[at + 3] = request.Run.Job.ExecutionId.ToString("N");
-            FillCompletionArgs(request, layout, all, at + 4, out tokens[m]);
+            all[at + 3] = blockOf[m];
+            FillCompletionArgs(request, true, all, at + 4, out tokens[m]);
             at += 4 + count;
         }
 
         keys.Add(_keys.ActiveIndex);
         var replies = (RedisResult[])(await RedisScripts.CompleteMany.EvaluateAsync(Db, [.. keys], all).ConfigureAwait(false))!;
         var results = new (CompleteNodeResult?, Exception?)[batch.Length];
+        var replyAt = 0;
         for (var m = 0; m < batch.Length; m++)
         {
-            var reply = (RedisResult[])replies[m]!;
+            var reply = ScriptResults.Next(replies, ref replyAt);
             results[m] = ScriptResults.Code(reply) == -1
                 ? (null, new RedisServerException($"Completing {batch[m].Request.Run.Job.NodeId} failed in Redis: {(string?)reply[1]}"))
                 : (ReadFusedCompletion(batch[m].Request, reply, tokens[m]), null);
@@ -469,18 +508,25 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         CompleteBatchAsync([.. requests.Select(r => new PendingCompletion(r, Layout(r.Plan!)))]);
 
     /// <summary>How many arguments <see cref="FillCompletionArgs"/> writes.</summary>
-    private static int CompletionArgCount(CompleteNodeRequest request, FusedLayout? layout) =>
-        14 + request.PriorAttempts.Count + (layout is null ? 0 : layout.Args.Length + FusedLayout.CallArgs + (request.Continue is null ? 0 : 3));
+    /// <summary>A completion's own arguments (complete.lua): the failure's five only when it did not succeed.</summary>
+    private static int CompletionArgCount(CompleteNodeRequest request) =>
+        11 + request.PriorAttempts.Count + (request.Outcome == AttemptOutcome.Succeeded ? 0 : 5);
 
     /// <summary>
-    /// Writes the completion's arguments (complete.lua) at <paramref name="at"/>, with the fused enqueue, ack and eager-dispatch
-    /// offer when there is a layout.
+    /// Writes the completion's own arguments (complete.lua) at <paramref name="at"/>; fused: with the eager-dispatch offer's
+    /// fresh lease token, when the worker made one.
     /// </summary>
-    private void FillCompletionArgs(CompleteNodeRequest request, FusedLayout? layout, RedisValue[] args, int at, out Guid token)
+    private static void FillCompletionArgs(CompleteNodeRequest request, bool fused, RedisValue[] args, int at, out Guid token)
     {
         var job = request.Run.Job;
-        var offer = layout is null ? null : request.Continue;
         var priors = request.PriorAttempts;
+        token = Guid.Empty;
+        if (fused && request.Continue is not null)
+        {
+            // Eager dispatch: the script may start a ready child for this worker under this fresh lease token.
+            token = LeaseTokens.Next();
+        }
+
         args[at] = job.NodeId;
         args[at + 1] = job.Attempt;
         args[at + 2] = request.Run.LeaseToken.ToString("N");
@@ -489,29 +535,22 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         args[at + 5] = ScriptResults.Ms(request.StartedAt);
         args[at + 6] = request.Output is { } output ? Raw(output) : "null";
         args[at + 7] = request.TakenEdges is { } taken ? new string([.. taken.Select(t => t ? '1' : '0')]) : string.Empty;
-        args[at + 8] = request.Error is { } error ? ErrorJson(error) : string.Empty;
-        args[at + 9] = request.Error?.Type ?? string.Empty;
-        args[at + 10] = request.Error?.Message ?? string.Empty;
-        args[at + 11] = request.TimedOut ? "1" : "0";
-        args[at + 12] = request.RetryAt is { } retryAt ? ScriptResults.Ms(retryAt) : string.Empty;
-        args[at + 13] = priors.Count;
+        args[at + 8] = job.Queue;
+        args[at + 9] = token == Guid.Empty ? RedisValue.EmptyString : token.ToString("N");
+        args[at + 10] = priors.Count;
         for (var k = 0; k < priors.Count; k++)
         {
-            args[at + 14 + k] = HistoryJson(priors[k]);
+            args[at + 11 + k] = HistoryJson(priors[k]);
         }
 
-        token = Guid.Empty;
-        if (layout is not null)
+        if (request.Outcome != AttemptOutcome.Succeeded)
         {
-            var next = layout.FillArgs(args, at + 14 + priors.Count, job.ExecutionId.ToString("N"), job.ExecutionId.ToString("D"), request.TraceParent, request.Run);
-            if (offer is not null)
-            {
-                // Eager dispatch: the script may start a ready child for this worker under this fresh lease token.
-                token = LeaseTokens.Next();
-                args[next] = token.ToString("N");
-                args[next + 1] = offer.WorkerId;
-                args[next + 2] = ScriptResults.Ms(offer.Lease);
-            }
+            var f = at + 11 + priors.Count;
+            args[f] = request.Error is { } error ? ErrorJson(error) : string.Empty;
+            args[f + 1] = request.Error?.Type ?? string.Empty;
+            args[f + 2] = request.Error?.Message ?? string.Empty;
+            args[f + 3] = request.TimedOut ? "1" : "0";
+            args[f + 4] = request.RetryAt is { } retryAt ? ScriptResults.Ms(retryAt) : string.Empty;
         }
     }
 
@@ -860,29 +899,31 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
 
     /// <summary>
     /// The keys and arguments of the fused enqueue (and ack) for one plan: per queue its six keys and its name, then the wake
-    /// channel prefix (fixed); per call the execution id (N and D), traceparent and the acked job's queue, id and token.
+    /// channel prefix (fixed). With what a call adds (<see cref="FillBlock"/>) they make the block its transitions share (fused.lua).
     /// </summary>
     private sealed class FusedLayout(string[] queues, RedisKey[] keys, RedisValue[] args)
     {
-        public const int CallArgs = 6;
+        /// <summary>What a call adds to <see cref="Args"/>: execution id (N and D), traceparent, worker id and lease ms.</summary>
+        public const int CallArgs = 5;
 
         public RedisKey[] Keys { get; } = keys;
 
         public RedisValue[] Args { get; } = args;
 
+        public int BlockLength => Args.Length + CallArgs;
+
         public bool Serves(string queue) => Array.IndexOf(queues, queue) >= 0;
 
-        /// <summary>Writes the arguments at <paramref name="argAt"/> (the caller places <see cref="Keys"/>); returns the index after them.</summary>
-        public int FillArgs(RedisValue[] args, int argAt, string executionN, string executionD, string? traceParent, LeasedJob? ack)
+        /// <summary>Writes the shared block at <paramref name="argAt"/> (the caller places <see cref="Keys"/>); returns the index after it.</summary>
+        public int FillBlock(RedisValue[] args, int argAt, Guid execution, string? traceParent, ContinuationOffer? offer)
         {
             Args.CopyTo(args, argAt);
             var k = argAt + Args.Length;
-            args[k++] = executionN;
-            args[k++] = executionD;
+            args[k++] = execution.ToString("N");
+            args[k++] = execution.ToString("D");
             args[k++] = traceParent ?? string.Empty;
-            args[k++] = ack?.Job.Queue ?? string.Empty;
-            args[k++] = ack is null ? string.Empty : RedisJobQueue.JobId(ack.Job);
-            args[k++] = ack?.LeaseToken.ToString("N") ?? string.Empty;
+            args[k++] = offer?.WorkerId ?? string.Empty;
+            args[k++] = offer is null ? RedisValue.EmptyString : ScriptResults.Ms(offer.Lease);
             return k;
         }
     }

@@ -4,7 +4,7 @@ using StackExchange.Redis;
 
 namespace Nova.Workflow.Redis;
 
-/// <summary>Reads what the state scripts return: {code, done, total, status, events, jobs, extra, now}.</summary>
+/// <summary>Reads what the state scripts return: {code, done, total, status, events, jobs, extra, now} (the batch scripts: <see cref="Next"/>).</summary>
 internal static class ScriptResults
 {
     private static readonly string[] EventNames =
@@ -16,6 +16,46 @@ internal static class ScriptResults
     ];
 
     public static int Code(RedisResult[] result) => (int)result[0];
+
+    /// <summary>
+    /// The next reply of a batch script (claim, complete_many, create_many), read from <paramref name="flat"/> at
+    /// <paramref name="at"/>, which moves past it. Those scripts answer with one flat list (result() in prelude.lua): per
+    /// transition its length, then code, done, total, status, now, the event count and events, the job count and jobs, then
+    /// the extra values (a start's: input, workflow, version, the parents' outputs as a count and values, then any more).
+    /// Returned in the shape the other scripts answer with; an empty array for a length of 0.
+    /// </summary>
+    public static RedisResult[] Next(RedisResult[] flat, ref int at)
+    {
+        var length = (int)flat[at];
+        var start = at + 1;
+        var end = start + length;
+        at = end;
+        if (length < 7)
+        {
+            return flat[start..end];
+        }
+
+        var events = (int)flat[start + 5];
+        var jobsAt = start + 6 + events;
+        var jobs = (int)flat[jobsAt];
+        var x = jobsAt + 1 + jobs;
+        RedisResult[] extra = [];
+        if (x < end)
+        {
+            var parents = (int)flat[x + 3];
+            var rest = x + 4 + parents;
+            extra = new RedisResult[4 + end - rest];
+            Array.Copy(flat, x, extra, 0, 3);
+            extra[3] = RedisResult.Create(flat[(x + 4)..rest]);
+            Array.Copy(flat, rest, extra, 4, end - rest);
+        }
+
+        return
+        [
+            flat[start], flat[start + 1], flat[start + 2], flat[start + 3],
+            RedisResult.Create(flat[(start + 6)..jobsAt]), RedisResult.Create(flat[(jobsAt + 1)..x]), RedisResult.Create(extra), flat[start + 4],
+        ];
+    }
 
     public static bool IsFull(RedisResult[] result) => result.Length >= 8;
 

@@ -1,36 +1,42 @@
 -- Claim and start (one server): leases up to ARGV[1] jobs of the queue whose keys are KEYS[1..6] and starts the nodes that
 -- plainly can start (queued under the job's attempt, execution running, no rate limit), each under its job's lease token.
 -- ARGV: max, leaseMs, fairness interval, key prefix, worker id, then one fresh lease token per job.
--- Returns { the jobs as dequeue returns them, per job its start as start.lua returns it or false when it was not started }.
+-- Returns { the jobs as dequeue returns them, per job its start (below) }.
 BATCH = true
-local claimed = dequeue(NOW, 1, tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), 6)
-local prefix, worker, leaseMs = ARGV[4], ARGV[5], tonumber(ARGV[2])
+local claimed = dequeue(NOW, 1, NUM[ARGV[1]], NUM[ARGV[2]], NUM[ARGV[3]], 6)
+local prefix, worker, leaseMs = ARGV[4], ARGV[5], NUM[ARGV[2]]
 local leaseEnds = tostring(NOW + leaseMs)
--- Per job: its execution, node id, attempt, node index, whether it starts with nothing more read and its lease token, or
--- false when it is not started here. A job id is
+-- Per job k: pe[k] its execution (false when it is not started here), pn[k] its node id, pa[k] its attempt, pi[k] its node
+-- index, ps[k] whether it starts with nothing more read, pt[k] its lease token: lists, not a table per job. A job id is
 -- "<execution id (32 hex digits)>:<node>:<attempt>", so the payload is not decoded: it is only checked to have the node
 -- and queue the worker needs (JobCodec.TryParse), and searched for what the script that enqueued it wrote (fused.lua):
 -- the node's index (i) and s = 1 when the node has no rate limit and no parents. JSON escapes every quote inside a string,
 -- so '"i":' matches only the key.
-local parsed = {}
+local pe, pn, pa, pi, ps, pt = {}, {}, {}, {}, {}, {}
+local count = 0
 for j = 1, #claimed, 5 do
   local payload = claimed[j]
   local exec, node, a = string.match(claimed[j + 4], '^(%x+):(.+):(%d+)$')
+  count = count + 1
   if exec and #exec == 32 and string.find(payload, '"n":"[^"]') and string.find(payload, '"q":"[^"]') then
-    parsed[#parsed + 1] = { exec, node, tonumber(a), string.match(payload, '"i":(%d+)'), string.find(payload, '"s":1', 1, true),
-      claimed[j + 1] }
+    pe[count], pn[count], pa[count], pi[count], ps[count], pt[count] = exec, node, NUM[a],
+      string.match(payload, '"i":(%d+)'), string.find(payload, '"s":1', 1, true), claimed[j + 1]
   else
-    parsed[#parsed + 1] = false
+    pe[count] = false
   end
 end
+-- Per job: 0 when it was not started here, else its start as result() appends it (FLAT). The workflow's input, name and
+-- version go with an execution's first start of the reply only (false in the others): a wide execution's input is not sent
+-- once per node.
 local starts = {}
+FLAT = starts
+local lastStarted
 -- The keys of the last job's execution: a claim often takes many jobs of one.
 local lastExec, xk, sk, hk
-for k = 1, #parsed do
-  local start = false
-  local p = parsed[k]
-  if p then
-    local exec = p[1]
+for k = 1, count do
+  local started = false
+  local exec = pe[k]
+  if exec then
     if exec ~= lastExec then
       local tag = prefix .. ':{' .. exec .. '}'
       lastExec, xk, sk, hk = exec, tag .. ':x', tag .. ':s', tag .. ':h'
@@ -38,33 +44,35 @@ for k = 1, #parsed do
     if bind(xk, sk, hk, true) and execStatus then
       -- The records of this and the following jobs of the same execution, read in one command.
       local list = {}
-      for m = k, #parsed do
-        local q = parsed[m]
-        if not q or q[1] ~= exec then break end
-        q[4] = tonumber(q[4]) or nidx(q[2])
-        list[#list + 1] = q[4]
+      for m = k, count do
+        if pe[m] ~= exec then break end
+        pi[m] = NUM[pi[m]] or nidx(pn[m])
+        list[#list + 1] = pi[m]
       end
       prefetch(list)
     end
     if execStatus == 1 then
-      local i = p[4] and tonumber(p[4]) or nidx(p[2])
+      local i = NUM[pi[k]] or nidx(pn[k])
       local r = i and node_read(i)
-      if r and r[1] == 1 and tonumber(r[2]) == p[3] then
-        ids[i] = p[2]
-        local rl, pa = false, ''
-        if not p[5] then
-          rl, pa = pget('rl', i), pget('pa', i) or ''
+      if r and r[1] == 1 and NUM[r[2]] == pa[k] then
+        ids[i] = pn[k]
+        local rl, parents = false, ''
+        if not ps[k] then
+          rl, parents = pget('rl', i), pget('pa', i) or ''
         end
         if not rl or rl == '' then
-          r[1], r[5], r[6], r[7], r[9] = 2, p[6], NOWS, leaseEnds, worker
+          r[1], r[5], r[6], r[7], r[9] = 2, pt[k], NOWS, leaseEnds, worker
           node_write(i, r)
-          ev(2, i, p[3])
-          start = result(0, started_info(i, pa))
+          ev(2, i, pa[k])
+          local x = started_info(i, parents)
+          if exec == lastStarted then x[1], x[2], x[3] = false, false, false end
+          lastStarted = exec
+          started = result(0, x)
         end
       end
     end
   end
-  starts[#starts + 1] = start
+  if not started then starts[#starts + 1] = 0 end
 end
 if X then flush() end
 return { claimed, starts }

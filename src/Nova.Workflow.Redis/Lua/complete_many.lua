@@ -1,42 +1,50 @@
 -- Group commit of completions (one server). KEYS: per execution its three keys, per distinct queue layout its queue keys,
--- then the active-executions index. ARGV[1] = the number of completions; then per completion: its argument count C, the
--- index of its execution's first key, the index before its layout's first queue key, its execution id, then its C
--- arguments (complete.lua). Each completion is applied on its own: one that fails reports { -1, message } and the others
--- stand. Returns one reply per completion, as complete.lua returns it.
+-- then the active-executions index. ARGV[1] = the number of completions, ARGV[2] = the length B of the shared blocks that
+-- follow it (fused.lua: one per execution, layout and offer the completions have in common); then per completion: its
+-- argument count C, the index of its execution's first key, the index before its layout's first queue key, the index of
+-- its shared block, then its C arguments (complete.lua). Each completion is applied on its own: one that fails reports { -1, message } and the others
+-- stand. Returns one reply per completion, flat (result() in prelude.lua).
 BATCH = true
 DEFER = {}
 local out = {}
-local at = 2
+FLAT = out
+local at = 3 + NUM[ARGV[2]]
 local active = KEYS[#KEYS]
 local indexed = {}
-local n = tonumber(ARGV[1])
+local n = NUM[ARGV[1]]
 for m = 1, n do
-  local count, xk, kb, id = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), ARGV[at + 3]
+  local count, xk, kb, sb = NUM[ARGV[at]], NUM[ARGV[at + 1]], NUM[ARGV[at + 2]], NUM[ARGV[at + 3]]
   if bind(KEYS[xk], KEYS[xk + 1], KEYS[xk + 2]) and execStatus then
     -- The records of this and the following completions of the same execution, read in one command.
     local list, b = {}, at
     for _ = m, n do
-      if tonumber(ARGV[b + 1]) ~= xk then break end
+      if NUM[ARGV[b + 1]] ~= xk then break end
       list[#list + 1] = nidx(ARGV[b + 4])
-      b = b + 4 + tonumber(ARGV[b])
+      b = b + 4 + NUM[ARGV[b]]
     end
     prefetch(list)
   end
-  local ok, r = pcall(complete, at + 3, kb)
+  local mark = #out
+  local ok, r = pcall(complete, at + 3, kb, sb)
   if ok then
-    if r[1] == 0 then
+    if r ~= true then
+      flat_add(out, r)
+      CODE = r[1]
+    end
+    if CODE == 0 then
       -- A running execution is added back once per script: the index heals if it ever lost one (a resume whose separate
       -- SADD was lost, a sweep that read it just before a retry made it run again).
       -- Written together after the loop: an execution ends once, so its last state here is the one to write.
+      local id = ARGV[sb + NUM[ARGV[sb]] + 2]
       if finished() then
         indexed[id] = false
       elseif execStatus == 1 and indexed[id] == nil then
         indexed[id] = true
       end
     end
-    out[m] = r
   else
-    out[m] = { -1, type(r) == 'table' and r.err or tostring(r) }
+    for k = #out, mark + 1, -1 do out[k] = nil end
+    flat_add(out, { -1, type(r) == 'table' and r.err or tostring(r) })
     -- What this script holds of the execution may no longer match what the failed step wrote: read it again.
     rebind()
   end

@@ -71,7 +71,7 @@ local function create(a, fieldAt, kb, idem)
     end
   end
   if FUSED then
-    fused_enqueue(a + 12, kb)
+    fused_enqueue(a + 12, kb, '', '', '', '')
     if CREATED then
       CREATED[#CREATED + 1] = ARGV[a + 11]
     else

@@ -3,19 +3,22 @@
 -- then per create: its argument count C, the index of its first key, the index before its layout's first queue key, then
 -- its C arguments (create.lua's, ending with a plan field count of 0). Each create is applied on its own: one that fails
 -- reports { -1, message } and the others stand. The indexes are written once, and the jobs due now put per queue once, at
--- the end. Returns one reply per create, as create.lua returns it.
+-- the end. Returns one reply per create, flat (result() in prelude.lua).
 DEFER = {}
 CREATED = {}
 local out = {}
+FLAT = out
 local at = 2
-for m = 1, tonumber(ARGV[1]) do
-  local count, xk, kb = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+for m = 1, NUM[ARGV[1]] do
+  local count, xk, kb = NUM[ARGV[at]], NUM[ARGV[at + 1]], NUM[ARGV[at + 2]]
   bind(KEYS[xk], KEYS[xk + 1], KEYS[xk + 2])
+  local mark = #out
   local ok, r = pcall(create, at + 2, at + 2 + count, kb, false)
   if ok then
-    out[m] = r
+    if r ~= true then flat_add(out, r) end
   else
-    out[m] = { -1, type(r) == 'table' and r.err or tostring(r) }
+    for k = #out, mark + 1, -1 do out[k] = nil end
+    flat_add(out, { -1, type(r) == 'table' and r.err or tostring(r) })
     rebind()
   end
   at = at + 3 + count

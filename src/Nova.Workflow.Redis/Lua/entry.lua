@@ -5,8 +5,20 @@ local function begin(keys, args, fused)
   local t = redis.call('TIME')
   NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   NOWS = tostring(NOW)
-  if not IX then
-    IX = setmetatable({}, { __index = function(c, i) local s = tostring(i) c[i] = s return s end })
+  if not IX or NUMBERS > NUMBER_LIMIT then
+    NUMBERS = 0
+    IX = setmetatable({}, { __index = function(c, i)
+      local s = tostring(i)
+      c[i], NUMBERS = s, NUMBERS + 1
+      return s
+    end })
+    -- An absent value (nil, false) reads as nil, as tonumber() of it would be.
+    NUM = setmetatable({}, { __index = function(c, s)
+      if not s then return nil end
+      local v = tonumber(s)
+      if v then c[s], NUMBERS = v, NUMBERS + 1 end
+      return v
+    end })
     HASHTABLE_MARK = string.rep('~', 80)
   end
   X = nil
@@ -18,8 +30,11 @@ local function begin(keys, args, fused)
   swrites = {}
   cancels = false
   FUSED = fused
-  continued = {}
+  continued = EMPTY
+  eventsOut = false
+  FLAT = nil
   acks = {}
+  OFFSETS = {}
   DEFER = nil
   CREATED = nil
 end

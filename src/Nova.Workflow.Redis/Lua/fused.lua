@@ -1,15 +1,18 @@
 -- Fused variant (single server): the script also enqueues the jobs it made ready and acks the job it
 -- completed, so completion, release of children and ack are one atomic round trip.
 -- KEYS from keyBase + 1: per queue its six keys (q_record.lua).
--- ARGV from `base`: queue count, queue names..., wake prefix, execution id (N), execution id (D), traceparent, ack queue, ack id, ack token,
--- then eager dispatch: lease token ('' when the worker made no offer), worker id, lease ms.
+-- What every transition of one execution through one queue layout shares is one block of ARGV, given once per call however
+-- many transitions use it (the batched completions send dozens of one execution): from `sb`, the queue count, the queue
+-- names..., the wake prefix, the execution id (N), the execution id (D), the traceparent, then for eager dispatch the
+-- worker id and lease ms ('' when no worker offers). A completion adds its own: the acked job's queue, id and lease token
+-- ('' when there is no ack) and the lease token for eager dispatch ('' when the worker made no offer).
 -- Eager dispatch: of the jobs the completion made ready on the acked job's queue (due now, not rate limited), the one of highest
 -- priority is started for the completing worker and written already leased to it; `continued` describes it for the reply.
 -- A job's payload also carries what the claim would otherwise read from the plan: the node's index (i), and s = 1 when
 -- the node has no rate limit and no parents, so it starts with nothing more read.
 -- FUSED: whether this call's transitions also enqueue and ack (set by begin()).
 local FUSED = false
-local continued = {}
+local continued = EMPTY
 -- Acks the completions of this script asked for, per queue (its key base): written together at the end (flush_acks).
 local acks = {}
 -- A script that applies many transitions (complete_many, create_many) sets DEFER to a table: the jobs due now that they
@@ -32,13 +35,18 @@ local function flush_acks()
   for kb, a in pairs(acks) do q_ack_many(kb, a[1], a[2]) end
   acks = {}
 end
-local function fused_enqueue(base, keyBase)
-  local qn = tonumber(ARGV[base])
-  local offset = {}
-  for k = 1, qn do offset[ARGV[base + k]] = keyBase + 1 + (k - 1) * 6 end
-  local wake, execN, execD, tp = ARGV[base + qn + 1], ARGV[base + qn + 2], ARGV[base + qn + 3], ARGV[base + qn + 4]
-  local ackQueue, ackId, ackToken = ARGV[base + qn + 5], ARGV[base + qn + 6], ARGV[base + qn + 7]
-  local leaseToken, worker, leaseMs = ARGV[base + qn + 8] or '', ARGV[base + qn + 9], tonumber(ARGV[base + qn + 10])
+-- The per-queue key bases of the block at sb, made once per call.
+local OFFSETS = {}
+local function fused_enqueue(sb, keyBase, ackQueue, ackId, ackToken, leaseToken)
+  local qn = NUM[ARGV[sb]]
+  local offset = OFFSETS[sb]
+  if not offset then
+    offset = {}
+    for k = 1, qn do offset[ARGV[sb + k]] = keyBase + 1 + (k - 1) * 6 end
+    OFFSETS[sb] = offset
+  end
+  local wake, execN, execD, tp = ARGV[sb + qn + 1], ARGV[sb + qn + 2], ARGV[sb + qn + 3], ARGV[sb + qn + 4]
+  local worker, leaseMs = ARGV[sb + qn + 5], NUM[ARGV[sb + qn + 6]]
   local eager = 0
   if leaseToken ~= '' and execStatus == 1 then
     local best = -1
@@ -50,7 +58,7 @@ local function fused_enqueue(base, keyBase)
       end
     end
   end
-  local kept = {}
+  local kept = #jobs > 0 and {} or jobs
   -- Jobs due now, per queue (its key base), put together after the loop, or at the end of the script (DEFER).
   local due = DEFER or {}
   -- A payload is JSON as JobCodec writes it, made as text: the execution's and trace's parts once per call, each queue's
@@ -83,8 +91,8 @@ local function fused_enqueue(base, keyBase)
       queueJson[q] = qj
     end
     local s = ''
-    if (not statics[3] or statics[3] == '') and tonumber(statics[4]) == 0 then s = ',"s":1' end
-    local payload = head .. nj .. ',"a":' .. IX[tonumber(attempt)] .. ',"q":' .. qj .. ',"p":' .. IX[pr] .. ',"i":' .. IX[i] .. s ..
+    if (not statics[3] or statics[3] == '') and NUM[statics[4]] == 0 then s = ',"s":1' end
+    local payload = head .. nj .. ',"a":' .. IX[NUM[attempt]] .. ',"q":' .. qj .. ',"p":' .. IX[pr] .. ',"i":' .. IX[i] .. s ..
       tail
     if j ~= eager then for k = 0, 4 do kept[#kept + 1] = jobs[j + k] end end
     if j == eager then
@@ -94,7 +102,7 @@ local function fused_enqueue(base, keyBase)
         local r = node_read(i)
         r[1], r[5], r[6], r[7], r[9] = 2, leaseToken, NOWS, tostring(expires), worker
         node_write(i, r)
-        ev(2, i, tonumber(attempt))
+        ev(2, i, NUM[attempt])
         local info = started_info(i)
         continued = { info[1], info[2], info[3], info[4], node, attempt, q, pr, 1, expires }
       end

@@ -20,12 +20,20 @@ local NOW
 -- (IX, kept by the library from call to call).
 local NOWS
 local IX
+-- NUM is IX's inverse, text to number, for the small numbers that recur: counts, node indices, attempts, statuses,
+-- argument positions. tonumber() of a text parses it twice (lua_isnumber, then lua_tonumber, strtod each time), and that
+-- was 6% of the server's instructions under a wide workflow; a lookup here is a table read. Not for times or tokens: each
+-- would stay. begin() drops both tables past NUMBER_LIMIT entries.
+local NUM
+local NUMBERS, NUMBER_LIMIT = 0, 200000
 -- A hash of up to hash-max-listpack-entries fields (512 on some builds) is stored as one flat list that every HGET scans.
 -- A plan's hash, and the node hash of an execution with more than a dozen nodes (about ten fields each), are read and
 -- written dozens of times per node, so they get a value longer than hash-max-listpack-value (64 by default) under '~':
 -- Redis then keeps them as hash tables from the start. 128 fields is where Redis's own default stops using a list.
 local HASHTABLE_AT = 128
 local HASHTABLE_MARK
+-- EMPTY: an empty list for replies, never written to; eventsOut: whether a reply holds events (result()).
+local EMPTY, eventsOut = {}, false
 local X, S, H, P, events, jobs, jobIndex, execStatus, done, doneAtBind, N, watchedUntil, endWatchedUntil, retention, failFast, ids
 -- Per bound execution: the node records this call has read or written (node_read), by node index.
 local recs
@@ -122,7 +130,14 @@ local migrate_nodes
 local function bind(x, s, h, withInfo)
   cancels = false
   if x == X then
-    events, jobs, jobIndex = {}, {}, {}
+    -- A claim or completion batch binds each of its transitions: the lists are emptied in place unless a reply holds them
+    -- (result()), not made anew, since most stay empty or short.
+    if #events > 0 then
+      if eventsOut then events = {} else for k = #events, 1, -1 do events[k] = nil end end
+    end
+    eventsOut = false
+    if #jobs > 0 then jobs = {} end
+    if next(jobIndex) then jobIndex = {} end
     return false
   end
   if X then flush() end
@@ -135,12 +150,12 @@ local function bind(x, s, h, withInfo)
   else
     v = redis.call('HMGET', X, 'st', 'done', 'n', 'wu', 'ret', 'fm', 'wt', 'p', 'nf')
   end
-  execStatus = tonumber(v[1])
-  done = tonumber(v[2]) or 0
+  execStatus = NUM[v[1]]
+  done = NUM[v[2]] or 0
   doneAtBind = done
-  N = tonumber(v[3]) or 0
+  N = NUM[v[3]] or 0
   watchedUntil = tonumber(v[4]) or 0
-  retention = tonumber(v[5]) or 86400000
+  retention = NUM[v[5]] or 86400000
   failFast = v[6] == '0'
   endWatchedUntil = tonumber(v[7]) or 0
   use_plan(v[8] or S)
@@ -232,9 +247,9 @@ local function pget(f, i)
   end
   return v
 end
-local function pnum(f, i) return tonumber(pget(f, i)) end
+local function pnum(f, i) return NUM[pget(f, i)] end
 -- The index of the node with this id, or nil.
-local function nidx(node) return tonumber(pget('n2i:', node)) end
+local function nidx(node) return NUM[pget('n2i:', node)] end
 -- A node's id (ids: the ones this call was told, as by a job's payload).
 local function nid(i) return ids[i] or pget('id', i) end
 local function ev(code, i, attempt, msg)
@@ -428,7 +443,7 @@ local function finish(i, status, code, msg, r, ...)
   if started and started <= NOW then r[8] = '+' .. string.format('%d', NOW - started) else r[8] = NOWS end
   node_write(i, r, ...)
   done = done + 1
-  ev(code, i, tonumber(r[2]) or 0, msg)
+  ev(code, i, NUM[r[2]] or 0, msg)
 end
 
 local function rule_holds(c)
@@ -451,7 +466,7 @@ end
 -- Applies the trigger rule of a node whose parents are all done; true when it was skipped.
 local function decide(c)
   if rule_holds(c) then
-    queue(c, (tonumber(node_read(c)[2]) or 0) + 1, nil, true)
+    queue(c, (NUM[node_read(c)[2]] or 0) + 1, nil, true)
     return false
   end
   finish(c, 5, 6)
@@ -472,7 +487,7 @@ local function propagate(start, taken, status)
     if ch and ch ~= '' then
       local k = 0
       for cs, ps, pcs in string.gmatch(ch, '(%d+):(%d+):(%d+)') do
-        local c = tonumber(cs)
+        local c = NUM[cs]
         k = k + 1
         local o
         if st == 3 then
@@ -484,7 +499,7 @@ local function propagate(start, taken, status)
         if nst(c) == 0 then
           -- 'pp': how many of its parents have finished.
           local pp = redis.call('HINCRBY', S, 'pp' .. cs, '1')
-          if pp == tonumber(pcs) and decide(c) then
+          if pp == NUM[pcs] and decide(c) then
             stack[#stack + 1] = c
             takens[#takens + 1] = false
           end
@@ -609,7 +624,7 @@ local function started_info(i, pa)
   pa = pa or pget('pa', i)
   if pa and pa ~= '' then
     local list, succeeded = {}, {}
-    for ps in string.gmatch(pa, '(%d+)') do list[#list + 1] = tonumber(ps) end
+    for ps in string.gmatch(pa, '(%d+)') do list[#list + 1] = NUM[ps] end
     local sts = statuses(list)
     for k = 1, #list do
       if sts[k] == 3 then succeeded[#succeeded + 1] = list[k] end
@@ -624,11 +639,55 @@ local function started_info(i, pa)
   return { info[1], info[2], info[3], parents }
 end
 
+-- FLAT: set by the scripts that answer many transitions (claim, complete_many, create_many) to their reply list. result()
+-- then appends its transition there and returns true (CODE: its code). Redis turns a reply of nested lists into its
+-- protocol at a price per list (it looks up seven type fields in each and opens a deferred length; measured under a wide
+-- workflow: 8% of the server's instructions with a list per transition and three inside it), so a batch answers with one
+-- flat list: per transition its length L, then L values: code, done, total, status, now, the event count and events, the
+-- job count and jobs, then the extra values, of which a list (the parents' outputs) goes as its length and its values.
+-- flat_add appends a short reply ({ 1 }, { -1, message }) the same way: its length, then its values.
+local FLAT, CODE
+local function flat_add(out, list)
+  local at = #out
+  out[at + 1] = #list
+  for k = 1, #list do out[at + 1 + k] = list[k] end
+end
 local function result(code, extra)
   if not BATCH then flush() end
   -- Watchers of every event mark 'wu'; waiters for the outcome alone mark 'wt' and get the script that ends the execution.
   if #events > 0 and (watchedUntil > NOW or (endWatchedUntil > NOW and finished())) then
     redis.call('PUBLISH', redis.call('HGET', X, 'ch'), cjson.encode({ d = done, n = N, t = NOW, e = events }))
   end
-  return { code, done, N, execStatus or -1, cancels and events or {}, jobs, extra or {}, NOW }
+  local e = cancels and events or EMPTY
+  if FLAT then
+    local out = FLAT
+    local at = #out + 1
+    out[at] = 0
+    out[at + 1], out[at + 2], out[at + 3], out[at + 4], out[at + 5], out[at + 6] = code, done, N, execStatus or -1, NOW, #e
+    local n = at + 6
+    for k = 1, #e do out[n + k] = e[k] end
+    n = n + #e + 1
+    out[n] = #jobs
+    for k = 1, #jobs do out[n + k] = jobs[k] end
+    n = n + #jobs
+    if extra then
+      for k = 1, #extra do
+        local v = extra[k]
+        n = n + 1
+        if type(v) == 'table' then
+          out[n] = #v
+          for m = 1, #v do out[n + m] = v[m] end
+          n = n + #v
+        else
+          out[n] = v
+        end
+      end
+    end
+    out[at] = n - at
+    CODE = code
+    return true
+  end
+  -- A list the reply holds is not reused (bind()): the reply is made from it when the script ends.
+  eventsOut = cancels
+  return { code, done, N, execStatus or -1, e, #jobs > 0 and jobs or EMPTY, extra or EMPTY, NOW }
 end

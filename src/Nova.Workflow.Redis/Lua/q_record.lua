@@ -9,7 +9,7 @@
 local function rec_parse(v)
   local score, dl, tk, at = string.match(v, '^(%d+)|(%d+)|(%x*)|()')
   if not score then return nil, 0, '', v end
-  return score, tonumber(dl), tk, string.sub(v, at)
+  return score, NUM[dl], tk, string.sub(v, at)
 end
 local function rec(score, dl, tk, payload) return score .. '|' .. dl .. '|' .. tk .. '|' .. payload end
 -- The record's lease token; nil when there is no record (v false or nil) or it does not parse.
