@@ -8,8 +8,8 @@ using StackExchange.Redis;
 namespace Nova.Workflow.Redis;
 
 /// <summary>
-/// The job queue on Redis. Per queue (one hash slot): a ready sorted set by (priority, sequence), an
-/// age set for the anti-starvation rule, a delayed set by not-before time, a leased set by lease expiry,
+/// The job queue on Redis. Per queue (one hash slot): a ready sorted set by (priority, sequence), whose
+/// bands per priority also give the oldest job for the anti-starvation rule, a delayed set by not-before time, a leased set by lease expiry,
 /// and one hash of job records (score, deliveries, lease token, payload: q_record.lua). Dequeue is one script that also promotes due
 /// jobs and takes back lapsed leases. Idle workers wait on a pub/sub wake-up; polling is the safety net.
 /// </summary>
@@ -246,7 +246,6 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
         var tasks = new List<Task>
         {
             batch.SortedSetAddAsync(q.Ready, id, double.Parse(score, CultureInfo.InvariantCulture)),
-            batch.SortedSetAddAsync(q.Age, id, 1),
         };
         if (damage != RawJobDamage.NoRecord)
         {

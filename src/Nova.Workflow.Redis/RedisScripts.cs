@@ -322,8 +322,6 @@ internal sealed class QueueKeys(string tag)
 
     public RedisKey Ready => All[0];
 
-    public RedisKey Age => All[1];
-
     public RedisKey Delayed => All[2];
 
     public RedisKey Leased => All[3];

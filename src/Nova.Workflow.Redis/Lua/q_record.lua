@@ -1,5 +1,8 @@
--- A queue's keys, from KEYS[kb]: ready (zset by score), age (zset by sequence), delayed (zset by due time), leased (zset by
--- lease expiry), jobs (hash), meta (hash: the sequence 'seq', the take count 'taken', the 'idle' mark).
+-- A queue's keys, from KEYS[kb]: ready (zset by score), age (a zset by sequence that earlier builds kept; the first dequeue
+-- of this build deletes it), delayed (zset by due time), leased (zset by lease expiry), jobs (hash), meta (hash: the
+-- sequence 'seq', the take count 'taken', the 'idle' mark, and 'fmt' = 2 once the age set is gone).
+-- The ready score orders by priority, then sequence: the oldest ready job is the first of its priority's band of scores,
+-- so the fairness rule finds it there (q_dequeue.lua) and no second set is kept per job.
 -- The jobs hash holds one record per job, "score|deliveries|token|payload": the ready score ((9 - priority) * 1e13 +
 -- sequence), how often it was leased, the current lease's token ('' when none) and the job's JSON. With all of a job in one
 -- field, its enqueue is one write, a lease rewrites it in the dequeue's one bulk HSET, and an ack is one read and one delete.
@@ -32,7 +35,6 @@ local function q_put(kb, id, payload, pr, nb, now, tk, leaseUntil)
     redis.call('ZADD', KEYS[kb + 2], nb, id)
   else
     redis.call('ZADD', KEYS[kb], score, id)
-    redis.call('ZADD', KEYS[kb + 1], seq, id)
   end
   return true
 end
@@ -47,7 +49,7 @@ local function q_ack(kb, id, token)
 end
 
 -- Puts new jobs, all ready now, in the queue at KEYS[kb] (ids, payloads, priorities: parallel lists), as q_put does one:
--- per 500 jobs one HMGET finds those already there, then one HINCRBY, one HSET and two ZADDs put the rest. Returns how
+-- per 500 jobs one HMGET finds those already there, then one HINCRBY, one HSET and one ZADD put the rest. Returns how
 -- many it put.
 local function q_put_many(kb, ids, payloads, prs)
   local put = 0
@@ -60,7 +62,7 @@ local function q_put_many(kb, ids, payloads, prs)
     end
     if #fresh > 0 then
       local seq = redis.call('HINCRBY', KEYS[kb + 5], 'seq', #fresh) - #fresh
-      local recs, ready, age = {}, {}, {}
+      local recs, ready = {}, {}
       for m = 1, #fresh do
         local k = fresh[m]
         local id = ids[k]
@@ -68,11 +70,9 @@ local function q_put_many(kb, ids, payloads, prs)
         local score = q_score(prs[k], seq)
         recs[2 * m - 1], recs[2 * m] = id, rec(score, 0, '', payloads[k])
         ready[2 * m - 1], ready[2 * m] = score, id
-        age[2 * m - 1], age[2 * m] = string.format('%.0f', seq), id
       end
       redis.call('HSET', KEYS[kb + 4], unpack(recs))
       redis.call('ZADD', KEYS[kb], unpack(ready))
-      redis.call('ZADD', KEYS[kb + 1], unpack(age))
       put = put + #fresh
     end
   end

@@ -14,7 +14,6 @@ if delay > 0 then
   redis.call('ZADD', KEYS[3], NOW + delay, id)
 else
   redis.call('ZADD', KEYS[1], score, id)
-  redis.call('ZADD', KEYS[2], string.format('%.0f', tonumber(score) % 1e13), id)
   if redis.call('HDEL', KEYS[6], 'idle') == 1 then redis.call('PUBLISH', ARGV[1], '1') end
 end
 return 1
