@@ -33,8 +33,8 @@ local function create(a, fieldAt, kb, idem)
   end
   -- Every execution hash holds its status: bind found one when the execution exists.
   if execStatus then return { 2 } end
-  redis.call('HSET', X, 'st', 1, 'wf', ARGV[a + 2], 'ver', ARGV[a + 3], 'n', ARGV[a + 1], 'done', 0, 'ca', NOW, 'in', ARGV[a + 4],
-    'tp', ARGV[a + 5], 'ik', ARGV[a + 6], 'fm', ARGV[a + 7], 'p', P, 'ret', ARGV[a + 9], 'ch', ARGV[a + 10], 'rv', 0, 'nf', NODE_FORMAT)
+  redis.call('HSET', X, 'st', '1', 'wf', ARGV[a + 2], 'ver', ARGV[a + 3], 'n', ARGV[a + 1], 'done', '0', 'ca', NOWS, 'in', ARGV[a + 4],
+    'tp', ARGV[a + 5], 'ik', ARGV[a + 6], 'fm', ARGV[a + 7], 'p', P, 'ret', ARGV[a + 9], 'ch', ARGV[a + 10], 'rv', '0', 'nf', NODE_FORMAT)
   execStatus = 1
   N = tonumber(ARGV[a + 1])
   retention = tonumber(ARGV[a + 9])
@@ -43,7 +43,7 @@ local function create(a, fieldAt, kb, idem)
   if N * 3 > HASHTABLE_AT then redis.call('HSET', S, '~', HASHTABLE_MARK) end
   ev(0, -1, 0)
   local list = {}
-  for root in string.gmatch(roots or redis.call('HGET', P, 'roots'), '(%d+)') do list[#list + 1] = tonumber(root) end
+  for root in string.gmatch(roots or redis.call('HGET', P, 'roots'), '(%d+)') do list[#list + 1] = NUM[root] end
   if #list < 8 then
     for _, i in ipairs(list) do
       -- The root's queue, priority and rate limit, for the job queue() makes.
@@ -75,7 +75,7 @@ local function create(a, fieldAt, kb, idem)
     if CREATED then
       CREATED[#CREATED + 1] = ARGV[a + 11]
     else
-      redis.call('ZADD', KEYS[#KEYS - 1], NOW, ARGV[a + 11])
+      redis.call('ZADD', KEYS[#KEYS - 1], NOWS, ARGV[a + 11])
       redis.call('SADD', KEYS[#KEYS], ARGV[a + 11])
     end
   end

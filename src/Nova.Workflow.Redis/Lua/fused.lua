@@ -76,7 +76,7 @@ local function fused_enqueue(sb, keyBase, ackQueue, ackId, ackToken, leaseToken)
     local i = jobIndex[j]
     local statics = queues[i]
     local o = offset[q]
-    local id = execN .. ':' .. node .. ':' .. attempt
+    local id = execN .. ':' .. node .. ':' .. IX[attempt]
     local nj = nodeJson[i]
     if not nj then
       nj = cjson.encode(node)

@@ -17,7 +17,8 @@ local NOW
 -- Lua turns a number into text with sprintf('%.14g') each time one is joined to a string or passed to redis.call, and
 -- that formatting doubled the cost of the field writes here (measured: 20 HSETs of two number-suffixed fields, 44,000
 -- scripts/s; with the same text already made, 96,000/s). So the time is made text once per call, and each node index once
--- (IX, kept by the library from call to call).
+-- (IX, kept by the library from call to call). The same holds for a number given to redis.call (Redis formats it with
+-- snprintf('%.17g')): counts and other small numbers go as IX's text.
 local NOWS
 local IX
 -- NUM is IX's inverse, text to number, for the small numbers that recur: counts, node indices, attempts, statuses,
@@ -87,7 +88,7 @@ local function flush()
     redis.call('RPUSH', H, unpack(entries))
   end
   if done ~= doneAtBind then
-    redis.call('HSET', X, 'done', done)
+    redis.call('HSET', X, 'done', IX[done])
     doneAtBind = done
   end
 end
@@ -495,7 +496,7 @@ local function propagate(start, taken, status)
         elseif st == 4 then o = 3
         elseif st == 6 then o = 4
         else o = 2 end
-        redis.call('HSET', S, 'eo' .. ps, o)
+        redis.call('HSET', S, 'eo' .. ps, IX[o])
         if nst(c) == 0 then
           -- 'pp': how many of its parents have finished.
           local pp = redis.call('HINCRBY', S, 'pp' .. cs, '1')
@@ -549,14 +550,15 @@ local function end_exec(status, code, msg, field, value)
   -- The history list must exist before its expiry is set.
   flush()
   if field then
-    redis.call('HSET', X, 'st', IX[status], 'ea', NOWS, 'rv', '0', 'done', done, field, value)
+    redis.call('HSET', X, 'st', IX[status], 'ea', NOWS, 'rv', '0', 'done', IX[done], field, value)
   else
-    redis.call('HSET', X, 'st', IX[status], 'ea', NOWS, 'rv', '0', 'done', done)
+    redis.call('HSET', X, 'st', IX[status], 'ea', NOWS, 'rv', '0', 'done', IX[done])
   end
   ev(code, -1, 0, msg)
-  redis.call('PEXPIRE', X, retention)
-  redis.call('PEXPIRE', S, retention)
-  redis.call('PEXPIRE', H, retention)
+  local ret = IX[retention]
+  redis.call('PEXPIRE', X, ret)
+  redis.call('PEXPIRE', S, ret)
+  redis.call('PEXPIRE', H, ret)
 end
 
 local function cancel_unfinished()

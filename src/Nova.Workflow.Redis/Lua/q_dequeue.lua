@@ -81,7 +81,7 @@ local function dequeue(now, kb, max, leaseMs, fairness, tokenAt)
     leases[#leases + 1] = leaseText
     leases[#leases + 1] = id
   end
-  redis.call('HINCRBY', meta, 'taken', #ids)
+  redis.call('HINCRBY', meta, 'taken', IX[#ids])
   redis.call('ZREM', ready, unpack(ids))
   redis.call('ZADD', leased, unpack(leases))
   -- Each record read, and written back leased, in one command each. A ready id without a record (a damaged store) is

@@ -14,7 +14,7 @@ local function rec_parse(v)
   if not score then return nil, 0, '', v end
   return score, NUM[dl], tk, string.sub(v, at)
 end
-local function rec(score, dl, tk, payload) return score .. '|' .. dl .. '|' .. tk .. '|' .. payload end
+local function rec(score, dl, tk, payload) return score .. '|' .. IX[dl] .. '|' .. tk .. '|' .. payload end
 -- The record's lease token; nil when there is no record (v false or nil) or it does not parse.
 local function rec_token(v) return v and string.match(v, '^%d+|%d+|(%x*)|') end
 
@@ -26,7 +26,7 @@ local function rec_token(v) return v and string.match(v, '^%d+|%d+|(%x*)|') end
 local function q_score(pr, seq) return string.format('%.0f', (9 - math.max(0, math.min(9, pr))) * 1e13 + seq) end
 
 local function q_put(kb, id, payload, pr, nb, now, tk, leaseUntil)
-  local seq = redis.call('HINCRBY', KEYS[kb + 5], 'seq', 1)
+  local seq = redis.call('HINCRBY', KEYS[kb + 5], 'seq', '1')
   local score = q_score(pr, seq)
   if redis.call('HSETNX', KEYS[kb + 4], id, rec(score, tk and 1 or 0, tk or '', payload)) == 0 then return false end
   if tk then
@@ -61,7 +61,7 @@ local function q_put_many(kb, ids, payloads, prs)
       if not have[k - from + 1] then fresh[#fresh + 1] = k end
     end
     if #fresh > 0 then
-      local seq = redis.call('HINCRBY', KEYS[kb + 5], 'seq', #fresh) - #fresh
+      local seq = redis.call('HINCRBY', KEYS[kb + 5], 'seq', IX[#fresh]) - #fresh
       local recs, ready = {}, {}
       for m = 1, #fresh do
         local k = fresh[m]
