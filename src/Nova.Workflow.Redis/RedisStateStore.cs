@@ -52,7 +52,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         _database = redisOptions.Value.Database;
         _options = options.Value;
         _registry = registry;
-        _completions = new(CompleteBatchAsync, maxBatch: 32, maxInFlight: 3);
+        _completions = new(CompleteBatchAsync, maxBatch: 64, maxInFlight: 2);
         _creates = new(CreateBatchAsync, maxBatch: 64, maxInFlight: CreatesInFlight);
     }
 
