@@ -6,7 +6,7 @@
 local x = redis.call('HGETALL', KEYS[1])
 if #x == 0 then return false end
 local xv = redis.call('HMGET', KEYS[1], 'n', 'p', 'nf')
-local n = tonumber(xv[1])
+local n = NUM[xv[1]]
 -- Ids and handlers are the plan's: in the plan hash the execution names (the node hash itself on a cluster).
 local plan = xv[2] or KEYS[2]
 local named = ARGV[1] == '1'
@@ -26,7 +26,8 @@ for from = 0, n - 1, 1000 do
     for c = 1, #columns do
       local v = columns[c][m]
       if v then
-        out[k + 1] = #v
+        -- The length as IX's text: table.concat would format each number with sprintf.
+        out[k + 1] = IX[#v]
         out[k + 2] = ':'
         out[k + 3] = v
         k = k + 3
