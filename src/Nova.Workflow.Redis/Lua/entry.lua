@@ -7,6 +7,7 @@ local function begin(keys, args, fused)
   NOWS = tostring(NOW)
   if not IX or NUMBERS > NUMBER_LIMIT then
     NUMBERS = 0
+    FIELDS = {}
     IX = setmetatable({}, { __index = function(c, i)
       local s = tostring(i)
       c[i], NUMBERS = s, NUMBERS + 1

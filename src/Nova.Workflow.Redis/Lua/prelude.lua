@@ -306,12 +306,27 @@ end
 -- limit): a join reads all its parents and the end of an execution all its nodes, thousands of HGETs otherwise. A field
 -- that is not there reads false. Unsynced: the caller knows no write this call holds back (swrites) is among them, as
 -- for the records of nodes not in recs, since node_write keeps each record it holds back there.
+-- FIELDS[f]: the field names f .. index, made once each like IX's text (begin() drops them with IX): a snapshot or the
+-- end of a large execution names thousands per call.
+local FIELDS
 local function many(key, f, list, unsynced)
   if key == S and not unsynced then sync() end
   local out, fields, n = {}, {}, 0
+  local names = IX
+  if f ~= '' then
+    names = FIELDS[f]
+    if not names then
+      names = setmetatable({}, { __index = function(c, i)
+        local s = f .. IX[i]
+        c[i], NUMBERS = s, NUMBERS + 1
+        return s
+      end })
+      FIELDS[f] = names
+    end
+  end
   for k = 1, #list do
     n = n + 1
-    if f == '' then fields[n] = IX[list[k]] else fields[n] = f .. IX[list[k]] end
+    fields[n] = names[list[k]]
     if n == 1000 or k == #list then
       local v = redis.call('HMGET', key, unpack(fields, 1, n))
       for m = 1, n do out[#out + 1] = v[m] end
@@ -604,16 +619,19 @@ local function check_finished()
   else
     local succeeded = {}
     for ls in string.gmatch(leaves, '(%d+)') do
-      local leaf = tonumber(ls)
+      local leaf = NUM[ls]
       if sts[leaf + 1] == 3 then succeeded[#succeeded + 1] = leaf end
     end
-    local outs, names, parts = many(S, 'o', succeeded), pmany('id', succeeded), {}
+    -- Joined once, from its pieces: no text made per leaf.
+    local outs, names, parts = many(S, 'o', succeeded), pmany('id', succeeded), { '{' }
     for k = 1, #succeeded do
       local o = outs[k]
       if not o or o == '' then o = 'null' end
-      parts[k] = '"' .. names[k] .. '":' .. o
+      local m = #parts
+      parts[m + 1], parts[m + 2], parts[m + 3], parts[m + 4] = k > 1 and ',"' or '"', names[k], '":', o
     end
-    out = '{' .. table.concat(parts, ',') .. '}'
+    parts[#parts + 1] = '}'
+    out = table.concat(parts)
   end
   end_exec(3, 10, '', out and 'out', out)
 end
