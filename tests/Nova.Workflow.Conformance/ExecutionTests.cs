@@ -70,6 +70,30 @@ public abstract partial class ConformanceTests
     }
 
     [Fact]
+    public async Task A_null_output_reads_as_null_in_the_result_the_snapshot_and_the_child_input()
+    {
+        var host = await StartAsync(nova => nova
+            .AddHandler("none", (_, _) => ValueTask.FromResult<JsonElement?>(null))
+            .AddHandler("one", (_, _) => ValueTask.FromResult<JsonElement?>(JsonSerializer.SerializeToElement(1)))
+            .AddHandler<JsonElement, string>("kind", (x, _, _) => ValueTask.FromResult(x.ValueKind.ToString()))
+            .AddWorkflow(Flow("nulls")
+                .Node("a", "none")
+                .Node("b", "one")
+                .Node("c", "kind", n => n.DependsOn("a"))
+                .Node("d", "none")
+                .Build()));
+        var result = await host.Client.RunAsync("nulls", timeout: TimeSpan.FromSeconds(20));
+        Assert.Equal(ExecutionStatus.Succeeded, result.Status);
+        Assert.Null(result.Nodes.Single(n => n.Id == "a").Output);
+        Assert.Equal(1, result.Output!.Value.GetProperty("b").GetInt32());
+        Assert.False(result.Output!.Value.TryGetProperty("a", out _), "a is no leaf: its child c is");
+        var childSaw = result.Output!.Value.GetProperty("c").GetString();
+        Assert.Contains(childSaw, new[] { nameof(JsonValueKind.Null), nameof(JsonValueKind.Undefined) });
+        // A leaf with a null output is in the result, as null.
+        Assert.Equal(JsonValueKind.Null, result.Output!.Value.GetProperty("d").ValueKind);
+    }
+
+    [Fact]
     public async Task A_host_that_has_not_registered_the_workflow_reads_the_same_snapshot()
     {
         var host = await StartAsync(nova => nova

@@ -26,9 +26,11 @@ local function complete(a, kb, sb)
   r[2], r[3] = ARGV[a + 5], '0'
   if outcome == '0' then
     history(i, attempt, 0, started, NOWS, worker, false, false)
-    -- The record and the output in one write.
-    finish(i, 3, 3, nil, r, 'o' .. x, ARGV[a + 7])
-    outputs[i] = ARGV[a + 7]
+    -- The record and the output in one write. A null output is not written: an absent one reads as null everywhere
+    -- (children's inputs, the execution's result, snapshots), and most handlers return none.
+    local output = ARGV[a + 7]
+    if output == 'null' then finish(i, 3, 3, nil, r) else finish(i, 3, 3, nil, r, 'o' .. x, output) end
+    outputs[i] = output
     local taken = ARGV[a + 8]
     if taken == '' then taken = false end
     propagate(i, taken, 3)
