@@ -12,15 +12,24 @@ local leaseEnds = tostring(NOW + leaseMs)
 -- and queue the worker needs (JobCodec.TryParse), and searched for what the script that enqueued it wrote (fused.lua):
 -- the node's index (i) and s = 1 when the node has no rate limit and no parents. JSON escapes every quote inside a string,
 -- so '"i":' matches only the key.
+-- The keys are found by plain search (memchr, not the pattern matcher trying each position); a key's value is checked
+-- or read where it was found.
 local pe, pn, pa, pi, ps, pt = {}, {}, {}, {}, {}, {}
 local count = 0
+-- Whether the string value of the key found at k (its first quote) is not empty: '"n":"' is five characters.
+local function filled(payload, k)
+  local b = k and string.byte(payload, k + 5)
+  return b and b ~= 34
+end
 for j = 1, #claimed, 5 do
   local payload = claimed[j]
   local exec, node, a = string.match(claimed[j + 4], '^(%x+):(.+):(%d+)$')
   count = count + 1
-  if exec and #exec == 32 and string.find(payload, '"n":"[^"]') and string.find(payload, '"q":"[^"]') then
+  if exec and #exec == 32 and filled(payload, string.find(payload, '"n":"', 1, true))
+    and filled(payload, string.find(payload, '"q":"', 1, true)) then
+    local at = string.find(payload, '"i":', 1, true)
     pe[count], pn[count], pa[count], pi[count], ps[count], pt[count] = exec, node, NUM[a],
-      string.match(payload, '"i":(%d+)'), string.find(payload, '"s":1', 1, true), claimed[j + 1]
+      at and string.match(payload, '^%d+', at + 4), string.find(payload, '"s":1', 1, true), claimed[j + 1]
   else
     pe[count] = false
   end
