@@ -331,7 +331,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             {
                 // The workflow's input, name and version come with an execution's first start of the claim only.
                 var extra = ScriptResults.Extra(started);
-                if (extra[1].IsNull && info is not null)
+                if (string.IsNullOrEmpty((string?)extra[1]) && info is not null)
                 {
                     Array.Copy(info, extra, 3);
                 }

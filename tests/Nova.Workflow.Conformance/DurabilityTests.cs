@@ -303,11 +303,17 @@ public abstract partial class ConformanceTests
         }
 
         // Two executions in one claim; a node id with the separators a job id uses.
-        var id = await host.Client.StartAsync("claimed");
-        var other = await host.Client.StartAsync("claimed");
+        var id = await host.Client.StartAsync("claimed", 1);
+        var other = await host.Client.StartAsync("claimed", 2);
         var claimed = await claimer.ClaimAndStartAsync(WorkflowDefinition.DefaultQueue, 10, new ContinuationOffer("w1", TimeSpan.FromSeconds(30), 3), CancellationToken.None);
         Assert.Equal(6, claimed.Count);
         Assert.All(claimed.Where(c => c.Job.Job.NodeId != "limited"), c => Assert.Equal(StartOutcome.Started, c.Start!.Outcome));
+        // Each start has its own execution's input and plan, also the second start of an execution in the claim.
+        Assert.All(claimed.Where(c => c.Start is not null), c =>
+        {
+            Assert.Equal(c.Job.Job.ExecutionId == id ? 1 : 2, c.Start!.WorkflowInput.GetInt32());
+            Assert.Equal("claimed", c.Start.Plan!.Workflow);
+        });
         Assert.All(claimed.Where(c => c.Job.Job.NodeId == "limited"), c => Assert.Null(c.Start));
         var plain = claimed.Single(c => c.Job.Job.NodeId == "plain" && c.Job.Job.ExecutionId == id);
         foreach (var execution in new[] { id, other })

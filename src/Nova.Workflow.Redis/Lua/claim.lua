@@ -35,8 +35,8 @@ for j = 1, #claimed, 5 do
   end
 end
 -- Per job: 0 when it was not started here, else its start as result() appends it (FLAT). The workflow's input, name and
--- version go with an execution's first start of the reply only (false in the others): a wide execution's input is not sent
--- once per node.
+-- version go with an execution's first start of the reply only ('' in the others; a workflow's name is never empty): a
+-- wide execution's input is not sent once per node.
 local starts = {}
 FLAT = starts
 local lastStarted
@@ -74,7 +74,7 @@ for k = 1, count do
           node_write(i, r)
           ev(2, i, pa[k])
           local x = started_info(i, parents)
-          if exec == lastStarted then x[1], x[2], x[3] = false, false, false end
+          if exec == lastStarted then x[1], x[2], x[3] = '', '', '' end
           lastStarted = exec
           started = result(0, x)
         end

@@ -2,8 +2,8 @@
 -- then the active-executions index. ARGV[1] = the number of completions, ARGV[2] = the length B of the shared blocks that
 -- follow it (fused.lua: one per execution, layout and offer the completions have in common); then per completion: its
 -- argument count C, the index of its execution's first key, the index before its layout's first queue key, the index of
--- its shared block, then its C arguments (complete.lua). Each completion is applied on its own: one that fails reports { -1, message } and the others
--- stand. Returns one reply per completion, flat (result() in prelude.lua).
+-- its shared block, then its C arguments (complete.lua). Each completion is applied on its own: one that fails reports
+-- { -1, message } and the others stand. Returns one reply per completion, flat (result() in prelude.lua).
 BATCH = true
 DEFER = {}
 local out = {}

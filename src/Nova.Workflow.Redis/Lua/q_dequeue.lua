@@ -54,15 +54,17 @@ local function dequeue(now, kb, max, leaseMs, fairness, tokenAt)
   local leaseText = tostring(lease)
   -- Bounded so the bulk commands below stay within Lua's unpack limit.
   max = math.min(max, 1000)
+  local byPriority = redis.call('ZRANGE', ready, 0, max - 1)
+  if #byPriority == 0 then return out end
   local m = redis.call('HMGET', meta, 'taken', 'fmt')
   local taken = tonumber(m[1]) or 0
-  -- A queue an earlier build wrote has an age set, which nothing here reads or keeps: deleted once.
+  -- A queue an earlier build wrote has an age set, which nothing here reads or keeps: deleted once (at the first take,
+  -- so polling an empty queue writes nothing). An earlier build cannot work the queue after this one: its fairness takes
+  -- read the age set. Upgrade every process together.
   if m[2] ~= '2' then
     redis.call('UNLINK', KEYS[kb + 1])
     redis.call('HSET', meta, 'fmt', '2')
   end
-  local byPriority = redis.call('ZRANGE', ready, 0, max - 1)
-  if #byPriority == 0 then return out end
   local byAge
   local picked, ids, leases = {}, {}, {}
   local p, a = 1, 1
