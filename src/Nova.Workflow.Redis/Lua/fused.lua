@@ -92,7 +92,7 @@ local function fused_enqueue(sb, keyBase, ackQueue, ackId, ackToken, leaseToken)
     end
     local s = ''
     if (not statics[3] or statics[3] == '') and NUM[statics[4]] == 0 then s = ',"s":1' end
-    local payload = head .. nj .. ',"a":' .. IX[NUM[attempt]] .. ',"q":' .. qj .. ',"p":' .. IX[pr] .. ',"i":' .. IX[i] .. s ..
+    local payload = head .. nj .. ',"a":' .. IX[attempt] .. ',"q":' .. qj .. ',"p":' .. IX[pr] .. ',"i":' .. IX[i] .. s ..
       tail
     if j ~= eager then for k = 0, 4 do kept[#kept + 1] = jobs[j + k] end end
     if j == eager then

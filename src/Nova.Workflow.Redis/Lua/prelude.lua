@@ -667,11 +667,13 @@ end
 -- job count and jobs, then the extra values, of which a list (the parents' outputs) goes as its length and its values.
 -- flat_add appends a short reply ({ 1 }, { -1, message }) the same way: its length, then its values.
 local FLAT, CODE
-local function flat_add(out, list)
-  local at = #out
-  out[at + 1] = #list
-  for k = 1, #list do out[at + 1 + k] = list[k] end
+-- Appends list to out after position n, as its length and then its values; returns the last position written.
+local function put_list(out, n, list)
+  out[n + 1] = #list
+  for k = 1, #list do out[n + 1 + k] = list[k] end
+  return n + 1 + #list
 end
+local function flat_add(out, list) put_list(out, #out, list) end
 local function result(code, extra)
   if not BATCH then flush() end
   -- Watchers of every event mark 'wu'; waiters for the outcome alone mark 'wt' and get the script that ends the execution.
@@ -683,22 +685,15 @@ local function result(code, extra)
     local out = FLAT
     local at = #out + 1
     out[at] = 0
-    out[at + 1], out[at + 2], out[at + 3], out[at + 4], out[at + 5], out[at + 6] = code, done, N, execStatus or -1, NOW, #e
-    local n = at + 6
-    for k = 1, #e do out[n + k] = e[k] end
-    n = n + #e + 1
-    out[n] = #jobs
-    for k = 1, #jobs do out[n + k] = jobs[k] end
-    n = n + #jobs
+    out[at + 1], out[at + 2], out[at + 3], out[at + 4], out[at + 5] = code, done, N, execStatus or -1, NOW
+    local n = put_list(out, put_list(out, at + 5, e), jobs)
     if extra then
       for k = 1, #extra do
         local v = extra[k]
-        n = n + 1
         if type(v) == 'table' then
-          out[n] = #v
-          for m = 1, #v do out[n + m] = v[m] end
-          n = n + #v
+          n = put_list(out, n, v)
         else
+          n = n + 1
           out[n] = v
         end
       end
