@@ -33,8 +33,11 @@ internal sealed class RedisLibrary
     // What this process has loaded, per connection: an app may hold several, to several servers.
     private readonly ConditionalWeakTable<IConnectionMultiplexer, LoadState> _states = new();
 
-    // Per function name: its script (for servers without functions), and the script's hash once a server named it.
-    private readonly Dictionary<string, string> _scripts = new(StringComparer.Ordinal);
+    // Per function name: its body, and the script made of it (for servers without functions: made when first needed, as
+    // each is the whole shared code again, ~150 KB on the large object heap) and that script's hash once a server named it.
+    private readonly string _code;
+    private readonly Dictionary<string, (bool Fused, string Body)> _functions = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _scripts = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte[]> _scriptHashes = new(StringComparer.Ordinal);
 
     /// <param name="code">What every function shares (it declares KEYS and ARGV, and begin()).</param>
@@ -65,13 +68,10 @@ internal sealed class RedisLibrary
         Prefix = $"nova_{hash:x16}_";
         Source = $"#!lua name=nova_{hash:x16}\n" + text.Replace("NOVA_FN_", Prefix, StringComparison.Ordinal);
 
-        // As a script the chunk's own KEYS and ARGV are taken before the shared code declares its locals of those names; Redis
-        // before 5.0 needs effects replication asked for, as begin() reads TIME before the writes. The functions' flags have
-        // no script form that older servers accept: as scripts, ack, extend and dead letters are refused on a full server.
+        _code = code;
         foreach (var (name, fused, body, _) in functions)
         {
-            _scripts[Prefix + name] = "if redis.replicate_commands then redis.replicate_commands() end\nlocal keys, args = KEYS, ARGV\n" + code +
-                "begin(keys, args, " + (fused ? "true" : "false") + ")\n" + body + "\n";
+            _functions[Prefix + name] = (fused, body);
         }
     }
 
@@ -164,7 +164,7 @@ internal sealed class RedisLibrary
 
     private async Task<RedisResult> EvaluateScriptAsync(IDatabaseAsync database, string function, RedisKey[] keys, RedisValue[] values)
     {
-        var source = _scripts[function];
+        var source = _scripts.GetOrAdd(function, Script);
         if (!_scriptHashes.TryGetValue(function, out var hash))
         {
             // Any server names the script by the same hash; one that has not seen it answers NOSCRIPT below.
@@ -180,6 +180,19 @@ internal sealed class RedisLibrary
         {
             return await database.ScriptEvaluateAsync(source, keys, values).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// The function as a script. As a script the chunk's own KEYS and ARGV are taken before the shared code declares its
+    /// locals of those names; Redis before 5.0 needs effects replication asked for, as begin() reads TIME before the writes.
+    /// The functions' flags have no script form that older servers accept: as scripts, ack, extend and dead letters are
+    /// refused on a full server.
+    /// </summary>
+    private string Script(string function)
+    {
+        var (fused, body) = _functions[function];
+        return "if redis.replicate_commands then redis.replicate_commands() end\nlocal keys, args = KEYS, ARGV\n" + _code +
+            "begin(keys, args, " + (fused ? "true" : "false") + ")\n" + body + "\n";
     }
 
     private sealed class LoadState
