@@ -164,7 +164,7 @@ internal sealed class RedisLibrary
 
     private async Task<RedisResult> EvaluateScriptAsync(IDatabaseAsync database, string function, RedisKey[] keys, RedisValue[] values)
     {
-        var source = _scripts.GetOrAdd(function, Script);
+        var source = _scripts.GetOrAdd(function, static (name, library) => library.Script(name), this);
         if (!_scriptHashes.TryGetValue(function, out var hash))
         {
             // Any server names the script by the same hash; one that has not seen it answers NOSCRIPT below.

@@ -35,14 +35,9 @@ local function create(a, fieldAt, kb, idem)
   if execStatus then return { 2 } end
   -- A count of 0 ('done', 'rv': nodes finished, awaiting review) and an empty traceparent or idempotency key are not
   -- written: each reads as absent the same way (measured: 2% of the server's instructions under single-node workflows).
-  local tp, ik = ARGV[a + 5], ARGV[a + 6]
-  if tp == '' and ik == '' then
-    redis.call('HSET', X, 'st', '1', 'wf', ARGV[a + 2], 'ver', ARGV[a + 3], 'n', ARGV[a + 1], 'ca', NOWS, 'in', ARGV[a + 4],
-      'fm', ARGV[a + 7], 'p', P, 'ret', ARGV[a + 9], 'ch', ARGV[a + 10], 'nf', NODE_FORMAT)
-  else
-    redis.call('HSET', X, 'st', '1', 'wf', ARGV[a + 2], 'ver', ARGV[a + 3], 'n', ARGV[a + 1], 'ca', NOWS, 'in', ARGV[a + 4],
-      'fm', ARGV[a + 7], 'p', P, 'ret', ARGV[a + 9], 'ch', ARGV[a + 10], 'nf', NODE_FORMAT, 'tp', tp, 'ik', ik)
-  end
+  redis.call('HSET', X, 'st', '1', 'wf', ARGV[a + 2], 'ver', ARGV[a + 3], 'n', ARGV[a + 1], 'ca', NOWS, 'in', ARGV[a + 4],
+    'fm', ARGV[a + 7], 'p', P, 'ret', ARGV[a + 9], 'ch', ARGV[a + 10], 'nf', NODE_FORMAT)
+  if ARGV[a + 5] ~= '' or ARGV[a + 6] ~= '' then redis.call('HSET', X, 'tp', ARGV[a + 5], 'ik', ARGV[a + 6]) end
   execStatus = 1
   N = tonumber(ARGV[a + 1])
   retention = tonumber(ARGV[a + 9])
