@@ -35,7 +35,10 @@ public sealed class RedisWatchTests(RedisServer server) : IClassFixture<RedisSer
         Assert.Equal(ExecutionStatus.Succeeded, (await outcome).Status);
         // Messages arrive in publishing order, so once the end is in every earlier one is too.
         await PollAsync(() => waitedMessages.Any(IsEnd), "the end was not published to the waiter");
-        Assert.True(IsEnd(Assert.Single(waitedMessages)));
+        var end = Assert.Single(waitedMessages);
+        Assert.True(IsEnd(end));
+        // It carries the end alone: the scripts keep no other event for a waiter (code 10, execution succeeded).
+        Assert.Equal([10], Codes(end));
 
         // A watcher of every event: started and succeeded for each node, then the end.
         var watched = await client.StartAsync("three");
@@ -69,6 +72,14 @@ public sealed class RedisWatchTests(RedisServer server) : IClassFixture<RedisSer
     {
         using var json = JsonDocument.Parse(message);
         return json.RootElement.GetProperty("d").GetInt32() == json.RootElement.GetProperty("n").GetInt32();
+    }
+
+    // The event codes of a message: its events are flat, four values each (code, node, attempt, message).
+    private static int[] Codes(string message)
+    {
+        using var json = JsonDocument.Parse(message);
+        var events = json.RootElement.GetProperty("e");
+        return [.. Enumerable.Range(0, events.GetArrayLength() / 4).Select(k => events[k * 4].GetInt32())];
     }
 
     private async Task<System.Collections.Concurrent.ConcurrentQueue<string>> RecordMessagesAsync(RedisKeys keys, Guid id)

@@ -254,13 +254,14 @@ local function nidx(node) return NUM[pget('n2i:', node)] end
 -- A node's id (ids: the ones this call was told, as by a job's payload).
 local function nid(i) return ids[i] or pget('id', i) end
 -- An event reaches a watcher through PUBLISH (result()), and the caller only when the transition canceled a node (the
--- reply then holds its events, and the caller revokes the canceled runs): with no watcher marked when the execution was
--- bound, only cancellations are kept. Most transitions of a busy server have none, and this was two to four table writes
--- and a node id lookup for each of them.
+-- reply then holds its events, and the caller revokes the canceled runs). So with no watcher of every event marked when
+-- the execution was bound, only cancellations are kept, and the execution's end (10-12) for a waiter for the outcome,
+-- which reads nothing else (RedisSignals). Most transitions of a busy server have no watcher, and an execution started and
+-- waited for has only that waiter: this was two to four table writes and a node id lookup for each of them.
 local function ev(code, i, attempt, msg)
   if code == 7 then
     cancels = true
-  elseif watchedUntil <= NOW and endWatchedUntil <= NOW then
+  elseif watchedUntil <= NOW and (code < 10 or code > 12 or endWatchedUntil <= NOW) then
     return
   end
   events[#events + 1] = code
