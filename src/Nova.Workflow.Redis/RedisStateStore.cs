@@ -507,8 +507,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
     internal Task<(CompleteNodeResult? Result, Exception? Error)[]> CompleteTogetherAsync(IReadOnlyList<CompleteNodeRequest> requests) =>
         CompleteBatchAsync([.. requests.Select(r => new PendingCompletion(r, Layout(r.Plan!)))]);
 
-    /// <summary>How many arguments <see cref="FillCompletionArgs"/> writes.</summary>
-    /// <summary>A completion's own arguments (complete.lua): the failure's five only when it did not succeed.</summary>
+    /// <summary>How many arguments <see cref="FillCompletionArgs"/> writes: a completion's own (complete.lua), the failure's five only when it did not succeed.</summary>
     private static int CompletionArgCount(CompleteNodeRequest request) =>
         11 + request.PriorAttempts.Count + (request.Outcome == AttemptOutcome.Succeeded ? 0 : 5);
 
@@ -914,8 +913,8 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
 
         public bool Serves(string queue) => Array.IndexOf(queues, queue) >= 0;
 
-        /// <summary>Writes the shared block at <paramref name="argAt"/> (the caller places <see cref="Keys"/>); returns the index after it.</summary>
-        public int FillBlock(RedisValue[] args, int argAt, Guid execution, string? traceParent, ContinuationOffer? offer)
+        /// <summary>Writes the shared block at <paramref name="argAt"/> (the caller places <see cref="Keys"/>).</summary>
+        public void FillBlock(RedisValue[] args, int argAt, Guid execution, string? traceParent, ContinuationOffer? offer)
         {
             Args.CopyTo(args, argAt);
             var k = argAt + Args.Length;
@@ -924,7 +923,6 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             args[k++] = traceParent ?? string.Empty;
             args[k++] = offer?.WorkerId ?? string.Empty;
             args[k++] = offer is null ? RedisValue.EmptyString : ScriptResults.Ms(offer.Lease);
-            return k;
         }
     }
 
