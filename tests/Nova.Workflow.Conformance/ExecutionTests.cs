@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Text.Json;
 using Xunit;
 
@@ -67,6 +68,43 @@ public abstract partial class ConformanceTests
         var result = await host.Client.RunAsync("math", 5, timeout: TimeSpan.FromSeconds(20));
         Assert.Equal(10 + 20 + 5, result.Output!.Value.GetInt32());
         Assert.Equal(20, result.Nodes.Single(n => n.Id == "b").Output!.Value.GetInt32());
+    }
+
+    [Fact]
+    public async Task The_trace_of_the_start_reaches_every_node_through_its_job()
+    {
+        // The start's trace context travels in each job: the root's, and a child's however the store queues it (one of two
+        // children may be handed to the worker that finished the parent, the other goes through the queue).
+        using var source = new ActivitySource("Nova.Workflow.Conformance");
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = s => s.Name is "Nova.Workflow" or "Nova.Workflow.Conformance",
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+        };
+        ActivitySource.AddActivityListener(listener);
+        var seen = new ConcurrentDictionary<string, ActivityTraceId>();
+        var host = await StartAsync(nova => nova
+            .AddHandler("trace", (ctx, _) =>
+            {
+                seen[ctx.NodeId] = Activity.Current?.TraceId ?? default;
+                return ValueTask.FromResult<JsonElement?>(null);
+            })
+            .AddWorkflow(Flow("traced")
+                .Node("a", "trace")
+                .Node("b", "trace", n => n.DependsOn("a"))
+                .Node("c", "trace", n => n.DependsOn("a"))
+                .Build()));
+        ActivityTraceId trace;
+        Guid id;
+        using (var outer = source.StartActivity("caller")!)
+        {
+            trace = outer.TraceId;
+            id = await host.Client.StartAsync("traced");
+        }
+
+        Assert.Equal(ExecutionStatus.Succeeded, (await Finished(host, id)).Status);
+        Assert.Equal(["a", "b", "c"], seen.Keys.Order());
+        Assert.All(seen.Values, t => Assert.Equal(trace, t));
     }
 
     [Fact]
