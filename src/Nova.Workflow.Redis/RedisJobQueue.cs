@@ -104,14 +104,52 @@ internal sealed class RedisJobQueue : IJobQueue, IDisposable
     {
         var payload = (string?)raw[at];
         var token = Guid.ParseExact((string)raw[at + 1]!, "N");
-        var job = JobCodec.TryParse(payload);
+        var id = (string)raw[at + 4]!;
+        var job = payload is ['~', ..] ? ParseShort(queue, id, payload) : JobCodec.TryParse(payload);
         if (job is null)
         {
-            await DeadLetterRawAsync(queue, (string)raw[at + 4]!, token, payload).ConfigureAwait(false);
+            await DeadLetterRawAsync(queue, id, token, payload).ConfigureAwait(false);
             return null;
         }
 
         return new LeasedJob(job, token, (int)raw[at + 2], DateTimeOffset.FromUnixTimeMilliseconds((long)raw[at + 3]));
+    }
+
+    /// <summary>
+    /// A job the scripts enqueued (fused.lua): its payload is "~priority|index|s|traceparent", and its id
+    /// "execution:node:attempt" names the rest; null when either does not read.
+    /// </summary>
+    internal static Job? ParseShort(string queue, string id, string payload)
+    {
+        var rest = payload.AsSpan(1);
+        var bar = rest.IndexOf('|');
+        if (bar <= 0 || !int.TryParse(rest[..bar], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var priority))
+        {
+            return null;
+        }
+
+        // Past the priority: the index and s, which only the claim reads, then the traceparent.
+        rest = rest[(bar + 1)..];
+        for (var skip = 0; skip < 2; skip++)
+        {
+            bar = rest.IndexOf('|');
+            if (bar < 0)
+            {
+                return null;
+            }
+
+            rest = rest[(bar + 1)..];
+        }
+
+        var lastColon = id.LastIndexOf(':');
+        if (id.Length < 35 || id[32] != ':' || lastColon <= 33
+            || !Guid.TryParseExact(id.AsSpan(0, 32), "N", out var execution)
+            || !int.TryParse(id.AsSpan(lastColon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var attempt))
+        {
+            return null;
+        }
+
+        return new Job(execution, id[33..lastColon], attempt, queue, priority, null, rest.IsEmpty ? null : rest.ToString());
     }
 
     public async ValueTask WaitAsync(IReadOnlyList<string> queues, TimeSpan timeout, CancellationToken cancellationToken = default)

@@ -902,8 +902,8 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
     /// </summary>
     private sealed class FusedLayout(string[] queues, RedisKey[] keys, RedisValue[] args)
     {
-        /// <summary>What a call adds to <see cref="Args"/>: execution id (N and D), traceparent, worker id and lease ms.</summary>
-        public const int CallArgs = 5;
+        /// <summary>What a call adds to <see cref="Args"/>: execution id, traceparent, worker id and lease ms.</summary>
+        public const int CallArgs = 4;
 
         public RedisKey[] Keys { get; } = keys;
 
@@ -919,7 +919,6 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             Args.CopyTo(args, argAt);
             var k = argAt + Args.Length;
             args[k++] = execution.ToString("N");
-            args[k++] = execution.ToString("D");
             args[k++] = traceParent ?? string.Empty;
             args[k++] = offer?.WorkerId ?? string.Empty;
             args[k++] = offer is null ? RedisValue.EmptyString : ScriptResults.Ms(offer.Lease);

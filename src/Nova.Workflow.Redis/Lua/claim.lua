@@ -8,12 +8,12 @@ local prefix, worker, leaseMs = ARGV[4], ARGV[5], NUM[ARGV[2]]
 local leaseEnds = tostring(NOW + leaseMs)
 -- Per job k: pe[k] its execution (false when it is not started here), pn[k] its node id, pa[k] its attempt, pi[k] its node
 -- index, ps[k] whether it starts with nothing more read, pt[k] its lease token: lists, not a table per job. A job id is
--- "<execution id (32 hex digits)>:<node>:<attempt>", so the payload is not decoded: it is only checked to have the node
--- and queue the worker needs (JobCodec.TryParse), and searched for what the script that enqueued it wrote (fused.lua):
--- the node's index (i) and s = 1 when the node has no rate limit and no parents. JSON escapes every quote inside a string,
--- so '"i":' matches only the key.
--- The keys are found by plain search (memchr, not the pattern matcher trying each position); a key's value is checked
--- or read where it was found.
+-- "<execution id (32 hex digits)>:<node>:<attempt>". A job a script enqueued has the short payload fused.lua writes,
+-- which holds the node's index and s (1 when the node has no rate limit and no parents). A caller's enqueue stores JSON
+-- (JobCodec), which is not decoded: it is only checked to have the node and queue the worker needs (JobCodec.TryParse),
+-- and searched for an index (i) and s as earlier builds wrote them there. JSON escapes every quote inside a string, so
+-- '"i":' matches only the key. The keys are found by plain search (memchr, not the pattern matcher trying each
+-- position); a key's value is checked or read where it was found.
 local pe, pn, pa, pi, ps, pt = {}, {}, {}, {}, {}, {}
 local count = 0
 -- Whether the string value of the key found at k (its first quote) is not empty: '"n":"' is five characters.
@@ -25,13 +25,19 @@ for j = 1, #claimed, 5 do
   local payload = claimed[j]
   local exec, node, a = string.match(claimed[j + 4], '^(%x+):(.+):(%d+)$')
   count = count + 1
-  if exec and #exec == 32 and filled(payload, string.find(payload, '"n":"', 1, true))
-    and filled(payload, string.find(payload, '"q":"', 1, true)) then
-    local at = string.find(payload, '"i":', 1, true)
-    pe[count], pn[count], pa[count], pi[count], ps[count], pt[count] = exec, node, NUM[a],
-      at and string.match(payload, '^%d+', at + 4), string.find(payload, '"s":1', 1, true), claimed[j + 1]
-  else
-    pe[count] = false
+  pe[count] = false
+  if exec and #exec == 32 then
+    if string.byte(payload, 1) == 126 then
+      -- '~': "~priority|index|s|traceparent".
+      local i, s = string.match(payload, '^~%-?%d+|(%d+)|([01])|')
+      if i then
+        pe[count], pn[count], pa[count], pi[count], ps[count], pt[count] = exec, node, NUM[a], i, s == '1', claimed[j + 1]
+      end
+    elseif filled(payload, string.find(payload, '"n":"', 1, true)) and filled(payload, string.find(payload, '"q":"', 1, true)) then
+      local at = string.find(payload, '"i":', 1, true)
+      pe[count], pn[count], pa[count], pi[count], ps[count], pt[count] = exec, node, NUM[a],
+        at and string.match(payload, '^%d+', at + 4), string.find(payload, '"s":1', 1, true), claimed[j + 1]
+    end
   end
 end
 -- Per job: 0 when it was not started here, else its start as result() appends it (FLAT). The workflow's input, name and

@@ -3,13 +3,16 @@
 -- KEYS from keyBase + 1: per queue its six keys (q_record.lua).
 -- What every transition of one execution through one queue layout shares is one block of ARGV, given once per call however
 -- many transitions use it (the batched completions send dozens of one execution): from `sb`, the queue count, the queue
--- names..., the wake prefix, the execution id (N), the execution id (D), the traceparent, then for eager dispatch the
+-- names..., the wake prefix, the execution id (N format), the traceparent, then for eager dispatch the
 -- worker id and lease ms ('' when no worker offers). A completion adds its own: the acked job's queue, id and lease token
 -- ('' when there is no ack) and the lease token for eager dispatch ('' when the worker made no offer).
 -- Eager dispatch: of the jobs the completion made ready on the acked job's queue (due now, not rate limited), the one of highest
 -- priority is started for the completing worker and written already leased to it; `continued` describes it for the reply.
--- A job's payload also carries what the claim would otherwise read from the plan: the node's index (i), and s = 1 when
--- the node has no rate limit and no parents, so it starts with nothing more read.
+-- A job these scripts enqueue has a short payload, "~priority|index|s|traceparent", not the JSON a caller's enqueue stores
+-- (JobCodec): its execution, node and attempt are its id, and its queue is the one it is in. It also carries what the
+-- claim would otherwise read from the plan: the node's index, and s = 1 when the node has no rate limit and no parents, so
+-- it starts with nothing more read. The JSON (about 150 bytes, made of eleven pieces) cost a fifth of a wide create's
+-- server time, and was read back, searched and rewritten with each lease (measured: see the commit).
 -- FUSED: whether this call's transitions also enqueue and ack (set by begin()).
 local FUSED = false
 local continued = EMPTY
@@ -45,8 +48,8 @@ local function fused_enqueue(sb, keyBase, ackQueue, ackId, ackToken, leaseToken)
     for k = 1, qn do offset[ARGV[sb + k]] = keyBase + 1 + (k - 1) * 6 end
     OFFSETS[sb] = offset
   end
-  local wake, execN, execD, tp = ARGV[sb + qn + 1], ARGV[sb + qn + 2], ARGV[sb + qn + 3], ARGV[sb + qn + 4]
-  local worker, leaseMs = ARGV[sb + qn + 5], NUM[ARGV[sb + qn + 6]]
+  local wake, execN, tp = ARGV[sb + qn + 1], ARGV[sb + qn + 2], ARGV[sb + qn + 3]
+  local worker, leaseMs = ARGV[sb + qn + 4], NUM[ARGV[sb + qn + 5]]
   local eager = 0
   if leaseToken ~= '' and execStatus == 1 then
     local best = -1
@@ -61,39 +64,17 @@ local function fused_enqueue(sb, keyBase, ackQueue, ackId, ackToken, leaseToken)
   local kept = #jobs > 0 and {} or jobs
   -- Jobs due now, per queue (its key base), put together after the loop, or at the end of the script (DEFER).
   local due = DEFER or {}
-  -- A payload is JSON as JobCodec writes it, made as text: the execution's and trace's parts once per call, each queue's
-  -- name and each node's id encoded once (the node's with the plan's fields). A table per job given to cjson.encode cost
-  -- a table and the encoding of every part for every job.
-  -- Made only when there are jobs: most completions of a wide or single-node workflow make none.
-  local head, tail, nodeJson, queueJson
-  if #jobs > 0 then
-    head, tail = '{"e":' .. cjson.encode(execD) .. ',"n":', '}'
-    if tp ~= '' then tail = ',"tp":' .. cjson.encode(tp) .. '}' end
-    nodeJson, queueJson = pcache('nj'), {}
-  end
+  -- The payload's end, made once per call.
+  local tail = '|' .. tp
   for j = 1, #jobs, 5 do
     local node, attempt, nb, q, pr = jobs[j], jobs[j + 1], tonumber(jobs[j + 2]), jobs[j + 3], tonumber(jobs[j + 4])
     local i = jobIndex[j]
     local statics = queues[i]
     local o = offset[q]
     local id = execN .. ':' .. node .. ':' .. IX[attempt]
-    local nj = nodeJson[i]
-    if not nj then
-      nj = cjson.encode(node)
-      if node == pget('id', i) then
-        nodeJson[i] = nj
-        PLAN_VALUES = PLAN_VALUES + 1
-      end
-    end
-    local qj = queueJson[q]
-    if not qj then
-      qj = cjson.encode(q)
-      queueJson[q] = qj
-    end
-    local s = ''
-    if (not statics[3] or statics[3] == '') and NUM[statics[4]] == 0 then s = ',"s":1' end
-    local payload = head .. nj .. ',"a":' .. IX[attempt] .. ',"q":' .. qj .. ',"p":' .. IX[pr] .. ',"i":' .. IX[i] .. s ..
-      tail
+    local s = '|0'
+    if (not statics[3] or statics[3] == '') and NUM[statics[4]] == 0 then s = '|1' end
+    local payload = '~' .. IX[pr] .. '|' .. IX[i] .. s .. tail
     if j ~= eager then for k = 0, 4 do kept[#kept + 1] = jobs[j + k] end end
     if j == eager then
       -- Started and leased in one step: a lapsed lease makes it ready again like any other delivery.

@@ -89,7 +89,8 @@ local function dequeue(now, kb, max, leaseMs, fairness, tokenAt)
   -- Each record read, and written back leased, in one command each. A ready id without a record (a damaged store) is
   -- leased with an empty payload, so the worker dead-letters it and its ack clears it.
   local records = redis.call('HMGET', jobs, unpack(ids))
-  local writes = {}
+  -- With the mark (q_record.lua), in the same command.
+  local writes = { '~', HASHTABLE_MARK }
   for n = 1, #ids do
     local v = records[n]
     local score, dl, payload = '0', 0, ''
