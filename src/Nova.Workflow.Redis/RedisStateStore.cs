@@ -21,6 +21,9 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
 {
     private static readonly ConditionalWeakTable<ExecutionPlan, PlanText> PlanFields = new();
 
+    // A fused completion that says nothing more (ScriptResults.Accepted): most of them, so one instance serves.
+    private static readonly CompleteNodeResult AcceptedFused = new(true, StoreTransition.None, true);
+
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisKeys _keys;
     private readonly int _database;
@@ -324,11 +327,30 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         var result = new List<(LeasedJob, StartNodeResult?)>(claimed.Length / 5);
         var at = 0;
         RedisResult[]? info = null;
+        // The start of a node without parents, and what it shares with the start before it: made once per run of them.
+        StartNodeResult? same = null;
         for (var k = 0; k < claimed.Length / 5; k++)
         {
             var started = ScriptResults.Next(starts, ref at);
+            if (ReferenceEquals(started, ScriptResults.SameStart))
+            {
+                if (info is null)
+                {
+                    throw new RedisServerException("The claim answered a start without its execution's first.");
+                }
+
+                same ??= Started([info[0], info[1], info[2], RedisResult.Create(Array.Empty<RedisResult>())], StoreTransition.None);
+                if (await _queue.ReadLeasedAsync(queue, claimed, k * 5).ConfigureAwait(false) is { } sameJob)
+                {
+                    result.Add((sameJob, same));
+                }
+
+                continue;
+            }
+
             if (started.Length > 0)
             {
+                same = null;
                 // The workflow's input, name and version come with an execution's first start of the claim only.
                 var extra = ScriptResults.Extra(started);
                 if (string.IsNullOrEmpty((string?)extra[1]) && info is not null)
@@ -559,6 +581,11 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         if (ScriptResults.Code(result) != 0)
         {
             return CompleteNodeResult.Rejected;
+        }
+
+        if (ReferenceEquals(result, ScriptResults.Accepted))
+        {
+            return AcceptedFused;
         }
 
         var job = request.Run.Job;

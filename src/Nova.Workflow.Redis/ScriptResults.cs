@@ -15,6 +15,18 @@ internal static class ScriptResults
         EventTypes.ExecutionFailed, EventTypes.ExecutionCanceled, EventTypes.ExecutionResumed,
     ];
 
+    /// <summary>
+    /// The short reply of a transition that says nothing but that it happened (code 0, no events, no jobs, nothing extra):
+    /// a completion of a leaf. The batch scripts send it as one value, -1.
+    /// </summary>
+    public static readonly RedisResult[] Accepted = [RedisResult.Create(0)];
+
+    /// <summary>
+    /// The short reply of a claim's start of a node without parents, of the execution the start before it in the same reply
+    /// started (whose workflow input, name and version it shares): -2.
+    /// </summary>
+    public static readonly RedisResult[] SameStart = [RedisResult.Create(0)];
+
     public static int Code(RedisResult[] result) => (int)result[0];
 
     /// <summary>
@@ -22,11 +34,18 @@ internal static class ScriptResults
     /// <paramref name="at"/>, which moves past it. Those scripts answer with one flat list (result() in prelude.lua): per
     /// transition its length, then code, done, total, status, now, the event count and events, the job count and jobs, then
     /// the extra values (a start's: input, workflow, version, the parents' outputs as a count and values, then any more).
-    /// Returned in the shape the other scripts answer with; an empty array for a length of 0.
+    /// Returned in the shape the other scripts answer with; an empty array for a length of 0, and <see cref="Accepted"/> or
+    /// <see cref="SameStart"/> for the short forms (-1, -2).
     /// </summary>
     public static RedisResult[] Next(RedisResult[] flat, ref int at)
     {
         var length = (int)flat[at];
+        if (length < 0)
+        {
+            at++;
+            return length == -2 ? SameStart : Accepted;
+        }
+
         var start = at + 1;
         var end = start + length;
         at = end;

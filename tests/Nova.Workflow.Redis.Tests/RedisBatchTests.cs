@@ -15,6 +15,54 @@ namespace Nova.Workflow.Redis.Tests;
 public sealed class RedisBatchTests(RedisServer server) : IClassFixture<RedisServer>
 {
     [Fact]
+    public async Task A_claim_of_many_roots_of_two_executions_starts_each_with_its_own_input_and_their_leaves_complete_in_one_batch()
+    {
+        // The claim answers a start of a root that follows a start of the same execution in one value, and a completion that
+        // says nothing more (a leaf) in one value: each must still read as its own execution's.
+        var prefix = "short" + Guid.NewGuid().ToString("N")[..6];
+        var roots = new WorkflowBuilder("roots");
+        for (var i = 0; i < 5; i++)
+        {
+            roots.Node($"r{i}", "h");
+        }
+
+        using var host = await RedisTestHost.StartAsync(server.Connection, prefix, nova => nova
+            .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
+            .AddWorkflow(roots.Build()), withWorker: false);
+        var client = host.Services.GetRequiredService<IWorkflowClient>();
+        var store = (RedisStateStore)host.Services.GetRequiredService<IStateStore>();
+        var a = await client.StartAsync("roots", 7);
+        var b = await client.StartAsync("roots", "eight");
+
+        var claimed = await store.ClaimAndStartAsync("default", 64, new ContinuationOffer("w1", TimeSpan.FromMinutes(1), 3), CancellationToken.None);
+
+        Assert.Equal(10, claimed.Count);
+        Assert.All(claimed, c =>
+        {
+            Assert.NotNull(c.Start);
+            Assert.Equal(StartOutcome.Started, c.Start.Outcome);
+            Assert.Equal("roots", c.Start.Plan!.Workflow);
+            Assert.Empty(c.Start.ParentOutputs);
+            var input = c.Start.WorkflowInput;
+            Assert.Equal(c.Job.Job.ExecutionId == a ? "7" : "\"eight\"", input.GetRawText());
+        });
+        Assert.Equal(5, claimed.Count(c => c.Job.Job.ExecutionId == a));
+
+        var results = await store.CompleteTogetherAsync([.. claimed.Select(c => new CompleteNodeRequest
+        {
+            Run = c.Job,
+            Plan = c.Start!.Plan,
+            Outcome = AttemptOutcome.Succeeded,
+            FinalAttempt = 1,
+            StartedAt = DateTimeOffset.UtcNow,
+        })]);
+        Assert.All(results, r => Assert.True(r.Result!.Accepted));
+        Assert.All(results, r => Assert.Null(r.Result!.Next));
+        Assert.Equal(ExecutionStatus.Succeeded, (await client.GetAsync(a)).Status);
+        Assert.Equal(ExecutionStatus.Succeeded, (await client.GetAsync(b)).Status);
+    }
+
+    [Fact]
     public async Task A_batch_that_interleaves_executions_counts_each_completion_once_and_reports_cancels_only()
     {
         var prefix = "batch" + Guid.NewGuid().ToString("N")[..6];

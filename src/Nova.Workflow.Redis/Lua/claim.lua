@@ -40,11 +40,13 @@ for j = 1, #claimed, 5 do
     end
   end
 end
--- Per job: 0 when it was not started here, else its start as result() appends it (FLAT). The workflow's input, name and
--- version go with an execution's first start of the reply only ('' in the others; a workflow's name is never empty): a
--- wide execution's input is not sent once per node.
+-- Per job: 0 when it was not started here, else its start as result() appends it (FLAT; SHORT: -2 for a start with no
+-- parents of the execution the start before it started). The workflow's input, name and version go with an execution's
+-- first start of the reply only ('' in the others; a workflow's name is never empty): a wide execution's input is not
+-- sent once per node.
 local starts = {}
 FLAT = starts
+SHORT = true
 local lastStarted
 -- The keys of the last job's execution: a claim often takes many jobs of one.
 local lastExec, xk, sk, hk
@@ -80,7 +82,9 @@ for k = 1, count do
           node_write(i, r)
           ev(2, i, pa[k])
           local x = started_info(i, parents)
-          if exec == lastStarted then x[1], x[2], x[3] = '', '', '' end
+          if exec == lastStarted then
+            if x[4] == EMPTY then x = SAME_START else x[1], x[2], x[3] = '', '', '' end
+          end
           lastStarted = exec
           started = result(0, x)
         end

@@ -8,6 +8,7 @@ BATCH = true
 DEFER = {}
 local out = {}
 FLAT = out
+SHORT = true
 local at = 3 + NUM[ARGV[2]]
 local active = KEYS[#KEYS]
 local indexed = {}

@@ -34,6 +34,7 @@ local function begin(keys, args, fused)
   continued = EMPTY
   eventsOut = false
   FLAT = nil
+  SHORT = false
   acks = {}
   OFFSETS = {}
   DEFER = nil
