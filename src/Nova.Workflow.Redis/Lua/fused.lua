@@ -64,8 +64,9 @@ local function fused_enqueue(sb, keyBase, ackQueue, ackId, ackToken, leaseToken)
   local kept = #jobs > 0 and {} or jobs
   -- Jobs due now, per queue (its key base), put together after the loop, or at the end of the script (DEFER).
   local due = DEFER or {}
-  -- The payload's end, made once per call.
-  local tail = '|' .. tp
+  -- The payload's end, made once per call, and only when there are jobs: most completions of a wide or single-node
+  -- workflow make none.
+  local tail = #jobs > 0 and '|' .. tp
   for j = 1, #jobs, 5 do
     local node, attempt, nb, q, pr = jobs[j], jobs[j + 1], tonumber(jobs[j + 2]), jobs[j + 3], tonumber(jobs[j + 4])
     local i = jobIndex[j]
