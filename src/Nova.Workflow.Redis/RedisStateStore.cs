@@ -19,7 +19,9 @@ namespace Nova.Workflow.Redis;
 /// </summary>
 internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecutionStatusReader
 {
-    private static readonly ConditionalWeakTable<ExecutionPlan, PlanText> PlanFields = new();
+    // Per plan, the fingerprint of its fields (the plan hash's name on one server). The fields themselves are made when they
+    // are sent, not kept: a 10,000-node plan's are 220,000 values, about 9 MB held for the life of the process.
+    private static readonly ConditionalWeakTable<ExecutionPlan, string> PlanFingerprints = new();
 
     // A fused completion that says nothing more (ScriptResults.Accepted): most of them, so one instance serves.
     private static readonly CompleteNodeResult AcceptedFused = new(true, StoreTransition.None, true);
@@ -37,7 +39,10 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
     private readonly ConditionalWeakTable<ExecutionPlan, FusedLayout> _layouts = new();
 
     // The plans this process has stored on the (single) server.
-    private readonly ConditionalWeakTable<ExecutionPlan, PlanText> _plansStored = new();
+    private readonly ConditionalWeakTable<ExecutionPlan, string> _plansStored = new();
+
+    // On a cluster every create sends its plan's fields (they live in the execution's node hash): kept per plan there only.
+    private readonly ConditionalWeakTable<ExecutionPlan, RedisValue[]> _clusterFields = new();
 
     // Fused completions that arrive together go to Redis as one script, and so do fused creates (of a stored plan, without
     // an idempotency key): one function call, one bulk enqueue per queue and one write per index for the whole batch.
@@ -90,21 +95,22 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
 
         // On one server the plan's hash is shared by its executions and, after this process's first create of it, sent only
         // when the server answers that it lacks it (a flushed server). A cluster keeps the plan in each execution's node hash.
-        var text = PlanFields.GetValue(plan, BuildPlanFields);
-        var planKey = clustered ? exec[1] : _keys.Plan(text.Fingerprint);
         var sendPlan = clustered || !_plansStored.TryGetValue(plan, out _);
+        var fields = sendPlan ? PlanFieldsOf(plan, clustered) : null;
+        var fingerprint = clustered ? null : Fingerprint(plan, fields);
+        var planKey = fingerprint is null ? exec[1] : _keys.Plan(fingerprint);
         var result = layout is not null && !sendPlan && execution.IdempotencyKey is null
             ? await CreateBatchedAsync(new PendingCreate(execution, planKey, layout)).ConfigureAwait(false)
-            : await CreateAsync(execution, exec, idemKey, planKey, sendPlan ? text.Fields : [], layout, clustered).ConfigureAwait(false);
+            : await CreateAsync(execution, exec, idemKey, planKey, fields ?? [], layout, clustered).ConfigureAwait(false);
         if (ScriptResults.Code(result) == 3)
         {
             sendPlan = true;
-            result = await CreateAsync(execution, exec, idemKey, planKey, text.Fields, layout, clustered).ConfigureAwait(false);
+            result = await CreateAsync(execution, exec, idemKey, planKey, fields ?? PlanFieldsOf(plan, clustered), layout, clustered).ConfigureAwait(false);
         }
 
-        if (sendPlan && !clustered)
+        if (sendPlan && fingerprint is not null)
         {
-            _plansStored.TryAdd(plan, text);
+            _plansStored.TryAdd(plan, fingerprint);
         }
 
         if (ScriptResults.Code(result) == 1)
@@ -231,7 +237,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
 
     /// <summary>Test seam: creates <paramref name="executions"/> (of stored plans) in one script, as the group commit does with creates that arrive together.</summary>
     internal Task<RedisResult[][]> CreateTogetherAsync(IReadOnlyList<NewExecution> executions) =>
-        RunCreateBatchAsync([.. executions.Select(e => new PendingCreate(e, _keys.Plan(PlanFields.GetValue(e.Plan, BuildPlanFields).Fingerprint), Layout(e.Plan)))]);
+        RunCreateBatchAsync([.. executions.Select(e => new PendingCreate(e, _keys.Plan(Fingerprint(e.Plan, null)), Layout(e.Plan)))]);
 
     private static int CreateArgCount(FusedLayout? layout) => 11 + (layout?.BlockLength ?? 0);
 
@@ -752,7 +758,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
 
     /// <summary>Whether the registered <paramref name="plan"/> is the one an execution names (by its plan key, or its node hash on a cluster).</summary>
     private bool StoredAs(ExecutionPlan plan, RedisValue planKey, RedisKey nodeHash) =>
-        planKey == (string?)nodeHash || planKey == (string?)_keys.Plan(PlanFields.GetValue(plan, BuildPlanFields).Fingerprint);
+        planKey == (string?)nodeHash || planKey == (string?)_keys.Plan(Fingerprint(plan, null));
 
     private static (Dictionary<string, RedisValue> Exec, byte[] Packed) SnapshotParts(RedisResult reply)
     {
@@ -992,12 +998,31 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
     }
 
     /// <summary>
-    /// The plan as Redis holds it (prelude.lua names the fields): its fields and a fingerprint of them, which names the plan's
-    /// hash on one server, so every process that registers the same plan shares one hash and a changed plan gets its own.
+    /// The fingerprint of the plan's fields (<see cref="BuildPlanFields"/>), from <paramref name="fields"/> when the caller has
+    /// made them: it names the plan's hash on one server, so every process that registers the same plan shares one hash and a
+    /// changed plan gets its own.
     /// </summary>
-    private sealed record PlanText(RedisValue[] Fields, string Fingerprint);
+    private static string Fingerprint(ExecutionPlan plan, RedisValue[]? fields) =>
+        PlanFingerprints.TryGetValue(plan, out var known) ? known : PlanFingerprints.GetValue(plan, p => Hash(fields ?? BuildPlanFields(p)));
 
-    private static PlanText BuildPlanFields(ExecutionPlan plan)
+    private RedisValue[] PlanFieldsOf(ExecutionPlan plan, bool clustered) =>
+        clustered ? _clusterFields.GetValue(plan, BuildPlanFields) : BuildPlanFields(plan);
+
+    private static string Hash(RedisValue[] fields)
+    {
+        var hash = new XxHash128();
+        Span<byte> separator = [0];
+        foreach (var field in fields)
+        {
+            hash.Append((byte[])field!);
+            hash.Append(separator);
+        }
+
+        return Convert.ToHexStringLower(hash.GetCurrentHash());
+    }
+
+    /// <summary>The plan as Redis holds it: its field/value pairs (prelude.lua names the fields).</summary>
+    private static RedisValue[] BuildPlanFields(ExecutionPlan plan)
     {
         var graph = plan.Graph;
         var fields = new List<RedisValue>(plan.NodeCount * 22 + 4);
@@ -1039,15 +1064,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         fields.Add("leaves");
         fields.Add(string.Join(',', plan.Leaves));
 
-        var hash = new XxHash128();
-        Span<byte> separator = [0];
-        foreach (var field in fields)
-        {
-            hash.Append((byte[])field!);
-            hash.Append(separator);
-        }
-
-        return new PlanText([.. fields], Convert.ToHexStringLower(hash.GetCurrentHash()));
+        return [.. fields];
     }
 
     private static string Raw(JsonElement element) =>
