@@ -269,7 +269,8 @@ internal sealed class ExecutionState
         }
 
         CheckFinished(ref t);
-        return new CompleteNodeResult(true, t.Build());
+        var transition = t.Build();
+        return ReferenceEquals(transition, StoreTransition.None) ? CompleteNodeResult.AcceptedQuietly : new CompleteNodeResult(true, transition);
     }
 
     /// <summary>

@@ -216,6 +216,9 @@ public sealed record CompleteNodeResult(bool Accepted, StoreTransition Transitio
     public ContinuedStart? Next { get; init; }
 
     internal static CompleteNodeResult Rejected { get; } = new(false, StoreTransition.None);
+
+    /// <summary>Accepted, with nothing to enqueue or publish: most completions, so one instance serves them all.</summary>
+    internal static CompleteNodeResult AcceptedQuietly { get; } = new(true, StoreTransition.None);
 }
 
 /// <summary>A filter for <see cref="IStateStore.ListExecutionsAsync"/>.</summary>
