@@ -4,12 +4,13 @@
 -- The ready score orders by priority, then sequence: the oldest ready job is the first of its priority's band of scores,
 -- so the fairness rule finds it there (q_dequeue.lua) and no second set is kept per job.
 -- The jobs hash holds one record per job, "score|deliveries|token|payload": the ready score ((9 - priority) * 1e13 +
--- sequence), how often it was leased, the current lease's token ('' when none) and the job's JSON. With all of a job in one
--- field, its enqueue is one write, a lease rewrites it in the dequeue's one bulk HSET, and an ack is one read and one delete.
--- The dequeue also writes a field '~' with a long value (HASHTABLE_MARK, prelude.lua), never deleted: records are short, and a
--- hash of short values is kept as one flat list, which every read and write scans (measured: 3% more server instructions
--- under single-node workflows), until it holds 128 fields. The mark makes it a hash table for good, and no job's id is
--- '~'.
+-- sequence), how often it was leased, the current lease's token ('' when none) and the job's payload (JSON as JobCodec
+-- writes it, or the short form of a job the scripts enqueued: fused.lua). With all of a job in one field, its enqueue is
+-- one write, a lease rewrites it in the dequeue's one bulk HSET, and an ack is one read and one delete.
+-- The dequeue also writes a field '~' with a long value (HASHTABLE_MARK, prelude.lua), never deleted: records are short,
+-- and a hash of short values is kept as one flat list, which every read and write scans (measured: 3% more server
+-- instructions under single-node workflows), until it holds 128 fields. The mark makes it a hash table for good, and no
+-- job's id is '~'.
 
 -- The record's parts; a record that does not parse (a corrupted store) reads as a payload nobody can parse, which the
 -- worker dead-letters.
