@@ -51,7 +51,10 @@ internal sealed class Report(EnvironmentInfo env, Sizes sizes, IReadOnlyList<Chi
         var kernel = File.Exists("/proc/sys/kernel/osrelease") ? File.ReadAllText("/proc/sys/kernel/osrelease").Trim() : null;
         env.Os = $"{Field("/etc/os-release", "PRETTY_NAME", '=') ?? RuntimeInformation.OSDescription}{(kernel is null ? "" : $", Linux kernel {kernel}")}";
         env.Versions[".NET runtime"] = RuntimeInformation.FrameworkDescription;
-        env.Versions["Nova.Workflow commit"] = Git("describe --always --dirty --abbrev=10") ?? "unknown";
+        // Dirty when the tree differs from the commit, but for the page and chart this run rewrites: a page regenerated over
+        // the last run's uncommitted one measured the committed code all the same.
+        var commit = Git("describe --always --abbrev=10") ?? "unknown";
+        env.Versions["Nova.Workflow commit"] = Git("status --porcelain --untracked-files=no -- . :!docs/benchmarks.md :!docs/benchmarks.svg") is null ? commit : commit + "-dirty";
         foreach (var assembly in new[] { typeof(Hangfire.BackgroundJob), typeof(Hangfire.InMemory.InMemoryStorage), typeof(Hangfire.PostgreSql.PostgreSqlStorage), typeof(Hangfire.Redis.StackExchange.RedisStorage) }.Select(t => t.Assembly))
         {
             var version = assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion?.Split('+')[0]
