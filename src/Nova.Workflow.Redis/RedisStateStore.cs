@@ -338,23 +338,8 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         for (var k = 0; k < claimed.Length / 5; k++)
         {
             var started = ScriptResults.Next(starts, ref at);
-            if (ReferenceEquals(started, ScriptResults.SameStart))
-            {
-                if (info is null)
-                {
-                    throw new RedisServerException("The claim answered a start without its execution's first.");
-                }
-
-                same ??= Started([info[0], info[1], info[2], RedisResult.Create(Array.Empty<RedisResult>())], StoreTransition.None);
-                if (await _queue.ReadLeasedAsync(queue, claimed, k * 5).ConfigureAwait(false) is { } sameJob)
-                {
-                    result.Add((sameJob, same));
-                }
-
-                continue;
-            }
-
-            if (started.Length > 0)
+            var sameStart = ReferenceEquals(started, ScriptResults.SameStart);
+            if (!sameStart && started.Length > 0)
             {
                 same = null;
                 // The workflow's input, name and version come with an execution's first start of the claim only.
@@ -372,7 +357,17 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
                 continue;
             }
 
-            var start = started.Length == 0 ? null : Started(ScriptResults.Extra(started), ScriptResults.Transition(started, job.Job.ExecutionId, job.Job.TraceParent));
+            StartNodeResult? start = null;
+            if (sameStart)
+            {
+                // The claim sends one only after a full start of the same execution (claim.lua): info holds what they share.
+                start = same ??= Started([info![0], info[1], info[2], RedisResult.Create(Array.Empty<RedisResult>())], StoreTransition.None);
+            }
+            else if (started.Length > 0)
+            {
+                start = Started(ScriptResults.Extra(started), ScriptResults.Transition(started, job.Job.ExecutionId, job.Job.TraceParent));
+            }
+
             result.Add((job, start));
         }
 
