@@ -893,7 +893,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     /// <summary>Appends the attempts the transitions recorded, for every execution, in one insert.</summary>
     private void AddHistory(NpgsqlBatch batch, IReadOnlyCollection<ExecutionState> states)
     {
-        var h = states.SelectMany(s => s.History).ToArray();
+        var h = states.SelectMany(s => s.HistoryRecords()).ToArray();
         if (h.Length == 0)
         {
             return;

@@ -28,7 +28,7 @@ internal sealed class ExecutionState
 
         InEdges = Plan.Graph.Parents.Length == 0 ? [] : new EdgeOutcome[Plan.Graph.Parents.Length];
         // Kept for the execution's life in memory: sized for one attempt per node, the common case.
-        History = new List<NodeRunRecord>(Plan.NodeCount);
+        History = new List<AttemptRecord>(Plan.NodeCount);
     }
 
     /// <summary>Rebuilds a persisted execution (history is not loaded: only new records accumulate).</summary>
@@ -94,7 +94,39 @@ internal sealed class ExecutionState
     public int Done { get; private set; }
 
     /// <summary>Attempt records added since this state was made (all of them, for a state that lives in memory).</summary>
-    public List<NodeRunRecord> History { get; }
+    /// <summary>
+    /// The attempts recorded since this state was created or loaded, in order. Compact values, not records: the in-memory
+    /// store keeps one per node for the execution's life, and a large execution's records, one object each, were the bulk
+    /// of what its run promoted through the collector's generations.
+    /// </summary>
+    public List<AttemptRecord> History { get; }
+
+    /// <summary><see cref="History"/> as the records callers see.</summary>
+    public NodeRunRecord[] HistoryRecords(DateTimeOffset? since = null)
+    {
+        var records = new List<NodeRunRecord>(History.Count);
+        foreach (var r in History)
+        {
+            if (since is null || r.StartedAt >= since)
+            {
+                records.Add(new NodeRunRecord
+                {
+                    ExecutionId = Id,
+                    NodeId = Plan.Graph.Ids[r.Node],
+                    Handler = Plan.Nodes[r.Node].Handler,
+                    Attempt = r.Attempt,
+                    Status = r.Status,
+                    StartedAt = r.StartedAt,
+                    EndedAt = r.EndedAt,
+                    WorkerId = r.WorkerId,
+                    ErrorType = r.ErrorType,
+                    ErrorMessage = r.ErrorMessage,
+                });
+            }
+        }
+
+        return [.. records];
+    }
 
     public bool IsFinished => Status is ExecutionStatus.Succeeded or ExecutionStatus.Failed or ExecutionStatus.Canceled;
 
@@ -149,7 +181,7 @@ internal sealed class ExecutionState
             }
 
             // The lease lapsed: the worker holding it died or froze. Record the lost attempt.
-            History.Add(Record(i, node.Attempt, NodeRunStatus.Lost, node.StartedAt ?? now, now, node.WorkerId, "WorkerLost", "The worker stopped renewing its lease."));
+            History.Add(new AttemptRecord(i, node.Attempt, NodeRunStatus.Lost, node.StartedAt ?? now, now, node.WorkerId, "WorkerLost", "The worker stopped renewing its lease."));
             node.Losses++;
             if (node.Losses >= request.MaxWorkerLosses)
             {
@@ -221,7 +253,11 @@ internal sealed class ExecutionState
 
         var node = Nodes[i];
         var t = new TransitionBuilder(this, now, request.TraceParent);
-        History.AddRange(request.PriorAttempts);
+        // In-process attempts of this run: recorded for this node, whatever their record says.
+        foreach (var p in request.PriorAttempts)
+        {
+            History.Add(new AttemptRecord(i, p.Attempt, p.Status, p.StartedAt, p.EndedAt, p.WorkerId, p.ErrorType, p.ErrorMessage));
+        }
 
         // One clock for history: the store's start time, unless in-process retries started a later attempt.
         var startedAt = request.PriorAttempts.Count == 0 && node.StartedAt is { } storeStart ? storeStart : request.StartedAt;
@@ -232,14 +268,14 @@ internal sealed class ExecutionState
         switch (request.Outcome)
         {
             case AttemptOutcome.Succeeded:
-                History.Add(Record(i, node.Attempt, NodeRunStatus.Succeeded, startedAt, now, node.WorkerId, null, null));
+                History.Add(new AttemptRecord(i, node.Attempt, NodeRunStatus.Succeeded, startedAt, now, node.WorkerId, null, null));
                 node.Output = request.Output;
                 Finish(ref t, i, NodeStatus.Succeeded, EventTypes.NodeSucceeded, null);
                 Propagate(ref t, i, request.TakenEdges);
                 break;
 
             case AttemptOutcome.AwaitingReview:
-                History.Add(Record(i, node.Attempt, NodeRunStatus.AwaitingReview, startedAt, now, node.WorkerId, error?.Type, error?.Message));
+                History.Add(new AttemptRecord(i, node.Attempt, NodeRunStatus.AwaitingReview, startedAt, now, node.WorkerId, error?.Type, error?.Message));
                 node.Status = NodeStatus.AwaitingReview;
                 node.Error = error;
                 t.Event(EventTypes.NodeAwaitingReview, i, node.Attempt, error?.Message);
@@ -253,7 +289,7 @@ internal sealed class ExecutionState
 
             default:
                 var status = request.TimedOut ? NodeRunStatus.TimedOut : request.RetryAt is null ? NodeRunStatus.Failed : NodeRunStatus.Retrying;
-                History.Add(Record(i, node.Attempt, status, startedAt, now, node.WorkerId, error?.Type, error?.Message));
+                History.Add(new AttemptRecord(i, node.Attempt, status, startedAt, now, node.WorkerId, error?.Type, error?.Message));
                 node.Error = error;
                 if (request.RetryAt is { } retryAt)
                 {
@@ -770,7 +806,7 @@ internal sealed class ExecutionState
 
             if (node.Status == NodeStatus.Running)
             {
-                History.Add(Record(i, node.Attempt, NodeRunStatus.Canceled, node.StartedAt ?? t.Now, t.Now, node.WorkerId, null, null));
+                History.Add(new AttemptRecord(i, node.Attempt, NodeRunStatus.Canceled, node.StartedAt ?? t.Now, t.Now, node.WorkerId, null, null));
             }
 
             Finish(ref t, i, NodeStatus.Canceled, EventTypes.NodeCanceled, null);
@@ -837,20 +873,6 @@ internal sealed class ExecutionState
 
         return JsonDocument.Parse(buffer.WrittenMemory).RootElement;
     }
-
-    private NodeRunRecord Record(int i, int attempt, NodeRunStatus status, DateTimeOffset started, DateTimeOffset ended, string? worker, string? errorType, string? message) => new()
-    {
-        ExecutionId = Id,
-        NodeId = Plan.Graph.Ids[i],
-        Handler = Plan.Nodes[i].Handler,
-        Attempt = attempt,
-        Status = status,
-        StartedAt = started,
-        EndedAt = ended,
-        WorkerId = worker,
-        ErrorType = errorType,
-        ErrorMessage = message,
-    };
 
     /// <summary>Collects the jobs and events of one transition.</summary>
     private struct TransitionBuilder(ExecutionState state, DateTimeOffset now, string? traceParent)
@@ -938,6 +960,7 @@ internal sealed class ExecutionState
 [System.Text.Json.Serialization.JsonConverter(typeof(NodeRunConverter))]
 internal sealed class NodeRun
 {
+
     /// <summary>
     /// Set by every change; a store that writes only the nodes that changed (PostgreSQL's chunks) clears it once it has taken
     /// them. New and deserialized nodes start changed.
@@ -957,6 +980,9 @@ internal sealed class NodeRun
     public int PendingParents { get; set { field = value; Changed = true; } }
     public int Losses { get; set { field = value; Changed = true; } }
 }
+
+/// <summary>One attempt of node <see cref="Node"/> (its index in the plan) in an execution's history.</summary>
+internal readonly record struct AttemptRecord(int Node, int Attempt, NodeRunStatus Status, DateTimeOffset StartedAt, DateTimeOffset EndedAt, string? WorkerId, string? ErrorType, string? ErrorMessage);
 
 /// <summary>The persisted form of an <see cref="ExecutionState"/> (its plan is found again by workflow name and version).</summary>
 internal sealed class ExecutionDocument

@@ -166,7 +166,7 @@ internal sealed class InMemoryStateStore(TimeProvider time, IJobQueue queue, Exe
 
         lock (state)
         {
-            return new(state.History.ToArray());
+            return new(state.HistoryRecords());
         }
     }
 
@@ -197,7 +197,7 @@ internal sealed class InMemoryStateStore(TimeProvider time, IJobQueue queue, Exe
         {
             lock (state)
             {
-                records.AddRange(state.History.Where(r => r.StartedAt >= since));
+                records.AddRange(state.HistoryRecords(since));
             }
         }
 
