@@ -164,7 +164,7 @@ internal sealed class ExecutionState
             return Outcome(StartOutcome.Stale);
         }
 
-        var node = Nodes[i];
+        ref var node = ref Nodes[i];
         var t = new TransitionBuilder(this, now, job.TraceParent);
         if (node.Status == NodeStatus.Running)
         {
@@ -251,7 +251,7 @@ internal sealed class ExecutionState
             return CompleteNodeResult.Rejected;
         }
 
-        var node = Nodes[i];
+        ref var node = ref Nodes[i];
         var t = new TransitionBuilder(this, now, request.TraceParent);
         // In-process attempts of this run: recorded for this node, whatever their record says.
         foreach (var p in request.PriorAttempts)
@@ -367,7 +367,7 @@ internal sealed class ExecutionState
             return false;
         }
 
-        var node = Nodes[i];
+        ref var node = ref Nodes[i];
         node.Status = NodeStatus.Queued;
         node.RunToken = Guid.Empty;
         node.ReadyAt = now;
@@ -511,7 +511,7 @@ internal sealed class ExecutionState
         var t = new TransitionBuilder(this, now, TraceParent);
         foreach (var n in order)
         {
-            var node = Nodes[n];
+            ref var node = ref Nodes[n];
             if (IsTerminal(node.Status))
             {
                 Done--;
@@ -568,7 +568,7 @@ internal sealed class ExecutionState
 
         for (var i = 0; i < Nodes.Length && into.Count < max; i++)
         {
-            var node = Nodes[i];
+            ref var node = ref Nodes[i];
             var stranded = node.Status switch
             {
                 NodeStatus.Queued => node.ReadyAt <= queuedBefore,
@@ -589,7 +589,7 @@ internal sealed class ExecutionState
         var nodes = new NodeSnapshot[Nodes.Length];
         for (var i = 0; i < nodes.Length; i++)
         {
-            var n = Nodes[i];
+            ref readonly var n = ref Nodes[i];
             nodes[i] = new NodeSnapshot
             {
                 Id = Plan.Graph.Ids[i],
@@ -638,7 +638,7 @@ internal sealed class ExecutionState
 
     private bool Owns(int i, LeasedJob run)
     {
-        var node = Nodes[i];
+        ref var node = ref Nodes[i];
         return node.Status == NodeStatus.Running && node.RunToken == run.LeaseToken && node.Attempt == run.Job.Attempt;
     }
 
@@ -670,7 +670,7 @@ internal sealed class ExecutionState
 
     private void Queue(ref TransitionBuilder t, int i, int attempt, DateTimeOffset? notBefore, bool emitQueued = true)
     {
-        var node = Nodes[i];
+        ref var node = ref Nodes[i];
         node.Status = NodeStatus.Queued;
         node.Attempt = attempt;
         node.Losses = 0;
@@ -689,7 +689,7 @@ internal sealed class ExecutionState
 
     private void Finish(ref TransitionBuilder t, int i, NodeStatus status, string eventType, string? message)
     {
-        var node = Nodes[i];
+        ref var node = ref Nodes[i];
         node.Status = status;
         node.EndedAt = t.Now;
         node.RunToken = Guid.Empty;
@@ -798,7 +798,7 @@ internal sealed class ExecutionState
     {
         for (var i = 0; i < Nodes.Length; i++)
         {
-            var node = Nodes[i];
+            ref var node = ref Nodes[i];
             if (IsTerminal(node.Status))
             {
                 continue;
@@ -957,9 +957,17 @@ internal sealed class ExecutionState
 /// The mutable state of one node in one execution. Every setter marks it <see cref="Changed"/>, and so does a change to the
 /// outcome of one of its incoming edges.
 /// </summary>
+/// <remarks>
+/// A struct, held in the execution's array: an execution in memory keeps its nodes for its life, and as objects, one each,
+/// a large execution's nodes were copied from generation to generation by every collection its run went through. Change
+/// one through a reference to its array element (<c>ref var node = ref Nodes[i]</c>): a copy's changes are lost.
+/// </remarks>
 [System.Text.Json.Serialization.JsonConverter(typeof(NodeRunConverter))]
-internal sealed class NodeRun
+internal struct NodeRun
 {
+    public NodeRun()
+    {
+    }
 
     /// <summary>
     /// Set by every change; a store that writes only the nodes that changed (PostgreSQL's chunks) clears it once it has taken
