@@ -167,19 +167,20 @@ internal sealed class NodeRunner
         var plan = start.Plan!;
         var index = plan.IndexOf(job.NodeId);
         var node = plan.Nodes[index];
-        using var run = new RunHandle(leased, abort);
-        _runs.Add(run);
+        // The attempt's state is its run handle, its logging scope and its entry in the registry: one object per run.
+        using var state = new AttemptState(this, leased, abort, node, plan.Retry[index], _time.GetUtcNow());
+        _runs.Add(state);
         // A hard stop that fired before the run was registered did not reach it (RunningRegistry.CancelRuns).
         if (abort.IsCancellationRequested)
         {
-            run.Cancel();
+            state.Cancel();
         }
 
-        using var scope = _logger.BeginScope(new NodeScope(job.ExecutionId, job.NodeId));
+        using var scope = _logger.BeginScope(state);
         using var activity = StartActivity(job, node);
         Log.NodeStarted(_logger, job.NodeId, job.ExecutionId, job.Attempt, _options.WorkerId);
 
-        var context = new NodeContext(
+        state.Context = new NodeContext(
             job.ExecutionId,
             job.NodeId,
             job.Attempt,
@@ -190,32 +191,31 @@ internal sealed class NodeRunner
             node.Config,
             _logger,
             _hub.HasEventWatchers ? ProgressReporter(job) : null,
-            run.Token);
-        var state = new AttemptState(this, context, node, plan.Retry[index], run.Token, abort, _time.GetUtcNow());
+            state.Token);
         try
         {
             var outcome = await RunPipelineAsync(state).ConfigureAwait(false);
-            run.Completing = true;
-            return await CommitAsync(leased, plan, index, state, outcome, activity, run, abort, stopping).ConfigureAwait(false);
+            state.Completing = true;
+            return await CommitAsync(leased, plan, index, state, outcome, activity, abort, stopping).ConfigureAwait(false);
         }
         finally
         {
-            // The attempt stopped waiting on the hard stop: the handler may not have been reached by it yet (a run registered
-            // under the same node later took its place in the registry), so it is cancelled here before its source goes.
+            // The attempt stopped waiting on the hard stop: its handler's token is cancelled here before its source goes,
+            // whether or not the registry's walk (RunningRegistry.CancelRuns) has reached it yet.
             if (abort.IsCancellationRequested)
             {
-                run.Cancel();
+                state.Cancel();
             }
 
             // Registered until the outcome is committed: heartbeats keep both leases alive while the commit waits or is retried.
-            _runs.Remove(run);
+            _runs.Remove(state);
         }
     }
 
-    private async Task<ContinuedStart?> CommitAsync(LeasedJob leased, ExecutionPlan plan, int index, AttemptState state, Outcome<JsonElement?> outcome, Activity? activity, RunHandle run, CancellationToken abort, CancellationToken stopping)
+    private async Task<ContinuedStart?> CommitAsync(LeasedJob leased, ExecutionPlan plan, int index, AttemptState state, Outcome<JsonElement?> outcome, Activity? activity, CancellationToken abort, CancellationToken stopping)
     {
         var job = leased.Job;
-        if (abort.IsCancellationRequested && !run.Revoked)
+        if (abort.IsCancellationRequested && !state.Revoked)
         {
             // Shutdown ran out of time: give the node back so another worker runs it now.
             await _store.ReleaseNodeAsync(leased, CancellationToken.None).ConfigureAwait(false);
@@ -384,7 +384,7 @@ internal sealed class NodeRunner
             }
         }
 
-        var context = ResilienceContextPool.Shared.Get(state.HandlerToken);
+        var context = ResilienceContextPool.Shared.Get(state.Token);
         context.Properties.Set(StateKey, state);
         try
         {
@@ -443,7 +443,7 @@ internal sealed class NodeRunner
             ?? throw new PermanentNodeException($"Handler '{node.Handler}' is not registered in worker {_options.WorkerId}.");
 
         using var softCts = node.SoftTimeLimit is { } soft ? StartSoftLimit(state, soft) : null;
-        context.CancellationToken = softCts?.Token ?? state.HandlerToken;
+        context.CancellationToken = softCts?.Token ?? state.Token;
 
         AsyncServiceScope? scope = registration.ServiceType is null ? null : _scopes.CreateAsyncScope();
         try
@@ -479,12 +479,12 @@ internal sealed class NodeRunner
     /// </summary>
     private CancellationTokenSource StartSoftLimit(AttemptState state, TimeSpan limit)
     {
-        var cts = CancellationTokenSource.CreateLinkedTokenSource(state.HandlerToken);
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(state.Token);
         var context = state.Context;
         // Disposing the source unregisters the callback.
         cts.Token.Register(() =>
         {
-            if (!state.HandlerToken.IsCancellationRequested)
+            if (!state.Token.IsCancellationRequested)
             {
                 Log.SoftTimeLimit(_logger, context.NodeId, context.ExecutionId, limit);
             }
@@ -568,25 +568,26 @@ internal sealed class NodeRunner
     private DeadLetter NewDeadLetter(Job job, DeadLetterReason reason, string? error) =>
         new(Guid.CreateVersion7(), job.ExecutionId, job.NodeId, job.Attempt, job.Queue, reason, error, _time.GetUtcNow());
 
-    /// <summary>The mutable state of one node run across in-process attempts.</summary>
-    private sealed class AttemptState(NodeRunner runner, NodeContext context, NodeDefinition node, RetryPolicy policy, CancellationToken handlerToken, CancellationToken abort, DateTimeOffset startedAt)
+    /// <summary>The mutable state of one node run across in-process attempts; its run handle too.</summary>
+    private sealed class AttemptState(NodeRunner runner, LeasedJob leased, CancellationToken abort, NodeDefinition node, RetryPolicy policy, DateTimeOffset startedAt)
+        : RunHandle(leased, abort)
     {
         private List<NodeRunRecord>? _prior;
 
         public NodeRunner Runner { get; } = runner;
-        public NodeContext Context { get; } = context;
+
+        /// <summary>Set once, before the first attempt (it carries this run's token).</summary>
+        public NodeContext Context { get; set; } = null!;
         public NodeDefinition Node { get; } = node;
         public RetryPolicy Policy { get; } = policy;
-        public CancellationToken HandlerToken { get; } = handlerToken;
-        public CancellationToken Abort { get; } = abort;
-        public int Attempt { get; private set; } = context.Attempt;
+        public int Attempt { get; private set; } = leased.Job.Attempt;
         public DateTimeOffset StartedAt { get; set; } = startedAt;
         public TimeSpan NextDelay { get; private set; }
         public IReadOnlyList<NodeRunRecord> Prior => (IReadOnlyList<NodeRunRecord>?)_prior ?? [];
 
         public bool CanRetryInProcess(Exception exception)
         {
-            if (HandlerToken.IsCancellationRequested || exception is HardTimeLimitExceededException
+            if (Token.IsCancellationRequested || exception is HardTimeLimitExceededException
                 || Attempt >= Policy.MaxAttempts || Runner._classifier.Classify(exception) != ErrorClass.Transient)
             {
                 return false;
@@ -621,27 +622,4 @@ internal sealed class NodeRunner
 
         public object? GetService(Type serviceType) => null;
     }
-}
-
-/// <summary>The logging scope of a node run: its execution and node ids.</summary>
-internal sealed class NodeScope(Guid executionId, string nodeId) : IReadOnlyList<KeyValuePair<string, object?>>
-{
-    public int Count => 2;
-
-    public KeyValuePair<string, object?> this[int index] => index switch
-    {
-        0 => new("ExecutionId", executionId),
-        1 => new("NodeId", nodeId),
-        _ => throw new ArgumentOutOfRangeException(nameof(index)),
-    };
-
-    public IEnumerator<KeyValuePair<string, object?>> GetEnumerator()
-    {
-        yield return this[0];
-        yield return this[1];
-    }
-
-    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
-
-    public override string ToString() => $"ExecutionId:{executionId} NodeId:{nodeId}";
 }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Nova.Workflow.Storage;
 
 namespace Nova.Workflow.Execution;
@@ -7,9 +6,11 @@ namespace Nova.Workflow.Execution;
 /// A node attempt running in this process: its lease and the token source its handler watches, cancelled when the run is
 /// revoked or <c>abort</c> (its worker's hard stop) fires. The source is not linked to <c>abort</c> (a linked source costs a
 /// registration on the worker's token per run): the worker cancels its runs through <see cref="RunningRegistry.CancelRuns"/>,
-/// and a run still going when its attempt returns under the hard stop cancels itself (NodeRunner).
+/// and a run still going when its attempt returns under the hard stop cancels itself (NodeRunner). It is also the run's
+/// logging scope (its execution and node ids), and its own entry in the registry's list: a run allocates nothing else to be
+/// found. Not sealed only so the runner's attempt state can be the same object.
 /// </summary>
-internal sealed class RunHandle(LeasedJob job, CancellationToken abort) : IDisposable
+internal class RunHandle(LeasedJob job, CancellationToken abort) : IDisposable, IReadOnlyList<KeyValuePair<string, object?>>
 {
     private readonly CancellationTokenSource _cts = new();
 
@@ -26,6 +27,14 @@ internal sealed class RunHandle(LeasedJob job, CancellationToken abort) : IDispo
     /// <summary>Set when the state moved on (cancel, lease lost): the attempt's result no longer counts.</summary>
     public bool Revoked { get; private set; }
 
+    /// <summary>The hard stop of the worker running it.</summary>
+    public CancellationToken Abort { get; } = abort;
+
+    // The registry's links, under its lock.
+    internal RunHandle? Previous;
+    internal RunHandle? Next;
+    internal bool Registered;
+
     public void Revoke()
     {
         Revoked = true;
@@ -38,9 +47,6 @@ internal sealed class RunHandle(LeasedJob job, CancellationToken abort) : IDispo
             // Finished concurrently: nothing left to cancel.
         }
     }
-
-    /// <summary>The hard stop of the worker running it.</summary>
-    public CancellationToken Abort { get; } = abort;
 
     /// <summary>
     /// Cancels the handler for a hard stop: the run is not revoked, so its node is released, not dropped. A callback the
@@ -59,22 +65,92 @@ internal sealed class RunHandle(LeasedJob job, CancellationToken abort) : IDispo
     }
 
     public void Dispose() => _cts.Dispose();
+
+    // The logging scope.
+    int IReadOnlyCollection<KeyValuePair<string, object?>>.Count => 2;
+
+    KeyValuePair<string, object?> IReadOnlyList<KeyValuePair<string, object?>>.this[int index] => index switch
+    {
+        0 => new("ExecutionId", Job.Job.ExecutionId),
+        1 => new("NodeId", Job.Job.NodeId),
+        _ => throw new ArgumentOutOfRangeException(nameof(index)),
+    };
+
+    IEnumerator<KeyValuePair<string, object?>> IEnumerable<KeyValuePair<string, object?>>.GetEnumerator()
+    {
+        IReadOnlyList<KeyValuePair<string, object?>> scope = this;
+        yield return scope[0];
+        yield return scope[1];
+    }
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => ((IEnumerable<KeyValuePair<string, object?>>)this).GetEnumerator();
+
+    public override string ToString() => $"ExecutionId:{Job.Job.ExecutionId} NodeId:{Job.Job.NodeId}";
 }
 
-/// <summary>The attempts running in this process, so cancel and lease loss reach their handlers.</summary>
+/// <summary>
+/// The attempts running in this process, so cancel and lease loss reach their handlers: a list through the runs themselves
+/// under one lock, so adding and removing a run allocates nothing. Lookups (a cancel, a heartbeat) walk it; they are rare
+/// next to runs, and the list is no longer than the worker's slots.
+/// </summary>
 internal sealed class RunningRegistry
 {
-    // Every run adds and removes itself; nothing reads Count (it takes every lock stripe, and calling it on each
-    // transition was the most contended lock of in-memory runs).
-    private readonly ConcurrentDictionary<(Guid, string), RunHandle> _runs = new();
+    private readonly Lock _lock = new();
+    private RunHandle? _head;
 
-    public void Add(RunHandle run) => _runs[(run.Job.Job.ExecutionId, run.Job.Job.NodeId)] = run;
+    public void Add(RunHandle run)
+    {
+        lock (_lock)
+        {
+            if (run.Registered)
+            {
+                return;
+            }
 
-    public void Remove(RunHandle run) => _runs.TryRemove(new KeyValuePair<(Guid, string), RunHandle>((run.Job.Job.ExecutionId, run.Job.Job.NodeId), run));
+            run.Registered = true;
+            run.Previous = null;
+            run.Next = _head;
+            if (_head is not null)
+            {
+                _head.Previous = run;
+            }
 
+            _head = run;
+        }
+    }
+
+    public void Remove(RunHandle run)
+    {
+        lock (_lock)
+        {
+            if (!run.Registered)
+            {
+                return;
+            }
+
+            run.Registered = false;
+            if (run.Previous is null)
+            {
+                _head = run.Next;
+            }
+            else
+            {
+                run.Previous.Next = run.Next;
+            }
+
+            if (run.Next is not null)
+            {
+                run.Next.Previous = run.Previous;
+            }
+
+            run.Previous = run.Next = null;
+        }
+    }
+
+    /// <summary>Revokes the runs of node <paramref name="nodeId"/> of <paramref name="executionId"/> here (its node was canceled).</summary>
     public void Revoke(Guid executionId, string nodeId)
     {
-        if (_runs.TryGetValue((executionId, nodeId), out var run))
+        foreach (var run in Find(r => r.Job.Job.ExecutionId == executionId && r.Job.Job.NodeId == nodeId))
         {
             run.Revoke();
         }
@@ -83,28 +159,40 @@ internal sealed class RunningRegistry
     /// <summary>Revokes every attempt of <paramref name="executionId"/> running here (a cancel signal from another process).</summary>
     public void RevokeExecution(Guid executionId)
     {
-        foreach (var ((execution, _), run) in _runs)
+        foreach (var run in Find(r => r.Job.Job.ExecutionId == executionId))
         {
-            if (execution == executionId)
-            {
-                run.Revoke();
-            }
+            run.Revoke();
         }
     }
 
     /// <summary>Cancels the handlers of every run under the hard stop <paramref name="abort"/> (which has fired).</summary>
     public void CancelRuns(CancellationToken abort)
     {
-        foreach (var (_, run) in _runs)
+        foreach (var run in Find(r => r.Abort == abort))
         {
-            if (run.Abort == abort)
-            {
-                run.Cancel();
-            }
+            run.Cancel();
         }
     }
 
-    public RunHandle[] Snapshot() => [.. _runs.Values];
+    public RunHandle[] Snapshot() => Find(static _ => true);
+
+    // The matches, so callers revoke or cancel them outside the lock: a handler's callbacks run inside the cancel.
+    private RunHandle[] Find(Func<RunHandle, bool> match)
+    {
+        List<RunHandle>? found = null;
+        lock (_lock)
+        {
+            for (var run = _head; run is not null; run = run.Next)
+            {
+                if (match(run))
+                {
+                    (found ??= []).Add(run);
+                }
+            }
+        }
+
+        return found is null ? [] : [.. found];
+    }
 }
 
 /// <summary>Carries out what a store transition asks for: enqueue ready jobs, publish events, revoke canceled runs.</summary>

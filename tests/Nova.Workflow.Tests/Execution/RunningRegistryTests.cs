@@ -6,8 +6,41 @@ namespace Nova.Workflow.Tests.Execution;
 
 public sealed class RunningRegistryTests
 {
-    private static RunHandle Run(string node, CancellationToken abort) =>
-        new(new LeasedJob(new Job(Guid.NewGuid(), node, 1, "default", 5, null, null), Guid.NewGuid(), 1, DateTimeOffset.UtcNow.AddMinutes(1)), abort);
+    private static RunHandle Run(string node, CancellationToken abort, Guid? execution = null) =>
+        new(new LeasedJob(new Job(execution ?? Guid.NewGuid(), node, 1, "default", 5, null, null), Guid.NewGuid(), 1, DateTimeOffset.UtcNow.AddMinutes(1)), abort);
+
+    [Fact]
+    public void A_canceled_node_revokes_every_run_of_it_here_and_a_removed_run_is_neither_found_nor_revoked()
+    {
+        var registry = new RunningRegistry();
+        var execution = Guid.NewGuid();
+        using var first = Run("a", CancellationToken.None, execution);
+        using var redelivered = Run("a", CancellationToken.None, execution);
+        using var sibling = Run("b", CancellationToken.None, execution);
+        using var finished = Run("a", CancellationToken.None, execution);
+        using var elsewhere = Run("a", CancellationToken.None);
+        foreach (var run in new[] { first, redelivered, sibling, finished, elsewhere })
+        {
+            registry.Add(run);
+        }
+
+        registry.Remove(finished);
+        registry.Remove(finished);
+        registry.Revoke(execution, "a");
+
+        Assert.True(first.Revoked && redelivered.Revoked);
+        Assert.False(sibling.Revoked || finished.Revoked || elsewhere.Revoked);
+        Assert.Equal(new HashSet<RunHandle> { first, redelivered, sibling, elsewhere }, registry.Snapshot().ToHashSet());
+
+        // Removing from the head, the middle and the end leaves the list whole.
+        registry.Remove(elsewhere);
+        registry.Remove(sibling);
+        registry.Remove(first);
+        Assert.Equal([redelivered], registry.Snapshot());
+        registry.RevokeExecution(execution);
+        registry.Remove(redelivered);
+        Assert.Empty(registry.Snapshot());
+    }
 
     [Fact]
     public void A_hard_stop_cancels_every_run_under_it_even_when_a_handler_callback_throws_and_leaves_other_workers_runs_alone()
