@@ -170,30 +170,30 @@ internal sealed class NodeRunner
         // The attempt's state is its run handle, its logging scope and its entry in the registry: one object per run.
         using var state = new AttemptState(this, leased, abort, node, plan.Retry[index], _time.GetUtcNow());
         _runs.Add(state);
-        // A hard stop that fired before the run was registered did not reach it (RunningRegistry.CancelRuns).
-        if (abort.IsCancellationRequested)
-        {
-            state.Cancel();
-        }
-
-        using var scope = _logger.BeginScope(state);
-        using var activity = StartActivity(job, node);
-        Log.NodeStarted(_logger, job.NodeId, job.ExecutionId, job.Attempt, _options.WorkerId);
-
-        state.Context = new NodeContext(
-            job.ExecutionId,
-            job.NodeId,
-            job.Attempt,
-            start.WorkflowInput,
-            start.ParentOutputs,
-            DirectInput(plan, index, start),
-            plan.Graph.ParentsOf(index).Length > 1 ? InputBuilder(plan, index) : null,
-            node.Config,
-            _logger,
-            _hub.HasEventWatchers ? ProgressReporter(job) : null,
-            state.Token);
         try
         {
+            // A hard stop that fired before the run was registered did not reach it (RunningRegistry.CancelRuns).
+            if (abort.IsCancellationRequested)
+            {
+                state.Cancel();
+            }
+
+            using var scope = _logger.BeginScope(state);
+            using var activity = StartActivity(job, node);
+            Log.NodeStarted(_logger, job.NodeId, job.ExecutionId, job.Attempt, _options.WorkerId);
+
+            state.Context = new NodeContext(
+                job.ExecutionId,
+                job.NodeId,
+                job.Attempt,
+                start.WorkflowInput,
+                start.ParentOutputs,
+                DirectInput(plan, index, start),
+                plan.Graph.ParentsOf(index).Length > 1 ? InputBuilder(plan, index) : null,
+                node.Config,
+                _logger,
+                _hub.HasEventWatchers ? ProgressReporter(job) : null,
+                state.Token);
             var outcome = await RunPipelineAsync(state).ConfigureAwait(false);
             state.Completing = true;
             return await CommitAsync(leased, plan, index, state, outcome, activity, abort, stopping).ConfigureAwait(false);
@@ -207,7 +207,8 @@ internal sealed class NodeRunner
                 state.Cancel();
             }
 
-            // Registered until the outcome is committed: heartbeats keep both leases alive while the commit waits or is retried.
+            // Registered until the outcome is committed (heartbeats keep both leases alive while the commit waits or is
+            // retried), and unregistered whatever failed on the way: a run left registered would be heartbeated for ever.
             _runs.Remove(state);
         }
     }

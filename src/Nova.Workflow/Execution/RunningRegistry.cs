@@ -90,8 +90,9 @@ internal class RunHandle(LeasedJob job, CancellationToken abort) : IDisposable, 
 
 /// <summary>
 /// The attempts running in this process, so cancel and lease loss reach their handlers: a list through the runs themselves
-/// under one lock, so adding and removing a run allocates nothing. Lookups (a cancel, a heartbeat) walk it; they are rare
-/// next to runs, and the list is no longer than the worker's slots.
+/// under one lock, so adding and removing a run allocates nothing. Lookups walk it once each: a heartbeat, a cancel signal,
+/// the canceled nodes of one transition together. It holds only what runs at the moment, at most the slots of the
+/// process's workers.
 /// </summary>
 internal sealed class RunningRegistry
 {
@@ -147,10 +148,24 @@ internal sealed class RunningRegistry
         }
     }
 
-    /// <summary>Revokes the runs of node <paramref name="nodeId"/> of <paramref name="executionId"/> here (its node was canceled).</summary>
-    public void Revoke(Guid executionId, string nodeId)
+    /// <summary>Revokes the runs here of the nodes that <paramref name="events"/> cancel, in one walk.</summary>
+    public void RevokeCanceled(IReadOnlyList<WorkflowEvent> events)
     {
-        foreach (var run in Find(r => r.Job.Job.ExecutionId == executionId && r.Job.Job.NodeId == nodeId))
+        HashSet<(Guid, string)>? canceled = null;
+        for (var k = 0; k < events.Count; k++)
+        {
+            if (events[k] is { Type: EventTypes.NodeCanceled, NodeId: { } node } e)
+            {
+                (canceled ??= []).Add((e.ExecutionId, node));
+            }
+        }
+
+        if (canceled is null)
+        {
+            return;
+        }
+
+        foreach (var run in Find(r => canceled.Contains((r.Job.Job.ExecutionId, r.Job.Job.NodeId))))
         {
             run.Revoke();
         }
@@ -211,14 +226,7 @@ internal sealed class TransitionDispatcher(IJobQueue queue, ExecutionEventHub hu
             return;
         }
 
-        foreach (var e in events)
-        {
-            if (e.Type == EventTypes.NodeCanceled && e.NodeId is not null)
-            {
-                runs.Revoke(e.ExecutionId, e.NodeId);
-            }
-        }
-
+        runs.RevokeCanceled(events);
         hub.Publish(events);
     }
 }

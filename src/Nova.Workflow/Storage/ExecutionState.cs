@@ -27,8 +27,9 @@ internal sealed class ExecutionState
         }
 
         InEdges = Plan.Graph.Parents.Length == 0 ? [] : new EdgeOutcome[Plan.Graph.Parents.Length];
-        // Kept for the execution's life in memory: sized for one attempt per node, the common case.
-        History = new List<AttemptRecord>(Plan.NodeCount);
+        // A store that keeps the state for the execution's life sizes this (InMemoryStateStore); one that writes the records
+        // out after each transition keeps only a transition's worth.
+        History = [];
     }
 
     /// <summary>Rebuilds a persisted execution (history is not loaded: only new records accumulate).</summary>
@@ -93,11 +94,11 @@ internal sealed class ExecutionState
 
     public int Done { get; private set; }
 
-    /// <summary>Attempt records added since this state was made (all of them, for a state that lives in memory).</summary>
     /// <summary>
-    /// The attempts recorded since this state was created or loaded, in order. Compact values, not records: the in-memory
-    /// store keeps one per node for the execution's life, and a large execution's records, one object each, were the bulk
-    /// of what its run promoted through the collector's generations.
+    /// The attempts recorded since this state was created or loaded, in order (all of them, for a state that lives in
+    /// memory). Compact values, not records: the in-memory store keeps one per attempt, at least one per node, for the
+    /// execution's life, and a large execution's records, one object each, were the bulk of what its run promoted through
+    /// the collector's generations.
     /// </summary>
     public List<AttemptRecord> History { get; }
 
@@ -134,7 +135,7 @@ internal sealed class ExecutionState
 
     /// <summary>
     /// Which events watchers in this process want, asked once per transition after its writes: the transition returns those,
-    /// and always a canceled node's (its run is revoked through it). Null: every event. Only a store whose transition is
+    /// and always a canceled node's (its runs are revoked through it). Null: every event. Only a store whose transition is
     /// visible the moment it is applied (in memory) may set it: a watcher that subscribes later reads the written state.
     /// </summary>
     public Func<Guid, EventInterest>? EventsWanted { get; init; }

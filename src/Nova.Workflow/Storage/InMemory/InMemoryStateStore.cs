@@ -26,6 +26,8 @@ internal sealed class InMemoryStateStore(TimeProvider time, IJobQueue queue, Exe
         ArgumentNullException.ThrowIfNull(execution);
         var now = time.GetUtcNow();
         var state = new ExecutionState(execution, now) { EventsWanted = _eventsWanted };
+        // Kept for the execution's life: sized for one attempt per node, the common case.
+        state.History.Capacity = state.Nodes.Length;
         if (execution.IdempotencyKey is { } key)
         {
             // The key check and the insert must be one step so 50 concurrent starts create one execution.
