@@ -94,6 +94,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         await using var batch = new NpgsqlBatch(connection);
         if (AddEnqueue(batch, jobs))
         {
+            await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
             await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             Wake(jobs);
         }
@@ -249,6 +250,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         batch.BatchCommands.Add(claim);
         var poison = new List<Unreadable>();
         var claimed = new List<(LeasedJob Job, short Priority, long Seq)>();
+        await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
         await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))

@@ -16,9 +16,10 @@ namespace Nova.Workflow.Postgres;
 /// the queue is PostgreSQL too — insert the ready jobs and ack the finished one, then commit. Leases use
 /// the database clock (<c>now()</c>).
 /// </summary>
-internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IExecutionStatusReader
+internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IExecutionStatusReader, IAsyncDisposable, IDisposable
 {
     private readonly NpgsqlDataSource _dataSource;
+    private readonly KeptConnections _kept;
     private readonly WorkflowRegistry _registry;
     private readonly NovaWorkflowOptions _options;
     private readonly PostgresJobQueue? _queue;
@@ -50,6 +51,10 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     {
         _dataSource = dataSource;
         _time = time;
+
+        // One connection for each batch the lanes below can have in flight (two creates, one completion per lane), and one
+        // for a claim or a single transition besides.
+        _kept = new KeptConnections(dataSource, time, capacity: 5);
         _registry = registry;
         _options = options.Value;
         _s = providerOptions.Value.Schema;
@@ -60,9 +65,19 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         // Two lanes, one commit in flight on each: one flushes to disk while the other's batch is applied. An execution
         // always completes on the same lane, so two commits never rewrite one document at once (the second would wait
         // for the first's row lock, and a large execution would be written twice as often for half the nodes each).
-        _creates = new(CreateBatchAsync, maxBatch: 256, maxInFlight: 2);
-        _completions = [new(CompleteBatchAsync, maxBatch: 256, maxInFlight: 1), new(CompleteBatchAsync, maxBatch: 256, maxInFlight: 1)];
+        _creates = new(batch => _kept.RunAsync(connection => CreateBatchAsync(connection, batch), CancellationToken.None), maxBatch: 256, maxInFlight: 2);
+        _completions = [.. Enumerable.Range(0, 2).Select(_ => new GroupCommit<CompleteNodeRequest, CompleteNodeResult>(
+            batch => _kept.RunAsync(connection => CompleteBatchAsync(connection, batch), CancellationToken.None), maxBatch: 256, maxInFlight: 1))];
     }
+
+    /// <summary>The connections kept between transactions (for tests).</summary>
+    internal KeptConnections Kept => _kept;
+
+    /// <summary>Closes the connections kept between transactions.</summary>
+    public ValueTask DisposeAsync() => _kept.DisposeAsync();
+
+    /// <inheritdoc cref="DisposeAsync"/>
+    public void Dispose() => _kept.Dispose();
 
     public async ValueTask<CreateExecutionResult> CreateExecutionAsync(NewExecution execution, CancellationToken cancellationToken = default)
     {
@@ -139,9 +154,8 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     /// arrive while one is in flight insert their execution rows and root jobs together, in one batch (one round trip, one
     /// implicit transaction, all or nothing). Timestamps come from the database clock as last observed.
     /// </summary>
-    private async Task<CreateExecutionResult[]> CreateBatchAsync(NewExecution[] executions)
+    private async Task<CreateExecutionResult[]> CreateBatchAsync(NpgsqlConnection connection, NewExecution[] executions)
     {
-        await using var connection = await _dataSource.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
         if (Interlocked.Read(ref _clockOffset) == long.MinValue)
         {
             // The process's first batch reads the database clock (a burst of starts into a fresh host used to go one by one,
@@ -193,6 +207,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             var enqueued = _queue is not null && _queue.AddEnqueue(batch, jobs);
 
             // Npgsql sends a batch with one Sync: PostgreSQL runs it as one implicit transaction, all or nothing.
+            await batch.PrepareAsync(CancellationToken.None).ConfigureAwait(false);
             await batch.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
             foreach (var plan in newPlans)
             {
@@ -281,9 +296,12 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         var claimed = new List<LeasedJob>();
         List<PostgresJobQueue.Unreadable> poison;
         StartNodeResult?[]? starts = null;
-        await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+        var connection = await _kept.OpenAsync(cancellationToken).ConfigureAwait(false);
+        var clean = false;
+        try
         {
             poison = await _queue!.ClaimAsync(connection, queue, maxCount, worker.Lease, claimed, cancellationToken).ConfigureAwait(false);
+            clean = true;
             if (claimed.Count > 0)
             {
                 try
@@ -294,8 +312,13 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
                 catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException)
                 {
                     // Nothing started: the worker starts each job on its own, as without claim-and-start.
+                    clean = false;
                 }
             }
+        }
+        finally
+        {
+            await (clean ? _kept.ReturnAsync(connection) : connection.DisposeAsync()).ConfigureAwait(false);
         }
 
         await _queue.DeadLetterAsync(poison, CancellationToken.None).ConfigureAwait(false);
@@ -373,11 +396,10 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         return await lane.SubmitAsync(request).ConfigureAwait(false);
     }
 
-    private async Task<CompleteNodeResult[]> CompleteBatchAsync(CompleteNodeRequest[] batch)
+    private async Task<CompleteNodeResult[]> CompleteBatchAsync(NpgsqlConnection connection, CompleteNodeRequest[] batch)
     {
         // Completions are fenced by their run tokens and time: they never wait on a caller's token once queued.
         var results = new CompleteNodeResult[batch.Length];
-        await using var connection = await _dataSource.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
         await using var transaction = await connection.BeginTransactionAsync(CancellationToken.None).ConfigureAwait(false);
         var states = await LockAllAsync(connection, transaction, batch.Select(r => r.Run.Job.ExecutionId)).ConfigureAwait(false);
         var changed = new HashSet<ExecutionState>();
@@ -627,7 +649,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
     {
         // This transition reads the row itself and moves its revision on: a remembered state of it would only go stale.
         _recent.TryRemove(executionId, out _);
-        var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var connection = await _kept.OpenAsync(cancellationToken).ConfigureAwait(false);
         NpgsqlTransaction? transaction = null;
         try
         {
@@ -639,6 +661,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
                 connection,
                 transaction);
             command.Parameters.AddWithValue(executionId);
+            await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
             string workflow;
             int version;
             ExecutionDocument document;
@@ -649,7 +672,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
                 {
                     await reader.DisposeAsync().ConfigureAwait(false);
                     await transaction.DisposeAsync().ConfigureAwait(false);
-                    await connection.DisposeAsync().ConfigureAwait(false);
+                    await _kept.ReturnAsync(connection).ConfigureAwait(false);
                     return null;
                 }
 
@@ -659,7 +682,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             var chunks = document.Chunks > 0 ? (await ReadChunksAsync(connection, transaction, [executionId], cancellationToken).ConfigureAwait(false)).GetValueOrDefault(executionId) : null;
             var state = Restore(workflow, version, document, chunks);
             ObserveClock(now);
-            return new Scope(connection, transaction, state, now);
+            return new Scope(_kept, connection, transaction, state, now);
         }
         catch
         {
@@ -705,6 +728,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         {
             select.Parameters.AddWithValue(wanted);
             select.Parameters.AddWithValue(known);
+            await select.PrepareAsync(CancellationToken.None).ConfigureAwait(false);
             await using var reader = await select.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
             while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
             {
@@ -747,6 +771,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             // The remembered state went away between the two looks (a failed transaction dropped it): read the documents.
             await using var select = new NpgsqlCommand($"SELECT id, workflow, version, revision, state FROM {_s}.executions WHERE id = ANY($1)", connection, transaction);
             select.Parameters.AddWithValue(unread.ToArray());
+            await select.PrepareAsync(CancellationToken.None).ConfigureAwait(false);
             await using var reader = await select.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
             while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
             {
@@ -857,6 +882,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             // The commit rides in the same round trip as the writes (PostgreSQL skips it if a write fails, and the transaction
             // is rolled back when the connection goes back to the pool): one round trip per transition saved.
             batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+            await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
             await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
@@ -928,6 +954,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             return transition;
         }
 
+        await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         return transition with { JobsEnqueued = true };
     }
@@ -1005,6 +1032,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             connection,
             transaction);
         select.Parameters.AddWithValue(ids);
+        await select.PrepareAsync(cancellationToken).ConfigureAwait(false);
         await using var reader = await select.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var chunks = new Dictionary<Guid, byte[][]>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -1133,8 +1161,11 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         ErrorMessage = reader.IsDBNull(o + 8) ? null : reader.GetString(o + 8),
     };
 
-    /// <summary>A transaction holding one execution's row lock, with the state read under it.</summary>
-    private sealed class Scope(NpgsqlConnection connection, NpgsqlTransaction transaction, ExecutionState state, DateTimeOffset now) : IAsyncDisposable
+    /// <summary>
+    /// A transaction holding one execution's row lock, with the state read under it. Disposed, it ends the transaction (a
+    /// rollback when nothing committed it) and gives the connection back to be kept; one that cannot end it is closed.
+    /// </summary>
+    private sealed class Scope(KeptConnections kept, NpgsqlConnection connection, NpgsqlTransaction transaction, ExecutionState state, DateTimeOffset now) : IAsyncDisposable
     {
         public NpgsqlConnection Connection { get; } = connection;
         public NpgsqlTransaction Transaction { get; } = transaction;
@@ -1143,8 +1174,17 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
 
         public async ValueTask DisposeAsync()
         {
-            await Transaction.DisposeAsync().ConfigureAwait(false);
-            await Connection.DisposeAsync().ConfigureAwait(false);
+            try
+            {
+                await Transaction.DisposeAsync().ConfigureAwait(false);
+            }
+            catch
+            {
+                await Connection.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+
+            await kept.ReturnAsync(Connection).ConfigureAwait(false);
         }
     }
 }
