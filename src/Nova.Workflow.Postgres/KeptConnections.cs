@@ -20,6 +20,15 @@ internal sealed class KeptConnections(NpgsqlDataSource dataSource, TimeProvider 
     private readonly Stack<(NpgsqlConnection Connection, long Since)> _idle = new();
     private bool _disposed;
 
+    /// <summary>
+    /// Whether the data source multiplexes commands over its connections. Otherwise the provider prepares its statements
+    /// explicitly: Npgsql keeps a prepared statement with its physical connection, and preparing one the connection has
+    /// already sends nothing, so only a connection's first run of a statement pays a round trip and each later run skips
+    /// PostgreSQL's parse and plan. A multiplexing data source takes no explicit preparation and no LISTEN wait, and shares
+    /// its connections by itself: there nothing is prepared or kept, and idle workers poll.
+    /// </summary>
+    public static bool Multiplexes(NpgsqlDataSource dataSource) => new NpgsqlConnectionStringBuilder(dataSource.ConnectionString).Multiplexing;
+
     /// <summary>Runs <paramref name="work"/> on a kept connection (or a new one), keeping the connection after if it succeeds.</summary>
     public async Task<T> RunAsync<T>(Func<NpgsqlConnection, Task<T>> work, CancellationToken cancellationToken)
     {

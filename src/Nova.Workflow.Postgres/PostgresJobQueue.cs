@@ -18,6 +18,7 @@ namespace Nova.Workflow.Postgres;
 internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
 {
     private readonly NpgsqlDataSource _dataSource;
+    private readonly bool _multiplexing;
     private readonly TimeProvider _time;
     private readonly string _s;
     private readonly string _channel;
@@ -36,6 +37,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
     public PostgresJobQueue(NpgsqlDataSource dataSource, IOptions<PostgresProviderOptions> options, TimeProvider time, ILoggerFactory loggers)
     {
         _dataSource = dataSource;
+        _multiplexing = KeptConnections.Multiplexes(dataSource);
         _time = time;
         _s = options.Value.Schema;
         _channel = $"nova_{_s}_wake";
@@ -94,7 +96,10 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         await using var batch = new NpgsqlBatch(connection);
         if (AddEnqueue(batch, jobs))
         {
-            await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            if (!_multiplexing)
+            {
+                await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            }
             await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             Wake(jobs);
         }
@@ -250,7 +255,10 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         batch.BatchCommands.Add(claim);
         var poison = new List<Unreadable>();
         var claimed = new List<(LeasedJob Job, short Priority, long Seq)>();
-        await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
+        if (!_multiplexing)
+        {
+            await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
+        }
         await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -475,9 +483,17 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         }
     }
 
-    /// <summary>One connection per process LISTENs; a lost connection is reopened (polling covers the gap).</summary>
+    /// <summary>
+    /// One connection per process LISTENs; a lost connection is reopened (polling covers the gap). A multiplexing data source
+    /// cannot wait for notifications: there idle workers only poll.
+    /// </summary>
     private async Task ListenAsync(CancellationToken cancellationToken)
     {
+        if (_multiplexing)
+        {
+            return;
+        }
+
         while (!cancellationToken.IsCancellationRequested)
         {
             try

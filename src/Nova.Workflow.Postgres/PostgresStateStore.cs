@@ -20,6 +20,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
 {
     private readonly NpgsqlDataSource _dataSource;
     private readonly KeptConnections _kept;
+    private readonly bool _multiplexing;
     private readonly WorkflowRegistry _registry;
     private readonly NovaWorkflowOptions _options;
     private readonly PostgresJobQueue? _queue;
@@ -53,8 +54,9 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         _time = time;
 
         // One connection for each batch the lanes below can have in flight (two creates, one completion per lane), and one
-        // for a claim or a single transition besides.
-        _kept = new KeptConnections(dataSource, time, capacity: 5);
+        // for a claim or a single transition besides. A multiplexing data source shares its connections by itself.
+        _multiplexing = KeptConnections.Multiplexes(dataSource);
+        _kept = new KeptConnections(dataSource, time, capacity: _multiplexing ? 0 : 5);
         _registry = registry;
         _options = options.Value;
         _s = providerOptions.Value.Schema;
@@ -207,7 +209,10 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             var enqueued = _queue is not null && _queue.AddEnqueue(batch, jobs);
 
             // Npgsql sends a batch with one Sync: PostgreSQL runs it as one implicit transaction, all or nothing.
-            await batch.PrepareAsync(CancellationToken.None).ConfigureAwait(false);
+            if (!_multiplexing)
+            {
+                await batch.PrepareAsync(CancellationToken.None).ConfigureAwait(false);
+            }
             await batch.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
             foreach (var plan in newPlans)
             {
@@ -661,7 +666,10 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
                 connection,
                 transaction);
             command.Parameters.AddWithValue(executionId);
-            await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            if (!_multiplexing)
+            {
+                await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            }
             string workflow;
             int version;
             ExecutionDocument document;
@@ -728,7 +736,10 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         {
             select.Parameters.AddWithValue(wanted);
             select.Parameters.AddWithValue(known);
-            await select.PrepareAsync(CancellationToken.None).ConfigureAwait(false);
+            if (!_multiplexing)
+            {
+                await select.PrepareAsync(CancellationToken.None).ConfigureAwait(false);
+            }
             await using var reader = await select.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
             while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
             {
@@ -771,7 +782,10 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             // The remembered state went away between the two looks (a failed transaction dropped it): read the documents.
             await using var select = new NpgsqlCommand($"SELECT id, workflow, version, revision, state FROM {_s}.executions WHERE id = ANY($1)", connection, transaction);
             select.Parameters.AddWithValue(unread.ToArray());
-            await select.PrepareAsync(CancellationToken.None).ConfigureAwait(false);
+            if (!_multiplexing)
+            {
+                await select.PrepareAsync(CancellationToken.None).ConfigureAwait(false);
+            }
             await using var reader = await select.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
             while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
             {
@@ -882,7 +896,10 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             // The commit rides in the same round trip as the writes (PostgreSQL skips it if a write fails, and the transaction
             // is rolled back when the connection goes back to the pool): one round trip per transition saved.
             batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
-            await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            if (!_multiplexing)
+            {
+                await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            }
             await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
@@ -954,7 +971,12 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             return transition;
         }
 
-        await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
+        if (!_multiplexing)
+
+        {
+
+            await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
+        }
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         return transition with { JobsEnqueued = true };
     }
@@ -1032,7 +1054,10 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             connection,
             transaction);
         select.Parameters.AddWithValue(ids);
-        await select.PrepareAsync(cancellationToken).ConfigureAwait(false);
+        if (!_multiplexing)
+        {
+            await select.PrepareAsync(cancellationToken).ConfigureAwait(false);
+        }
         await using var reader = await select.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var chunks = new Dictionary<Guid, byte[][]>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))

@@ -121,6 +121,24 @@ public sealed class PostgresKeptConnectionTests(PostgresServer server) : IClassF
         Assert.True(most >= 2, $"{most} prepared statements on the executions");
     }
 
+    [Fact]
+    public async Task On_a_multiplexing_data_source_the_store_neither_prepares_nor_keeps_nor_listens_and_workflows_run()
+    {
+        await using var multiplexing = NpgsqlDataSource.Create(server.ConnectionString + ";Multiplexing=true");
+        Assert.True(KeptConnections.Multiplexes(multiplexing));
+        Assert.False(KeptConnections.Multiplexes(server.DataSource));
+        var schema = "mux" + Guid.NewGuid().ToString("N")[..8];
+        using var host = await PostgresTestHost.StartAsync(multiplexing, o => o.Schema = schema, nova => nova
+            .AddHandler("step", (_, _) => ValueTask.FromResult<JsonElement?>(null))
+            .AddWorkflow(new WorkflowBuilder("mux").Node("a", "step").Node("b", "step", n => n.DependsOn("a")).Node("c", "step", n => n.DependsOn("a")).Build())
+            .AddWorker(w => w.Queue("default", 4)));
+        var client = host.Services.GetRequiredService<IWorkflowClient>();
+        var snapshot = await client.WaitForCompletionAsync(await client.StartAsync("mux"), TimeSpan.FromSeconds(30));
+        Assert.Equal(ExecutionStatus.Succeeded, snapshot.Status);
+        Assert.Equal(0, host.Services.GetRequiredService<PostgresStateStore>().Kept.Count);
+        await host.StopAsync();
+    }
+
     private static async Task ExecuteAsync(NpgsqlConnection connection, string sql)
     {
         await using var command = new NpgsqlCommand(sql, connection);
