@@ -1,4 +1,5 @@
 using System.Data;
+using System.Data.Common;
 using Npgsql;
 
 namespace Nova.Workflow.Postgres;
@@ -28,6 +29,14 @@ internal sealed class KeptConnections(NpgsqlDataSource dataSource, TimeProvider 
     /// its connections by itself: there nothing is prepared or kept, and idle workers poll.
     /// </summary>
     public static bool Multiplexes(NpgsqlDataSource dataSource) => new NpgsqlConnectionStringBuilder(dataSource.ConnectionString).Multiplexing;
+
+    /// <summary>Prepares the batch's statements on its connection (see <see cref="Multiplexes"/>); nothing when multiplexing.</summary>
+    public static Task PrepareAsync(DbBatch batch, bool multiplexing, CancellationToken cancellationToken) =>
+        multiplexing ? Task.CompletedTask : batch.PrepareAsync(cancellationToken);
+
+    /// <summary>Prepares the command's statement on its connection (see <see cref="Multiplexes"/>); nothing when multiplexing.</summary>
+    public static Task PrepareAsync(DbCommand command, bool multiplexing, CancellationToken cancellationToken) =>
+        multiplexing ? Task.CompletedTask : command.PrepareAsync(cancellationToken);
 
     /// <summary>Runs <paramref name="work"/> on a kept connection (or a new one), keeping the connection after if it succeeds.</summary>
     public async Task<T> RunAsync<T>(Func<NpgsqlConnection, Task<T>> work, CancellationToken cancellationToken)

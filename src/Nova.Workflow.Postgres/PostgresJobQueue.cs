@@ -96,10 +96,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         await using var batch = new NpgsqlBatch(connection);
         if (AddEnqueue(batch, jobs))
         {
-            if (!_multiplexing)
-            {
-                await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
-            }
+            await KeptConnections.PrepareAsync(batch, _multiplexing, cancellationToken).ConfigureAwait(false);
             await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             Wake(jobs);
         }
@@ -255,10 +252,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         batch.BatchCommands.Add(claim);
         var poison = new List<Unreadable>();
         var claimed = new List<(LeasedJob Job, short Priority, long Seq)>();
-        if (!_multiplexing)
-        {
-            await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
-        }
+        await KeptConnections.PrepareAsync(batch, _multiplexing, cancellationToken).ConfigureAwait(false);
         await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))

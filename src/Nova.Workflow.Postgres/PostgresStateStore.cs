@@ -209,10 +209,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             var enqueued = _queue is not null && _queue.AddEnqueue(batch, jobs);
 
             // Npgsql sends a batch with one Sync: PostgreSQL runs it as one implicit transaction, all or nothing.
-            if (!_multiplexing)
-            {
-                await batch.PrepareAsync(CancellationToken.None).ConfigureAwait(false);
-            }
+            await KeptConnections.PrepareAsync(batch, _multiplexing, CancellationToken.None).ConfigureAwait(false);
             await batch.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
             foreach (var plan in newPlans)
             {
@@ -301,29 +298,31 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         var claimed = new List<LeasedJob>();
         List<PostgresJobQueue.Unreadable> poison;
         StartNodeResult?[]? starts = null;
+        // Kept after the claim only when nothing on it threw, the start included.
         var connection = await _kept.OpenAsync(cancellationToken).ConfigureAwait(false);
-        var clean = false;
+        var keep = false;
         try
         {
             poison = await _queue!.ClaimAsync(connection, queue, maxCount, worker.Lease, claimed, cancellationToken).ConfigureAwait(false);
-            clean = true;
+            keep = true;
             if (claimed.Count > 0)
             {
+                keep = false;
                 try
                 {
                     // Past the claim, finish without the caller's token: the claimed jobs are this worker's now.
                     starts = await StartPlainlyAsync(connection, claimed, worker).ConfigureAwait(false);
+                    keep = true;
                 }
                 catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException)
                 {
                     // Nothing started: the worker starts each job on its own, as without claim-and-start.
-                    clean = false;
                 }
             }
         }
         finally
         {
-            await (clean ? _kept.ReturnAsync(connection) : connection.DisposeAsync()).ConfigureAwait(false);
+            await (keep ? _kept.ReturnAsync(connection) : connection.DisposeAsync()).ConfigureAwait(false);
         }
 
         await _queue.DeadLetterAsync(poison, CancellationToken.None).ConfigureAwait(false);
@@ -666,10 +665,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
                 connection,
                 transaction);
             command.Parameters.AddWithValue(executionId);
-            if (!_multiplexing)
-            {
-                await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
-            }
+            await KeptConnections.PrepareAsync(command, _multiplexing, cancellationToken).ConfigureAwait(false);
             string workflow;
             int version;
             ExecutionDocument document;
@@ -736,10 +732,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         {
             select.Parameters.AddWithValue(wanted);
             select.Parameters.AddWithValue(known);
-            if (!_multiplexing)
-            {
-                await select.PrepareAsync(CancellationToken.None).ConfigureAwait(false);
-            }
+            await KeptConnections.PrepareAsync(select, _multiplexing, CancellationToken.None).ConfigureAwait(false);
             await using var reader = await select.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
             while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
             {
@@ -782,10 +775,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             // The remembered state went away between the two looks (a failed transaction dropped it): read the documents.
             await using var select = new NpgsqlCommand($"SELECT id, workflow, version, revision, state FROM {_s}.executions WHERE id = ANY($1)", connection, transaction);
             select.Parameters.AddWithValue(unread.ToArray());
-            if (!_multiplexing)
-            {
-                await select.PrepareAsync(CancellationToken.None).ConfigureAwait(false);
-            }
+            await KeptConnections.PrepareAsync(select, _multiplexing, CancellationToken.None).ConfigureAwait(false);
             await using var reader = await select.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
             while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
             {
@@ -894,12 +884,9 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             }
 
             // The commit rides in the same round trip as the writes (PostgreSQL skips it if a write fails, and the transaction
-            // is rolled back when the connection goes back to the pool): one round trip per transition saved.
+            // is rolled back when it is disposed): one round trip per transition saved.
             batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
-            if (!_multiplexing)
-            {
-                await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
-            }
+            await KeptConnections.PrepareAsync(batch, _multiplexing, cancellationToken).ConfigureAwait(false);
             await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
@@ -971,12 +958,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             return transition;
         }
 
-        if (!_multiplexing)
-
-        {
-
-            await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
-        }
+        await KeptConnections.PrepareAsync(batch, _multiplexing, cancellationToken).ConfigureAwait(false);
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         return transition with { JobsEnqueued = true };
     }
@@ -1054,10 +1036,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             connection,
             transaction);
         select.Parameters.AddWithValue(ids);
-        if (!_multiplexing)
-        {
-            await select.PrepareAsync(cancellationToken).ConfigureAwait(false);
-        }
+        await KeptConnections.PrepareAsync(select, _multiplexing, cancellationToken).ConfigureAwait(false);
         await using var reader = await select.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var chunks = new Dictionary<Guid, byte[][]>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
