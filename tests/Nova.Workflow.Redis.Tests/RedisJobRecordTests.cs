@@ -82,4 +82,35 @@ public sealed class RedisJobRecordTests(RedisServer server) : IClassFixture<Redi
         Assert.True(await queue.AckAsync(leased));
         Assert.Equal("hashtable", (string?)await server.Connection.GetDatabase().ExecuteAsync("OBJECT", "ENCODING", (RedisKey)queue.KeysOf("default").Jobs));
     }
+
+    [Fact]
+    public async Task A_queue_keeps_its_ready_and_leased_sets_as_skip_lists_and_its_mark_never_stays_in_them()
+    {
+        var prefix = "zs" + Guid.NewGuid().ToString("N")[..6];
+        var wide = new WorkflowBuilder("few");
+        for (var i = 0; i < 5; i++)
+        {
+            wide.Node($"n{i}", "h");
+        }
+
+        using var host = await RedisTestHost.StartAsync(server.Connection, prefix, nova => nova
+            .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
+            .AddWorkflow(wide.Build()), withWorker: false);
+        var client = host.Services.GetRequiredService<IWorkflowClient>();
+        var queue = (RedisJobQueue)host.Services.GetRequiredService<IJobQueue>();
+        var keys = queue.KeysOf("default");
+        var db = server.Connection.GetDatabase();
+        await client.StartAsync("few");
+
+        // Five members would be a flat list, which every insert walks and every removal searches.
+        Assert.Equal("skiplist", await db.KeyEncodingAsync(keys.Ready));
+        Assert.Equal(5, await db.SortedSetLengthAsync(keys.Ready));
+        var leased = await queue.DequeueAsync(["default"], 2, TimeSpan.FromMinutes(1));
+        Assert.Equal(2, leased.Count);
+        Assert.Equal("skiplist", await db.KeyEncodingAsync(keys.Leased));
+        Assert.Equal(2, await db.SortedSetLengthAsync(keys.Leased));
+        Assert.Equal(3, await db.SortedSetLengthAsync(keys.Ready));
+        Assert.All(await db.SortedSetRangeByRankAsync(keys.Leased), m => Assert.StartsWith(leased[0].Job.ExecutionId.ToString("N"), m.ToString(), StringComparison.Ordinal));
+        Assert.All(await db.SortedSetRangeByRankAsync(keys.Ready), m => Assert.DoesNotContain("~~", m.ToString(), StringComparison.Ordinal));
+    }
 }

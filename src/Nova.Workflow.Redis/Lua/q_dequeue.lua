@@ -85,7 +85,7 @@ local function dequeue(now, kb, max, leaseMs, fairness, tokenAt)
   end
   redis.call('HINCRBY', meta, 'taken', IX[#ids])
   redis.call('ZREM', ready, unpack(ids))
-  redis.call('ZADD', leased, unpack(leases))
+  z_add(leased, unpack(leases))
   -- Each record read, and written back leased, in one command each. A ready id without a record (a damaged store) is
   -- leased with an empty payload, so the worker dead-letters it and its ack clears it.
   local records = redis.call('HMGET', jobs, unpack(ids))
