@@ -9,17 +9,32 @@ namespace Nova.Workflow.Postgres;
 /// pool when it is next used: the reset statements run ahead of the next command, and they cost about a sixth of a chain
 /// hop here. The store's statements leave nothing in a session (no settings, no session locks, no LISTEN), so a connection
 /// whose work ended cleanly is kept for the next transaction instead. A connection whose work threw, one that is no longer
-/// open, and one that sat unused longer than <see cref="IdleFor"/> go back to the pool. The statements these connections
-/// prepare stay prepared either way (Npgsql keeps them with the physical connection).
+/// open, and one that sat unused longer than <see cref="IdleFor"/> go back to the pool: a timer gives those back even when
+/// nothing asks for a connection, so a quiet process holds none for long. The statements these connections prepare stay
+/// prepared either way (Npgsql keeps them with the physical connection).
 /// </summary>
-internal sealed class KeptConnections(NpgsqlDataSource dataSource, TimeProvider time, int capacity) : IAsyncDisposable, IDisposable
+internal sealed class KeptConnections : IAsyncDisposable, IDisposable
 {
     /// <summary>Longer unused than this, a kept connection goes back to the pool, which closes idle ones in its own time.</summary>
     internal static readonly TimeSpan IdleFor = TimeSpan.FromSeconds(30);
 
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly TimeProvider _time;
+    private readonly int _capacity;
     private readonly Lock _gate = new();
-    private readonly Stack<(NpgsqlConnection Connection, long Since)> _idle = new();
+
+    // The kept connections, the most recently given back last: taken from the end, given up for idleness from the start.
+    private readonly List<(NpgsqlConnection Connection, long Since)> _idle = [];
+    private readonly ITimer? _pruning;
     private bool _disposed;
+
+    public KeptConnections(NpgsqlDataSource dataSource, TimeProvider time, int capacity)
+    {
+        _dataSource = dataSource;
+        _time = time;
+        _capacity = capacity;
+        _pruning = capacity > 0 ? time.CreateTimer(static k => ((KeptConnections)k!).Prune(), this, IdleFor, IdleFor) : null;
+    }
 
     /// <summary>
     /// Whether the data source multiplexes commands over its connections. Otherwise the provider prepares its statements
@@ -65,13 +80,16 @@ internal sealed class KeptConnections(NpgsqlDataSource dataSource, TimeProvider 
             (NpgsqlConnection Connection, long Since) kept;
             lock (_gate)
             {
-                if (!_idle.TryPop(out kept))
+                if (_idle.Count == 0)
                 {
                     break;
                 }
+
+                kept = _idle[^1];
+                _idle.RemoveAt(_idle.Count - 1);
             }
 
-            if (kept.Connection.FullState == ConnectionState.Open && time.GetElapsedTime(kept.Since) < IdleFor)
+            if (kept.Connection.FullState == ConnectionState.Open && _time.GetElapsedTime(kept.Since) < IdleFor)
             {
                 return kept.Connection;
             }
@@ -79,7 +97,7 @@ internal sealed class KeptConnections(NpgsqlDataSource dataSource, TimeProvider 
             await kept.Connection.DisposeAsync().ConfigureAwait(false);
         }
 
-        return await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        return await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -92,9 +110,9 @@ internal sealed class KeptConnections(NpgsqlDataSource dataSource, TimeProvider 
         {
             lock (_gate)
             {
-                if (!_disposed && _idle.Count < capacity)
+                if (!_disposed && _idle.Count < _capacity)
                 {
-                    _idle.Push((connection, time.GetTimestamp()));
+                    _idle.Add((connection, _time.GetTimestamp()));
                     return ValueTask.CompletedTask;
                 }
             }
@@ -133,12 +151,32 @@ internal sealed class KeptConnections(NpgsqlDataSource dataSource, TimeProvider 
 
     private NpgsqlConnection[] TakeAll()
     {
+        _pruning?.Dispose();
         lock (_gate)
         {
             _disposed = true;
             NpgsqlConnection[] kept = [.. _idle.Select(k => k.Connection)];
             _idle.Clear();
             return kept;
+        }
+    }
+
+    /// <summary>Gives the connections unused for <see cref="IdleFor"/> back to the pool (the oldest are first in the list).</summary>
+    private void Prune()
+    {
+        List<NpgsqlConnection>? stale = null;
+        lock (_gate)
+        {
+            while (_idle.Count > 0 && _time.GetElapsedTime(_idle[0].Since) >= IdleFor)
+            {
+                (stale ??= []).Add(_idle[0].Connection);
+                _idle.RemoveAt(0);
+            }
+        }
+
+        foreach (var connection in stale ?? [])
+        {
+            connection.Dispose();
         }
     }
 }

@@ -82,6 +82,28 @@ public sealed class PostgresKeptConnectionTests(PostgresServer server) : IClassF
     }
 
     [Fact]
+    public async Task Kept_connections_unused_for_the_idle_limit_go_back_to_the_pool_though_nothing_asks_for_one()
+    {
+        var time = new FakeTimeProvider();
+        await using var kept = new KeptConnections(server.DataSource, time, capacity: 2);
+        var first = await kept.OpenAsync(default);
+        var second = await kept.OpenAsync(default);
+        await kept.ReturnAsync(first);
+        time.Advance(KeptConnections.IdleFor / 2);
+        await kept.ReturnAsync(second);
+        Assert.Equal(2, kept.Count);
+
+        // The timer at the idle limit finds the first unused that long, the second not yet; the next one finds it too.
+        time.Advance(KeptConnections.IdleFor / 2);
+        Assert.Equal(1, kept.Count);
+        Assert.Equal(System.Data.ConnectionState.Closed, first.State);
+        Assert.Equal(System.Data.ConnectionState.Open, second.State);
+        time.Advance(KeptConnections.IdleFor);
+        Assert.Equal(0, kept.Count);
+        Assert.Equal(System.Data.ConnectionState.Closed, second.State);
+    }
+
+    [Fact]
     public async Task The_store_runs_its_transitions_on_kept_connections_with_prepared_statements()
     {
         var schema = "kept" + Guid.NewGuid().ToString("N")[..8];
