@@ -8,8 +8,9 @@ namespace Nova.Workflow.Postgres;
 /// A few open connections the store keeps between its own transactions. Npgsql resets a connection that went back to its
 /// pool when it is next used: the reset statements run ahead of the next command, and they cost about a sixth of a chain
 /// hop here. The store's statements leave nothing in a session (no settings, no session locks, no LISTEN), so a connection
-/// whose work ended cleanly is kept for the next transaction instead. A connection whose work threw, one that is no longer
-/// open, and one that sat unused longer than <see cref="IdleFor"/> go back to the pool: a timer gives those back even when
+/// whose work ended cleanly is kept for the next transaction instead. A connection whose work threw (and with it every
+/// kept one), one that is no longer open, and one that sat unused longer than <see cref="IdleFor"/> go back to the pool: a
+/// timer gives the idle ones back even when
 /// nothing asks for a connection, so a quiet process holds none for long. The statements these connections prepare stay
 /// prepared either way (Npgsql keeps them with the physical connection).
 /// </summary>
@@ -64,12 +65,32 @@ internal sealed class KeptConnections : IAsyncDisposable, IDisposable
         }
         catch
         {
-            await connection.DisposeAsync().ConfigureAwait(false);
+            await DiscardAsync(connection).ConfigureAwait(false);
             throw;
         }
 
         await ReturnAsync(connection).ConfigureAwait(false);
         return result;
+    }
+
+    /// <summary>
+    /// Closes a connection whose work threw, and gives every kept one back to the pool with it: what broke one (a server
+    /// restart, a network failure) has most likely broken them all, and each would fail one more transaction to show it.
+    /// </summary>
+    public async ValueTask DiscardAsync(NpgsqlConnection connection)
+    {
+        List<NpgsqlConnection> kept;
+        lock (_gate)
+        {
+            kept = [.. _idle.Select(k => k.Connection)];
+            _idle.Clear();
+        }
+
+        await connection.DisposeAsync().ConfigureAwait(false);
+        foreach (var other in kept)
+        {
+            await other.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     /// <summary>A kept connection, the most recently used first, or a new one from the pool.</summary>

@@ -322,7 +322,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         }
         finally
         {
-            await (keep ? _kept.ReturnAsync(connection) : connection.DisposeAsync()).ConfigureAwait(false);
+            await (keep ? _kept.ReturnAsync(connection) : _kept.DiscardAsync(connection)).ConfigureAwait(false);
         }
 
         await _queue.DeadLetterAsync(poison, CancellationToken.None).ConfigureAwait(false);
@@ -695,7 +695,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
                 await transaction.DisposeAsync().ConfigureAwait(false);
             }
 
-            await connection.DisposeAsync().ConfigureAwait(false);
+            await _kept.DiscardAsync(connection).ConfigureAwait(false);
             throw;
         }
     }
@@ -1184,7 +1184,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             }
             catch
             {
-                await Connection.DisposeAsync().ConfigureAwait(false);
+                await kept.DiscardAsync(Connection).ConfigureAwait(false);
                 throw;
             }
 

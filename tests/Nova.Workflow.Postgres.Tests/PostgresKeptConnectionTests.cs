@@ -28,9 +28,15 @@ public sealed class PostgresKeptConnectionTests(PostgresServer server) : IClassF
     }
 
     [Fact]
-    public async Task A_connection_whose_work_threw_goes_back_to_the_pool_and_is_reset()
+    public async Task A_connection_whose_work_threw_goes_back_to_the_pool_and_is_reset_and_so_does_every_kept_one()
     {
         await using var kept = new KeptConnections(server.DataSource, TimeProvider.System, capacity: 2);
+        // Two kept: the work takes the one given back last, and the other stays kept while the work runs.
+        var other = await kept.OpenAsync(default);
+        var used = await kept.OpenAsync(default);
+        await kept.ReturnAsync(other);
+        await kept.ReturnAsync(used);
+        Assert.Equal(2, kept.Count);
         await Assert.ThrowsAsync<PostgresException>(() => kept.RunAsync<int>(async c =>
         {
             await ExecuteAsync(c, "SET application_name = 'failed-probe'");
@@ -38,6 +44,8 @@ public sealed class PostgresKeptConnectionTests(PostgresServer server) : IClassF
             return 0;
         }, default));
         Assert.Equal(0, kept.Count);
+        Assert.Equal(System.Data.ConnectionState.Closed, used.State);
+        Assert.Equal(System.Data.ConnectionState.Closed, other.State);
 
         var name = await kept.RunAsync(c => ScalarAsync<string>(c, "SHOW application_name"), default);
         Assert.NotEqual("failed-probe", name);
