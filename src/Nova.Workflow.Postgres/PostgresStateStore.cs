@@ -304,21 +304,20 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         try
         {
             poison = await _queue!.ClaimAsync(connection, queue, maxCount, worker.Lease, claimed, cancellationToken).ConfigureAwait(false);
-            keep = true;
             if (claimed.Count > 0)
             {
-                keep = false;
                 try
                 {
                     // Past the claim, finish without the caller's token: the claimed jobs are this worker's now.
                     starts = await StartPlainlyAsync(connection, claimed, worker).ConfigureAwait(false);
-                    keep = true;
                 }
                 catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException)
                 {
                     // Nothing started: the worker starts each job on its own, as without claim-and-start.
                 }
             }
+
+            keep = claimed.Count == 0 || starts is not null;
         }
         finally
         {
