@@ -19,10 +19,13 @@ internal sealed record Sizes(int Jobs, int Chain, int Fan, int Dags, int DagNode
     public int WarmupJobs => Jobs / 5;
 
     /// <summary>
-    /// Unmeasured runs of the wide workflow before its measured ones. The JIT tiers the worker's code up over several seconds
-    /// of that workload (call counting, then instrumented code, then the optimized tier): with one warm-up run, the measured
-    /// Redis runs were still in that climb (scratch harness, eight runs in a row with the default settings: 13.6k, 12.7k,
-    /// 16.6k, 15.5k, 17.9k, 19.5k, 17.6k, 19.8k nodes/s; with tiering off from the start, 16.5k to 22k from the first).
+    /// Unmeasured runs of the wide workflow just before its measured ones. The runner's children run with tiering off
+    /// (<c>EndToEndRunner</c>), and then only the first run in a process is slow (scratch harness on Redis, fresh process:
+    /// 9.1k nodes/s, then 24-26k from the second run on; it compiles the worker's code and stores the plan, which the
+    /// functions then cache). Five runs cost about two seconds on Redis. The commit that raised this from one blamed JIT
+    /// tiering, measured in the harness with the default runtime settings; that does not hold for the runner's children,
+    /// and its runner figures (13.3k with one warm-up run, 18.9k with five) were minutes apart, within this machine's
+    /// hour-to-hour variation.
     /// </summary>
     public int WideWarmups { get; init; } = 1;
 }
