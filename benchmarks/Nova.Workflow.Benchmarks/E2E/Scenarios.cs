@@ -91,7 +91,7 @@ internal static class Bench
         Console.Error.WriteLine($"  [{engine}/{storage} {DateTime.Now:HH:mm:ss}] {message}");
 
     /// <summary>Runs of each short step (chain, fan-out, DAGs); the median is reported.</summary>
-    public const int ShortStepRuns = 3;
+    public const int ShortStepRuns = 5;
 
     /// <summary>
     /// Runs one scenario; a timeout or failure is noted on its measures (the cell shows it) and the run goes on with
@@ -109,6 +109,13 @@ internal static class Bench
             var runs = measures.ToDictionary(m => m, _ => new List<double>());
             for (var run = 0; run < repeats; run++)
             {
+                // A full collection first, as BenchmarkDotNet forces one between iterations by default: the garbage the step
+                // before left is not collected inside this one. The short in-memory steps (a 10,000-node workflow in about 50
+                // ms) were at the mercy of a gen1 or gen2 collection landing in them: scratch harness, runs of one process
+                // 187k-338k nodes/s, the slow ones with those collections.
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                GC.Collect();
                 await body();
                 foreach (var measure in measures)
                 {
