@@ -7,11 +7,14 @@ namespace Nova.Workflow.Graph;
 /// </summary>
 internal sealed class GraphIndex
 {
-    private GraphIndex(string[] ids, Dictionary<string, int> index, int[] childStart, int[] children, int[] childEdge, int[] parentStart, int[] parents, int[] childSlotToParentSlot)
+    private GraphIndex(string[] ids, Dictionary<string, int> index, List<int>? duplicateNodes, int[] edgeSource, int[] edgeTarget, int[] childStart, int[] children, int[] childEdge, int[] parentStart, int[] parents, int[] childSlotToParentSlot)
     {
         ChildSlotToParentSlot = childSlotToParentSlot;
         Ids = ids;
         Index = index;
+        DuplicateNodes = (IReadOnlyList<int>?)duplicateNodes ?? [];
+        EdgeSource = edgeSource;
+        EdgeTarget = edgeTarget;
         ChildStart = childStart;
         Children = children;
         ChildEdge = childEdge;
@@ -24,6 +27,15 @@ internal sealed class GraphIndex
     public Dictionary<string, int> Index { get; }
 
     public int Count => Ids.Length;
+
+    /// <summary>The positions of nodes whose id an earlier node has already (in declaration order); the index maps the id to the first.</summary>
+    public IReadOnlyList<int> DuplicateNodes { get; }
+
+    /// <summary>Per edge of the definition, its source's index, or -1 when no node has that id.</summary>
+    public int[] EdgeSource { get; }
+
+    /// <summary>Per edge of the definition, its target's index, or -1 when no node has that id.</summary>
+    public int[] EdgeTarget { get; }
 
     /// <summary>Children of node i are Children[ChildStart[i]..ChildStart[i+1]].</summary>
     public int[] ChildStart { get; }
@@ -51,10 +63,14 @@ internal sealed class GraphIndex
         var nodes = definition.Nodes;
         var ids = new string[nodes.Count];
         var index = new Dictionary<string, int>(nodes.Count, StringComparer.Ordinal);
+        List<int>? duplicates = null;
         for (var i = 0; i < nodes.Count; i++)
         {
             ids[i] = nodes[i].Id;
-            index.TryAdd(nodes[i].Id, i);
+            if (!index.TryAdd(nodes[i].Id, i))
+            {
+                (duplicates ??= []).Add(i);
+            }
         }
 
         var edges = definition.Edges;
@@ -64,16 +80,12 @@ internal sealed class GraphIndex
         var parentStart = new int[ids.Length + 1];
         for (var e = 0; e < edges.Count; e++)
         {
-            if (index.TryGetValue(edges[e].Source, out var s) && index.TryGetValue(edges[e].Target, out var t))
+            var s = src[e] = index.TryGetValue(edges[e].Source, out var si) ? si : -1;
+            var t = dst[e] = index.TryGetValue(edges[e].Target, out var ti) ? ti : -1;
+            if (s >= 0 && t >= 0)
             {
-                src[e] = s;
-                dst[e] = t;
                 childStart[s + 1]++;
                 parentStart[t + 1]++;
-            }
-            else
-            {
-                src[e] = -1;
             }
         }
 
@@ -87,11 +99,11 @@ internal sealed class GraphIndex
         var childEdge = new int[children.Length];
         var parents = new int[parentStart[^1]];
         var childToParent = new int[children.Length];
-        var childFill = childStart[..^1].ToArray();
-        var parentFill = parentStart[..^1].ToArray();
+        var childFill = childStart.AsSpan(0, ids.Length).ToArray();
+        var parentFill = parentStart.AsSpan(0, ids.Length).ToArray();
         for (var e = 0; e < edges.Count; e++)
         {
-            if (src[e] < 0)
+            if (src[e] < 0 || dst[e] < 0)
             {
                 continue;
             }
@@ -104,7 +116,41 @@ internal sealed class GraphIndex
             childToParent[childSlot] = parentSlot;
         }
 
-        return new GraphIndex(ids, index, childStart, children, childEdge, parentStart, parents, childToParent);
+        return new GraphIndex(ids, index, duplicates, src, dst, childStart, children, childEdge, parentStart, parents, childToParent);
+    }
+
+    /// <summary>
+    /// Per edge of the definition, whether an earlier edge joins the same two nodes (self loops excepted: they are an error
+    /// of their own). One pass over the children with a mark per node, not a set of id pairs: a node's children are in
+    /// declaration order, so the first of equal edges is the one left unmarked.
+    /// </summary>
+    public bool[] RepeatedEdges(int edgeCount)
+    {
+        var repeated = new bool[edgeCount];
+        var seenFrom = new int[Count];
+        Array.Fill(seenFrom, -1);
+        for (var source = 0; source < Count; source++)
+        {
+            for (var slot = ChildStart[source]; slot < ChildStart[source + 1]; slot++)
+            {
+                var child = Children[slot];
+                if (child == source)
+                {
+                    continue;
+                }
+
+                if (seenFrom[child] == source)
+                {
+                    repeated[ChildEdge[slot]] = true;
+                }
+                else
+                {
+                    seenFrom[child] = source;
+                }
+            }
+        }
+
+        return repeated;
     }
 
     /// <summary>

@@ -34,6 +34,87 @@ public sealed class ValidationTests
     }
 
     [Fact]
+    public void Repeated_edge_is_reported_once_per_repeat()
+    {
+        var ex = Invalid(Of(["a", "b", "c"], ("a", "b"), ("a", "c"), ("b", "c"), ("a", "b"), ("a", "b")));
+        var repeats = ex.Errors.Where(e => e.Code == ValidationErrorCode.DuplicateEdge).ToList();
+        Assert.Equal(2, repeats.Count);
+        Assert.All(repeats, e => Assert.Contains("'a' → 'b'", e.Message));
+    }
+
+    [Fact]
+    public void Repeated_self_loop_is_a_self_loop_each_time_not_a_repeated_edge()
+    {
+        var ex = Invalid(Of(["a", "b"], ("a", "a"), ("a", "b"), ("a", "a")));
+        Assert.Equal(2, ex.Errors.Count(e => e.Code == ValidationErrorCode.SelfLoop));
+        Assert.DoesNotContain(ex.Errors, e => e.Code == ValidationErrorCode.DuplicateEdge);
+    }
+
+    /// <summary>
+    /// The structural checks (repeated ids, unknown ends, self loops, repeated edges) read what indexing the graph found;
+    /// they must say exactly what a direct check over the ids says, in the same order, for any definition.
+    /// </summary>
+    [Fact]
+    public void Structural_errors_match_a_direct_check_of_the_ids()
+    {
+        var structural = new[] { ValidationErrorCode.DuplicateNodeId, ValidationErrorCode.UnknownEdgeNode, ValidationErrorCode.SelfLoop, ValidationErrorCode.DuplicateEdge };
+        var random = new Random(7);
+        var checkedWithErrors = 0;
+        for (var round = 0; round < 2000; round++)
+        {
+            // Ids from a small pool, so repeats are common; edge ends also from ids no node has.
+            var nodes = Enumerable.Range(0, random.Next(1, 8)).Select(_ => $"n{random.Next(6)}").ToArray();
+            string End() => random.Next(6) == 0 ? $"x{random.Next(2)}" : nodes[random.Next(nodes.Length)];
+            var edges = Enumerable.Range(0, random.Next(0, 10)).Select(_ => (End(), End())).ToArray();
+            var definition = Of(nodes, edges);
+            var expected = DirectStructuralCheck(definition);
+            var actual = WorkflowValidator.Collect(definition, _ => true).Where(e => structural.Contains(e.Code)).ToList();
+            Assert.Equal(expected, actual);
+            checkedWithErrors += expected.Count > 0 ? 1 : 0;
+        }
+
+        Assert.True(checkedWithErrors > 500, $"only {checkedWithErrors} of the random definitions had structural errors");
+    }
+
+    private static List<WorkflowValidationError> DirectStructuralCheck(WorkflowDefinition definition)
+    {
+        var errors = new List<WorkflowValidationError>();
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var node in definition.Nodes)
+        {
+            if (!ids.Add(node.Id))
+            {
+                errors.Add(new(ValidationErrorCode.DuplicateNodeId, $"Node id '{node.Id}' is used more than once; node ids must be unique."));
+            }
+        }
+
+        var pairs = new HashSet<(string, string)>();
+        foreach (var edge in definition.Edges)
+        {
+            if (!ids.Contains(edge.Source))
+            {
+                errors.Add(new(ValidationErrorCode.UnknownEdgeNode, $"Edge '{edge.Source}' → '{edge.Target}' starts at unknown node '{edge.Source}'."));
+            }
+
+            if (!ids.Contains(edge.Target))
+            {
+                errors.Add(new(ValidationErrorCode.UnknownEdgeNode, $"Edge '{edge.Source}' → '{edge.Target}' ends at unknown node '{edge.Target}'."));
+            }
+
+            if (edge.Source == edge.Target)
+            {
+                errors.Add(new(ValidationErrorCode.SelfLoop, $"Node '{edge.Source}' depends on itself; remove the edge '{edge.Source}' → '{edge.Target}'."));
+            }
+            else if (!pairs.Add((edge.Source, edge.Target)))
+            {
+                errors.Add(new(ValidationErrorCode.DuplicateEdge, $"Edge '{edge.Source}' → '{edge.Target}' is declared more than once."));
+            }
+        }
+
+        return errors;
+    }
+
+    [Fact]
     public void Self_loop() =>
         Assert.Contains(Invalid(Of(["a", "b"], ("a", "a"))).Errors, e => e.Code == ValidationErrorCode.SelfLoop);
 
