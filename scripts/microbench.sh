@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs the BenchmarkDotNet hot-path benchmarks (sorter, scheduling step, serialization, Redis and PostgreSQL store
+# calls, in-memory engine; allocations reported by MemoryDiagnoser) and writes docs/microbenchmarks.md from their
+# GitHub-markdown reports. The Redis and PostgreSQL benchmarks start their own servers on 127.0.0.1.
+# Extra arguments go to BenchmarkDotNet instead of the default `--filter '*' --job short`; with a filter that
+# selects only some benchmarks, the page lists only those.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-servers.sh
+dotnet build benchmarks/Nova.Workflow.Benchmarks -c Release
+artifacts=$(mktemp -d)
+trap 'rm -rf "$artifacts"' EXIT
+if [ "$#" -eq 0 ]; then set -- --filter '*' --job short; fi
+dotnet benchmarks/Nova.Workflow.Benchmarks/bin/Release/net10.0/Nova.Workflow.Benchmarks.dll "$@" \
+  --artifacts "$artifacts" --exporters github
+
+out=docs/microbenchmarks.md
+{
+  echo "# Micro-benchmarks (BenchmarkDotNet)"
+  echo
+  echo "Written by \`./scripts/microbench.sh $*\` on $(date -u '+%Y-%m-%d %H:%M') UTC. Each table's header names the"
+  echo "machine, the runtime and BenchmarkDotNet's job; **Allocated** is the managed memory one operation allocates."
+  echo "The end-to-end comparison with Hangfire is in [benchmarks.md](benchmarks.md)."
+  for report in "$artifacts"/results/*-report-github.md; do
+    name=$(basename "$report" -report-github.md)
+    echo
+    echo "## ${name##*.}"
+    echo
+    # Benchmark descriptions are quoted in the report, and the quotes written as HTML entities.
+    sed "s/&#39;/'/g" "$report"
+  done
+} > "$out"
+echo "wrote $out"
