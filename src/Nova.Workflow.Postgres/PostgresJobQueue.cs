@@ -21,6 +21,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
     private readonly bool _multiplexing;
     private readonly TimeProvider _time;
     private readonly string _s;
+    private readonly Statements _sql;
     private readonly string _channel;
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _signals = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int> _wakeState = new(StringComparer.Ordinal);
@@ -40,6 +41,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         _multiplexing = KeptConnections.Multiplexes(dataSource);
         _time = time;
         _s = options.Value.Schema;
+        _sql = new Statements(_s);
         _channel = $"nova_{_s}_wake";
         _vacuumAfter = options.Value.VacuumJobsAfter;
         _logger = loggers.CreateLogger("Nova.Workflow.Postgres");
@@ -152,15 +154,24 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
             return false;
         }
 
-        var insert = new NpgsqlBatchCommand(
-            $"INSERT INTO {_s}.jobs (id, queue, priority, not_before, payload) " +
-            "SELECT id, queue, priority, coalesce(not_before, now()), payload FROM unnest($1::text[], $2::text[], $3::smallint[], $4::timestamptz[], $5::jsonb[]) AS t(id, queue, priority, not_before, payload) " +
-            "ON CONFLICT (id) DO NOTHING");
-        insert.Parameters.AddWithValue(jobs.Select(JobId).ToArray());
-        insert.Parameters.AddWithValue(jobs.Select(j => j.Queue).ToArray());
-        insert.Parameters.AddWithValue(jobs.Select(j => (short)j.Priority).ToArray());
-        insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, Value = jobs.Select(j => j.NotBefore is { } nb ? (object)nb : DBNull.Value).ToArray() });
-        insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb, Value = jobs.Select(JobCodec.Serialize).ToArray() });
+        // The columns filled in one pass; a job without a start time starts now (coalesce in the statement).
+        var ids = new string[jobs.Count];
+        var queues = new string[jobs.Count];
+        var priorities = new short[jobs.Count];
+        var notBefore = new DateTimeOffset?[jobs.Count];
+        var payloads = new string[jobs.Count];
+        for (var k = 0; k < jobs.Count; k++)
+        {
+            var job = jobs[k];
+            (ids[k], queues[k], priorities[k], notBefore[k], payloads[k]) = (JobId(job), job.Queue, (short)job.Priority, job.NotBefore, JobCodec.Serialize(job));
+        }
+
+        var insert = new NpgsqlBatchCommand(_sql.Insert);
+        insert.Parameters.AddWithValue(ids);
+        insert.Parameters.AddWithValue(queues);
+        insert.Parameters.AddWithValue(priorities);
+        insert.Parameters.Add(new NpgsqlParameter<DateTimeOffset?[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, TypedValue = notBefore });
+        insert.Parameters.Add(new NpgsqlParameter<string[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb, TypedValue = payloads });
         batch.BatchCommands.Add(insert);
         return true;
     }
@@ -173,16 +184,25 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
             return;
         }
 
-        var insert = new NpgsqlBatchCommand(
-            $"INSERT INTO {_s}.jobs (id, queue, priority, not_before, payload, lease_token, lease_expires, deliveries) " +
-            "SELECT id, queue, priority, now(), payload, token, expires, 1 FROM unnest($1::text[], $2::text[], $3::smallint[], $4::jsonb[], $5::uuid[], $6::timestamptz[]) AS t(id, queue, priority, payload, token, expires) " +
-            "ON CONFLICT (id) DO NOTHING");
-        insert.Parameters.AddWithValue(jobs.Select(j => JobId(j.Job)).ToArray());
-        insert.Parameters.AddWithValue(jobs.Select(j => j.Job.Queue).ToArray());
-        insert.Parameters.AddWithValue(jobs.Select(j => (short)j.Job.Priority).ToArray());
-        insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb, Value = jobs.Select(j => JobCodec.Serialize(j.Job)).ToArray() });
-        insert.Parameters.AddWithValue(jobs.Select(j => j.LeaseToken).ToArray());
-        insert.Parameters.AddWithValue(jobs.Select(j => j.LeaseExpiresAt).ToArray());
+        var ids = new string[jobs.Count];
+        var queues = new string[jobs.Count];
+        var priorities = new short[jobs.Count];
+        var payloads = new string[jobs.Count];
+        var tokens = new Guid[jobs.Count];
+        var expires = new DateTimeOffset[jobs.Count];
+        for (var k = 0; k < jobs.Count; k++)
+        {
+            var (job, token, expiresAt) = (jobs[k].Job, jobs[k].LeaseToken, jobs[k].LeaseExpiresAt);
+            (ids[k], queues[k], priorities[k], payloads[k], tokens[k], expires[k]) = (JobId(job), job.Queue, (short)job.Priority, JobCodec.Serialize(job), token, expiresAt);
+        }
+
+        var insert = new NpgsqlBatchCommand(_sql.InsertLeased);
+        insert.Parameters.AddWithValue(ids);
+        insert.Parameters.AddWithValue(queues);
+        insert.Parameters.AddWithValue(priorities);
+        insert.Parameters.Add(new NpgsqlParameter<string[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb, TypedValue = payloads });
+        insert.Parameters.AddWithValue(tokens);
+        insert.Parameters.AddWithValue(expires);
         batch.BatchCommands.Add(insert);
     }
 
@@ -194,9 +214,16 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
             return;
         }
 
-        var ack = new NpgsqlBatchCommand($"DELETE FROM {_s}.jobs j USING unnest($1::text[], $2::uuid[]) AS u(id, token) WHERE j.id = u.id AND j.lease_token = u.token");
-        ack.Parameters.AddWithValue(jobs.Select(j => JobId(j.Job)).ToArray());
-        ack.Parameters.AddWithValue(jobs.Select(j => j.LeaseToken).ToArray());
+        var ids = new string[jobs.Count];
+        var tokens = new Guid[jobs.Count];
+        for (var k = 0; k < jobs.Count; k++)
+        {
+            (ids[k], tokens[k]) = (JobId(jobs[k].Job), jobs[k].LeaseToken);
+        }
+
+        var ack = new NpgsqlBatchCommand(_sql.Ack);
+        ack.Parameters.AddWithValue(ids);
+        ack.Parameters.AddWithValue(tokens);
         batch.BatchCommands.Add(ack);
         NoteFinished(jobs.Count);
     }
@@ -238,14 +265,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
         // One implicit transaction that waits for no lock (SKIP LOCKED) and holds its rows only until it commits.
         await using var batch = new NpgsqlBatch(connection) { BatchCommands = { Reclaim(queue) } };
 
-        var claim = new NpgsqlBatchCommand(
-            $"WITH takes AS (SELECT count(*) FILTER (WHERE nextval('{_s}.take_seq') % {InMemoryJobQueue.FairnessInterval} = 0) AS fair FROM generate_series(1, $2)), " +
-            $"fair AS (SELECT id FROM {_s}.jobs WHERE queue = $1 AND lease_token IS NULL AND not_before <= now() ORDER BY seq LIMIT (SELECT fair FROM takes) FOR UPDATE SKIP LOCKED), " +
-            $"prio AS (SELECT id FROM {_s}.jobs WHERE queue = $1 AND lease_token IS NULL AND not_before <= now() AND id NOT IN (SELECT id FROM fair) ORDER BY priority DESC, seq LIMIT $2 - (SELECT count(*) FROM fair) FOR UPDATE SKIP LOCKED) " +
-            $"UPDATE {_s}.jobs j SET lease_token = gen_random_uuid(), lease_expires = now() + $3 * interval '1 millisecond', deliveries = j.deliveries + 1 " +
-            // ANY(ARRAY(...)) keeps the update on the primary key; a join on the CTEs planned a full scan.
-            "WHERE j.id = ANY(ARRAY(SELECT id FROM fair UNION ALL SELECT id FROM prio)) " +
-            "RETURNING j.id, j.payload::text, j.lease_token, j.deliveries, j.lease_expires, j.priority, j.seq");
+        var claim = new NpgsqlBatchCommand(_sql.Claim);
         claim.Parameters.AddWithValue(queue);
         claim.Parameters.AddWithValue(want);
         claim.Parameters.AddWithValue(lease.TotalMilliseconds);
@@ -278,7 +298,7 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
 
     private NpgsqlBatchCommand Reclaim(string queue)
     {
-        var reclaim = new NpgsqlBatchCommand($"UPDATE {_s}.jobs SET lease_token = NULL, lease_expires = NULL WHERE queue = $1 AND lease_token IS NOT NULL AND lease_expires <= now()");
+        var reclaim = new NpgsqlBatchCommand(_sql.Reclaim);
         reclaim.Parameters.AddWithValue(queue);
         return reclaim;
     }
@@ -522,4 +542,33 @@ internal sealed class PostgresJobQueue : IJobQueue, IAsyncDisposable
     }
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>The statements of the hot paths, made once from the schema name, not per claim, enqueue and ack.</summary>
+    private sealed class Statements(string s)
+    {
+        public readonly string Insert =
+            $"INSERT INTO {s}.jobs (id, queue, priority, not_before, payload) " +
+            "SELECT id, queue, priority, coalesce(not_before, now()), payload FROM unnest($1::text[], $2::text[], $3::smallint[], $4::timestamptz[], $5::jsonb[]) AS t(id, queue, priority, not_before, payload) " +
+            "ON CONFLICT (id) DO NOTHING";
+
+        public readonly string InsertLeased =
+            $"INSERT INTO {s}.jobs (id, queue, priority, not_before, payload, lease_token, lease_expires, deliveries) " +
+            "SELECT id, queue, priority, now(), payload, token, expires, 1 FROM unnest($1::text[], $2::text[], $3::smallint[], $4::jsonb[], $5::uuid[], $6::timestamptz[]) AS t(id, queue, priority, payload, token, expires) " +
+            "ON CONFLICT (id) DO NOTHING";
+
+        public readonly string Ack =
+            $"DELETE FROM {s}.jobs j USING unnest($1::text[], $2::uuid[]) AS u(id, token) WHERE j.id = u.id AND j.lease_token = u.token";
+
+        public readonly string Claim =
+            $"WITH takes AS (SELECT count(*) FILTER (WHERE nextval('{s}.take_seq') % {InMemoryJobQueue.FairnessInterval} = 0) AS fair FROM generate_series(1, $2)), " +
+            $"fair AS (SELECT id FROM {s}.jobs WHERE queue = $1 AND lease_token IS NULL AND not_before <= now() ORDER BY seq LIMIT (SELECT fair FROM takes) FOR UPDATE SKIP LOCKED), " +
+            $"prio AS (SELECT id FROM {s}.jobs WHERE queue = $1 AND lease_token IS NULL AND not_before <= now() AND id NOT IN (SELECT id FROM fair) ORDER BY priority DESC, seq LIMIT $2 - (SELECT count(*) FROM fair) FOR UPDATE SKIP LOCKED) " +
+            $"UPDATE {s}.jobs j SET lease_token = gen_random_uuid(), lease_expires = now() + $3 * interval '1 millisecond', deliveries = j.deliveries + 1 " +
+            // ANY(ARRAY(...)) keeps the update on the primary key; a join on the CTEs planned a full scan.
+            "WHERE j.id = ANY(ARRAY(SELECT id FROM fair UNION ALL SELECT id FROM prio)) " +
+            "RETURNING j.id, j.payload::text, j.lease_token, j.deliveries, j.lease_expires, j.priority, j.seq";
+
+        public readonly string Reclaim =
+            $"UPDATE {s}.jobs SET lease_token = NULL, lease_expires = NULL WHERE queue = $1 AND lease_token IS NOT NULL AND lease_expires <= now()";
+    }
 }
