@@ -121,7 +121,7 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
         var state = new ExecutionState(execution, now);
         var transition = state.Start(now);
         using (var document = DocumentWriter.Write(state))
-        await using (var insert = new NpgsqlCommand(InsertExecutionSql, connection, transaction))
+        await using (var insert = new NpgsqlCommand(_sql.InsertExecution, connection, transaction))
         {
             AddInsertParameters(insert.Parameters, execution, state, now, document);
             if (await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
@@ -235,8 +235,6 @@ internal sealed class PostgresStateStore : IStateStore, IClaimingStateStore, IEx
             }
         }
     }
-
-    private string InsertExecutionSql => _sql.InsertExecution;
 
     private static void AddInsertParameters(NpgsqlParameterCollection parameters, NewExecution execution, ExecutionState state, DateTimeOffset now, DocumentWriter document)
     {
