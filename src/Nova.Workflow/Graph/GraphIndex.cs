@@ -124,9 +124,9 @@ internal sealed class GraphIndex
     /// of their own). One pass over the children with a mark per node, not a set of id pairs: a node's children are in
     /// declaration order, so the first of equal edges is the one left unmarked.
     /// </summary>
-    public bool[] RepeatedEdges(int edgeCount)
+    public bool[] RepeatedEdges()
     {
-        var repeated = new bool[edgeCount];
+        var repeated = new bool[EdgeSource.Length];
         var seenFrom = new int[Count];
         Array.Fill(seenFrom, -1);
         for (var source = 0; source < Count; source++)

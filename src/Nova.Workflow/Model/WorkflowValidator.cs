@@ -62,7 +62,7 @@ internal static partial class WorkflowValidator
         }
 
         var edges = definition.Edges;
-        var repeated = graph.RepeatedEdges(edges.Count);
+        var repeated = graph.RepeatedEdges();
         // Edges with an unknown end are not in the graph: their repeats are found by their ids (rare: only in a definition
         // that fails anyway).
         HashSet<(string, string)>? unresolved = null;
