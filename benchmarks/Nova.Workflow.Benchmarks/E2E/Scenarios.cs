@@ -188,10 +188,6 @@ internal static class Bench
         return self.PeakWorkingSet64 / 1e6;
     }
 
-    /// <summary>
-    /// Where the working set goes now: live and committed GC heap, anonymous, file-backed and shared (the runtime's double-mapped JIT code) resident pages
-    /// (/proc/self/status), threads.
-    /// </summary>
     /// <summary>NOVA_BENCH_MEMSAMPLE=1: sample each scenario's memory peak and list the largest resident mappings.</summary>
     private static readonly bool MemorySampling = Environment.GetEnvironmentVariable("NOVA_BENCH_MEMSAMPLE") == "1";
 
@@ -221,6 +217,10 @@ internal static class Bench
         return string.Concat(rss.OrderByDescending(m => m.Value).Take(30).Select(m => string.Create(CultureInfo.InvariantCulture, $"\n      {m.Value,8} kB {m.Key}")));
     }
 
+    /// <summary>
+    /// Where the working set goes now: live and committed GC heap, anonymous, file-backed and shared (the runtime's double-mapped JIT code) resident pages
+    /// (/proc/self/status), threads.
+    /// </summary>
     public static string MemoryBreakdown()
     {
         var info = GC.GetGCMemoryInfo();
