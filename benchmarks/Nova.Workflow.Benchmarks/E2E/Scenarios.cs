@@ -109,13 +109,9 @@ internal static class Bench
             var runs = measures.ToDictionary(m => m, _ => new List<double>());
             for (var run = 0; run < repeats; run++)
             {
-                // A full collection first, as BenchmarkDotNet forces one between iterations by default: the garbage the step
-                // before left is not collected inside this one. The short in-memory steps (a 10,000-node workflow in about 50
-                // ms) were at the mercy of a gen1 or gen2 collection landing in them: scratch harness, runs of one process
-                // 187k-338k nodes/s, the slow ones with those collections.
-                GC.Collect();
-                GC.WaitForPendingFinalizers();
-                GC.Collect();
+                // No full collection is forced between runs, as BenchmarkDotNet does between iterations. Tried: the in-memory
+                // chain then took 2.5-2.8 ms in two or three runs of five instead of 0.5-1 ms, and the 100 DAGs ran at 120-225k
+                // nodes/s instead of 150-300k (Nova only, two processes each way). Why, I did not establish.
                 await body();
                 foreach (var measure in measures)
                 {
