@@ -3,7 +3,7 @@
 # calls, in-memory engine; allocations reported by MemoryDiagnoser) and writes docs/microbenchmarks.md from their
 # GitHub-markdown reports. The Redis and PostgreSQL benchmarks start their own servers on 127.0.0.1.
 # Extra arguments go to BenchmarkDotNet instead of the default `--filter '*' --job short`; with a filter that
-# selects only some benchmarks, the page lists only those.
+# selects only some benchmarks, the page lists only those. The page is replaced only when reports were written.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,17 +12,26 @@ dotnet build benchmarks/Nova.Workflow.Benchmarks -c Release
 artifacts=$(mktemp -d)
 trap 'rm -rf "$artifacts"' EXIT
 if [ "$#" -eq 0 ]; then set -- --filter '*' --job short; fi
+# The arguments as a shell would take them back, for the page.
+arguments=$(printf ' %q' "$@")
 dotnet benchmarks/Nova.Workflow.Benchmarks/bin/Release/net10.0/Nova.Workflow.Benchmarks.dll "$@" \
   --artifacts "$artifacts" --exporters github
+
+shopt -s nullglob
+reports=("$artifacts"/results/*-report-github.md)
+if [ "${#reports[@]}" -eq 0 ]; then
+  echo "BenchmarkDotNet wrote no reports (does the filter match a benchmark?); docs/microbenchmarks.md is unchanged." >&2
+  exit 1
+fi
 
 out=docs/microbenchmarks.md
 {
   echo "# Micro-benchmarks (BenchmarkDotNet)"
   echo
-  echo "Written by \`./scripts/microbench.sh $*\` on $(date -u '+%Y-%m-%d %H:%M') UTC. Each table's header names the"
-  echo "machine, the runtime and BenchmarkDotNet's job; **Allocated** is the managed memory one operation allocates."
-  echo "The end-to-end comparison with Hangfire is in [benchmarks.md](benchmarks.md)."
-  for report in "$artifacts"/results/*-report-github.md; do
+  echo "Written by \`./scripts/microbench.sh\` (BenchmarkDotNet arguments:\`${arguments}\`) on $(date -u '+%Y-%m-%d %H:%M') UTC."
+  echo "Each table's header names the machine, the runtime and BenchmarkDotNet's job; **Allocated** is the managed memory"
+  echo "one operation allocates. The end-to-end comparison with Hangfire is in [benchmarks.md](benchmarks.md)."
+  for report in "${reports[@]}"; do
     name=$(basename "$report" -report-github.md)
     echo
     echo "## ${name##*.}"
@@ -30,5 +39,6 @@ out=docs/microbenchmarks.md
     # Benchmark descriptions are quoted in the report, and the quotes written as HTML entities.
     sed "s/&#39;/'/g" "$report"
   done
-} > "$out"
+} > "$artifacts/page.md"
+mv "$artifacts/page.md" "$out"
 echo "wrote $out"

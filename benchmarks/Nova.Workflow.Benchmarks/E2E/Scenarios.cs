@@ -22,7 +22,8 @@ internal sealed record Sizes(int Jobs, int Chain, int Fan, int Dags, int DagNode
     /// Unmeasured runs of the wide workflow just before its measured ones. The runner's children run with tiering off
     /// (<c>EndToEndRunner</c>), and then only the first run in a process is slow (scratch harness on Redis, fresh process:
     /// 9.1k nodes/s, then 24-26k from the second run on; it compiles the worker's code and stores the plan, which the
-    /// functions then cache). Five runs cost about two seconds on Redis. The commit that raised this from one blamed JIT
+    /// functions then cache). One run would do; five are kept, as they cost about two seconds on Redis and six on
+    /// PostgreSQL, and the runs measured after them do not depend on the one before. The commit that raised this from one blamed JIT
     /// tiering, measured in the harness with the default runtime settings; that does not hold for the runner's children,
     /// and its runner figures (13.3k with one warm-up run, 18.9k with five) were minutes apart, within this machine's
     /// hour-to-hour variation.
