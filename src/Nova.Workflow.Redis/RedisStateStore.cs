@@ -260,10 +260,15 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         layout?.FillBlock(args, at + 11, execution.Id, execution.TraceParent, null);
     }
 
-    /// <summary>A create's reply; throws when the execution already exists (or the script failed).</summary>
+    /// <summary>
+    /// A create's reply; throws when the execution already exists (or the script failed). A fused create's reply lists no
+    /// jobs (create.lua): they are its plan's roots at attempt 1, made here only when read.
+    /// </summary>
     private static CreateExecutionResult ReadCreate(NewExecution execution, RedisResult[] result, bool fused) => ScriptResults.Code(result) switch
     {
-        0 => new CreateExecutionResult(execution.Id, true, Fuse(ScriptResults.Transition(result, execution.Id, execution.TraceParent), fused)),
+        0 when fused => new CreateExecutionResult(execution.Id, true, new StoreTransition(
+            new RootJobs(execution.Plan, execution.Id, execution.TraceParent), ScriptResults.Transition(result, execution.Id, execution.TraceParent).Events, JobsEnqueued: true)),
+        0 => new CreateExecutionResult(execution.Id, true, ScriptResults.Transition(result, execution.Id, execution.TraceParent)),
         2 => throw new InvalidOperationException($"Execution {execution.Id} already exists."),
         _ => throw new RedisServerException($"Creating execution {execution.Id} failed in Redis: {(string?)result[1]}"),
     };

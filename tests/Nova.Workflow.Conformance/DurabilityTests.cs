@@ -476,6 +476,30 @@ public abstract partial class ConformanceTests
     // ---- Item 3: sweeper, worker deaths ----
 
     [Fact]
+    public async Task A_create_answers_with_its_roots_jobs_on_their_queues_at_their_priorities_and_those_are_what_is_queued()
+    {
+        var probe = new Probe();
+        var definition = Flow("roots").Node("a", "probe").Node("b", "probe", n => n.Queue("other").Priority(7)).Node("c", "probe", n => n.DependsOn("a", "b")).Build();
+        var host = await StartAsync(probe, definition, withWorker: false);
+        var plan = ExecutionPlan.Create(definition);
+        var id = Guid.CreateVersion7();
+        const string traceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+        var created = await host.Store.CreateExecutionAsync(new NewExecution(id, plan, Json(1), null, traceParent));
+
+        Job[] expected = [new(id, "a", 1, WorkflowDefinition.DefaultQueue, WorkflowDefinition.DefaultPriority, null, traceParent), new(id, "b", 1, "other", 7, null, traceParent)];
+        Assert.Equal(expected, created.Transition.Jobs.OrderBy(j => j.NodeId));
+        // A store that enqueues them itself says so; the others' are enqueued as the dispatcher does it.
+        if (!created.Transition.JobsEnqueued)
+        {
+            await host.Queue.EnqueueAsync(created.Transition.Jobs);
+        }
+
+        var queued = await host.Queue.DequeueAsync(["default", "other"], 10, TimeSpan.FromMinutes(1));
+        Assert.Equal(expected.Select(j => (j.NodeId, j.Queue, j.Priority)), queued.Select(j => (j.Job.NodeId, j.Job.Queue, j.Job.Priority)).Order());
+    }
+
+    [Fact]
     public async Task Sweeper_requeues_a_queued_node_that_has_no_live_job()
     {
         var probe = new Probe();

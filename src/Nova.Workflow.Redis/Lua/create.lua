@@ -75,6 +75,10 @@ local function create(a, fieldAt, kb, idem)
   end
   if FUSED then
     fused_enqueue(a + 12, kb, '', '', '', '')
+    -- The reply lists no jobs: they are the plan's roots at attempt 1, which the caller makes from its own plan. A wide
+    -- workflow's were five values per root, each turned into a reply value here and parsed back by the caller (measured:
+    -- see the commit).
+    jobs, jobIndex = {}, {}
     if CREATED then
       CREATED[#CREATED + 1] = ARGV[a + 11]
     else

@@ -61,7 +61,8 @@ local function fused_enqueue(sb, keyBase, ackQueue, ackId, ackToken, leaseToken)
       end
     end
   end
-  local kept = #jobs > 0 and {} or jobs
+  -- The jobs the reply lists: all but the one started here (a copy only when one was).
+  local kept = eager > 0 and {} or jobs
   -- Jobs due now, per queue (its key base), put together after the loop, or at the end of the script (DEFER).
   local due = DEFER or {}
   -- The payload's end, made once per call, and only when there are jobs: most completions of a wide or single-node
@@ -76,7 +77,7 @@ local function fused_enqueue(sb, keyBase, ackQueue, ackId, ackToken, leaseToken)
     local s = '|0'
     if (not statics[3] or statics[3] == '') and NUM[statics[4]] == 0 then s = '|1' end
     local payload = '~' .. IX[pr] .. '|' .. IX[i] .. s .. tail
-    if j ~= eager then for k = 0, 4 do kept[#kept + 1] = jobs[j + k] end end
+    if eager > 0 and j ~= eager then for k = 0, 4 do kept[#kept + 1] = jobs[j + k] end end
     if j == eager then
       -- Started and leased in one step: a lapsed lease makes it ready again like any other delivery.
       local expires = NOW + leaseMs
