@@ -15,6 +15,7 @@ internal sealed class RootJobs(ExecutionPlan plan, Guid executionId, string? tra
     {
         get
         {
+            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)index, (uint)Count, nameof(index));
             var node = plan.Nodes[plan.Roots[index]];
             return new Job(executionId, node.Id, 1, node.Queue, node.Priority, null, traceParent);
         }
