@@ -3,11 +3,14 @@
 -- then per create: its argument count C, the index of its first key, the index before its layout's first queue key, then
 -- its C arguments (create.lua's, ending with a plan field count of 0). Each create is applied on its own: one that fails
 -- reports { -1, message } and the others stand. The indexes are written once, and the jobs due now put per queue once, at
--- the end. Returns one reply per create, flat (result() in prelude.lua).
+-- the end. Returns one reply per create, flat and short (result() in prelude.lua).
 DEFER = {}
 CREATED = {}
 local out = {}
 FLAT = out
+-- A create that went as planned answers -1 (ScriptResults.Accepted), not its eight values: the caller reads nothing else
+-- of it (its jobs are the plan's roots, RootJobs).
+SHORT = true
 local at = 2
 for m = 1, NUM[ARGV[1]] do
   local count, xk, kb = NUM[ARGV[at]], NUM[ARGV[at + 1]], NUM[ARGV[at + 2]]

@@ -38,15 +38,16 @@ local function flush_acks()
   for kb, a in pairs(acks) do q_ack_many(kb, a[1], a[2]) end
   acks = {}
 end
--- The per-queue key bases of the block at sb, made once per call.
+-- The per-queue key bases of a queue layout, by its first key's index: made once per call and layout. Every block of a
+-- layout names its queues alike, so a batch of creates (a block each) shares one.
 local OFFSETS = {}
 local function fused_enqueue(sb, keyBase, ackQueue, ackId, ackToken, leaseToken)
   local qn = NUM[ARGV[sb]]
-  local offset = OFFSETS[sb]
+  local offset = OFFSETS[keyBase]
   if not offset then
     offset = {}
     for k = 1, qn do offset[ARGV[sb + k]] = keyBase + 1 + (k - 1) * 6 end
-    OFFSETS[sb] = offset
+    OFFSETS[keyBase] = offset
   end
   local wake, execN, tp = ARGV[sb + qn + 1], ARGV[sb + qn + 2], ARGV[sb + qn + 3]
   local worker, leaseMs = ARGV[sb + qn + 4], NUM[ARGV[sb + qn + 5]]
