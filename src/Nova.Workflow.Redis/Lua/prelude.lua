@@ -322,7 +322,7 @@ end
 local FIELDS
 local function many(key, f, list, unsynced, once)
   if key == S and not unsynced then sync() end
-  local out, fields, n = {}, {}, 0
+  local out, fields, n, o = {}, {}, 0, 0
   local names = IX
   if once and f ~= '' then
     names = setmetatable({}, { __index = function(_, i) return f .. IX[i] end })
@@ -342,7 +342,9 @@ local function many(key, f, list, unsynced, once)
     fields[n] = names[list[k]]
     if n == 1000 or k == #list then
       local v = redis.call('HMGET', key, unpack(fields, 1, n))
-      for m = 1, n do out[#out + 1] = v[m] end
+      -- Counted: #out per value searched the table's size each time.
+      for m = 1, n do out[o + m] = v[m] end
+      o = o + n
       n = 0
     end
   end
