@@ -299,4 +299,4 @@ local ll = {}
 for k, v in pairs(samples) do ll[#ll + 1] = { k, v } end
 table.sort(ll, function(a, b) return a[2] > b[2] end)
 print('-- lines')
-for i = 1, math.min(40, #ll) do print(string.format('%6.1f%%  %5d  %s', ll[i][2] * 100 / lib, ll[i][1], string.sub(srcl[ll[i][1]] or '', 1, 110))) end
+for i = 1, math.min(tonumber(os.getenv("LINES") or "40"), #ll) do print(string.format('%6.1f%%  %5d  %s', ll[i][2] * 100 / lib, ll[i][1], string.sub(srcl[ll[i][1]] or '', 1, 110))) end

@@ -3,7 +3,8 @@
 # `e2e-one nova redis`, quick sizes) on a redis-server of its own at a free port on 127.0.0.1 while MONITOR records every
 # call, then replays the library's calls in Lua 5.1 against a mock of Redis and prints where the library's Lua spends its
 # VM instructions (mock.lua says what that measures and what it does not).
-# Usage: benchmarks/lua-profile/profile.sh [sample period in VM instructions, default 100]
+# Usage: [LINES=n] benchmarks/lua-profile/profile.sh [sample period in VM instructions, default 100]; LINES: how many
+# lines the report lists (40).
 # Needs lua5.1 and lua-cjson (installed with apt-get when missing and run as root) and redis-server.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
