@@ -8,20 +8,11 @@ cjson = require('cjson')
 local LIB, TRACE, PERIOD = arg[1], arg[2], tonumber(arg[3] or '100')
 local db = {}
 local now = { 0, 0 }
-local function hash(k, create)
+-- A key's value (v: a hash's fields, a sorted set's scores, a list's items or a set's members); made when create is set.
+local function entry(k, create)
   local e = db[k]
-  if not e then
-    if not create then return nil end
-    e = { t = 'h', v = {} }
-    db[k] = e
-  end
-  return e
-end
-local function zset(k, create)
-  local e = db[k]
-  if not e then
-    if not create then return nil end
-    e = { t = 'z', v = {} }
+  if not e and create then
+    e = { v = {} }
     db[k] = e
   end
   return e
@@ -47,9 +38,9 @@ local function parse_bound(b)
 end
 local C = {}
 C.TIME = function() return { tostring(now[1]), tostring(now[2]) } end
-C.HGET = function(k, f) local e = hash(k) if not e then return false end local v = e.v[f] if v == nil then return false end return v end
+C.HGET = function(k, f) local e = entry(k) if not e then return false end local v = e.v[f] if v == nil then return false end return v end
 C.HMGET = function(k, ...)
-  local e = hash(k)
+  local e = entry(k)
   local out = {}
   local n = select('#', ...)
   for i = 1, n do
@@ -61,7 +52,7 @@ C.HMGET = function(k, ...)
   return out
 end
 C.HSET = function(k, ...)
-  local e = hash(k, true)
+  local e = entry(k, true)
   local added = 0
   local n = select('#', ...)
   local a = { ... }
@@ -72,9 +63,9 @@ C.HSET = function(k, ...)
   end
   return added
 end
-C.HSETNX = function(k, f, v) local e = hash(k, true) if e.v[f] ~= nil then return 0 end e.v[f] = tostring(v) return 1 end
+C.HSETNX = function(k, f, v) local e = entry(k, true) if e.v[f] ~= nil then return 0 end e.v[f] = tostring(v) return 1 end
 C.HDEL = function(k, ...)
-  local e = hash(k)
+  local e = entry(k)
   if not e then return 0 end
   local n = 0
   for _, f in ipairs({ ... }) do if e.v[f] ~= nil then e.v[f] = nil n = n + 1 end end
@@ -82,13 +73,13 @@ C.HDEL = function(k, ...)
   return n
 end
 C.HGETALL = function(k)
-  local e = hash(k)
+  local e = entry(k)
   local out = {}
   if e then for f, v in pairs(e.v) do out[#out + 1] = f out[#out + 1] = v end end
   return out
 end
 C.HINCRBY = function(k, f, by)
-  local e = hash(k, true)
+  local e = entry(k, true)
   local v = (tonumber(e.v[f]) or 0) + tonumber(by)
   e.v[f] = string.format('%d', v)
   return v
@@ -99,13 +90,12 @@ C.EXISTS = function(k) return db[k] and 1 or 0 end
 C.PEXPIRE = function(k) return db[k] and 1 or 0 end
 C.PERSIST = function(k) return 0 end
 C.RPUSH = function(k, ...)
-  local e = db[k]
-  if not e then e = { t = 'l', v = {} } db[k] = e end
+  local e = entry(k, true)
   for _, x in ipairs({ ... }) do e.v[#e.v + 1] = x end
   return #e.v
 end
 C.ZADD = function(k, ...)
-  local e = zset(k, true)
+  local e = entry(k, true)
   local a = { ... }
   local added = 0
   for i = 1, #a, 2 do
@@ -117,7 +107,7 @@ C.ZADD = function(k, ...)
   return added
 end
 C.ZREM = function(k, ...)
-  local e = zset(k)
+  local e = entry(k)
   if not e then return 0 end
   local n = 0
   for _, m in ipairs({ ... }) do if e.v[m] ~= nil then e.v[m] = nil n = n + 1 end end
@@ -125,9 +115,9 @@ C.ZREM = function(k, ...)
   if next(e.v) == nil then db[k] = nil end
   return n
 end
-C.ZCARD = function(k) local e = zset(k) if not e then return 0 end local n = 0 for _ in pairs(e.v) do n = n + 1 end return n end
+C.ZCARD = function(k) local e = entry(k) if not e then return 0 end local n = 0 for _ in pairs(e.v) do n = n + 1 end return n end
 C.ZRANGE = function(k, a, b, ws)
-  local e = zset(k)
+  local e = entry(k)
   if not e then return {} end
   local s = zsorted(e)
   a, b = tonumber(a), tonumber(b)
@@ -141,7 +131,7 @@ C.ZRANGE = function(k, a, b, ws)
   return out
 end
 C.ZRANGEBYSCORE = function(k, lo, hi, ...)
-  local e = zset(k)
+  local e = entry(k)
   if not e then return {} end
   local opts = { ... }
   local ws, off, cnt = false, 0, math.huge
@@ -169,11 +159,11 @@ C.ZRANGEBYSCORE = function(k, lo, hi, ...)
   return out
 end
 C.ZREMRANGEBYSCORE = function() return 0 end
-C.SADD = function(k, ...) local e = db[k] if not e then e = { t = 's', v = {} } db[k] = e end local n = 0 for _, m in ipairs({ ... }) do if not e.v[m] then e.v[m] = true n = n + 1 end end return n end
+C.SADD = function(k, ...) local e = entry(k, true) local n = 0 for _, m in ipairs({ ... }) do if not e.v[m] then e.v[m] = true n = n + 1 end end return n end
 C.SREM = function(k, ...) local e = db[k] if not e then return 0 end local n = 0 for _, m in ipairs({ ... }) do if e.v[m] then e.v[m] = nil n = n + 1 end end return n end
 C.PUBLISH = function() return 0 end
 C.GET = function(k) local e = db[k] return e and e.v or false end
-C.SET = function(k, v) db[k] = { t = 'str', v = v } return { ok = 'OK' } end
+C.SET = function(k, v) db[k] = { v = v } return { ok = 'OK' } end
 
 local funcs = {}
 redis = {}
