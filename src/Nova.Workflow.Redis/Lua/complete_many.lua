@@ -15,7 +15,9 @@ local indexed = {}
 local n = NUM[ARGV[1]]
 for m = 1, n do
   local count, xk, kb, sb = NUM[ARGV[at]], NUM[ARGV[at + 1]], NUM[ARGV[at + 2]], NUM[ARGV[at + 3]]
-  if bind(KEYS[xk], KEYS[xk + 1], KEYS[xk + 2]) and execStatus then
+  -- A completion with an offer for eager dispatch (ARGV[at + 13], complete.lua) may start a child: what the start needs of the
+  -- execution (started_info) is read with the rest.
+  if bind(KEYS[xk], KEYS[xk + 1], KEYS[xk + 2], ARGV[at + 13] ~= '') and execStatus then
     -- The records of this and the following completions of the same execution, read in one command.
     local list, b = {}, at
     for _ = m, n do

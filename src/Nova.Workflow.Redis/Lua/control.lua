@@ -115,7 +115,7 @@ elseif cmd == 'retry' then
     if pa and pa ~= '' then
       for p in string.gmatch(pa, '(%d+)') do
         if not terminal(nst(tonumber(p))) then
-          redis.call('HSET', S, 'eo' .. (ps + k), 0)
+          set_eo(ps + k, 0)
           pending = pending + 1
         end
         k = k + 1

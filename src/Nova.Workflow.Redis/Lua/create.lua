@@ -6,14 +6,21 @@
 -- adds the execution to the listing and active indexes, the last two keys (create_many: at its end, for all together).
 -- create_many sets CREATED to a table: the ids of the executions it created wait there and go to the indexes at its end.
 local CREATED
+-- The roots of each plan a create of this call has read, by plan key: a batch of creates of one workflow reads them once
+-- (a plan hash is not removed while a script runs).
+local ROOTS
 local function create(a, fieldAt, kb, idem)
   use_plan(ARGV[a + 8])
   local fields = tonumber(ARGV[fieldAt])
   local roots
   if fields == 0 then
-    -- Every stored plan has roots: a plan without them is not stored.
-    roots = redis.call('HGET', P, 'roots')
-    if not roots then return { 3 } end
+    roots = ROOTS[P]
+    if not roots then
+      -- Every stored plan has roots: a plan without them is not stored.
+      roots = redis.call('HGET', P, 'roots')
+      if not roots then return { 3 } end
+      ROOTS[P] = roots
+    end
   else
     local batch = { 'HSET', P }
     for k = fieldAt + 1, fieldAt + fields do

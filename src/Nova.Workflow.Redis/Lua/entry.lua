@@ -28,7 +28,7 @@ local function begin(keys, args, fused)
   end
   BATCH = false
   hist = {}
-  swrites = {}
+  swrites, swpos = {}, {}
   cancels = false
   FUSED = fused
   continued = EMPTY
@@ -39,4 +39,5 @@ local function begin(keys, args, fused)
   OFFSETS = {}
   DEFER = nil
   CREATED = nil
+  ROOTS = {}
 end

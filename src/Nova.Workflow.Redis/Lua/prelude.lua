@@ -38,6 +38,9 @@ local EMPTY, eventsOut = {}, false
 local X, S, H, P, events, jobs, jobIndex, execStatus, done, doneAtBind, N, watchedUntil, endWatchedUntil, retention, failFast, ids
 -- Per bound execution: the node records this call has read or written (node_read), by node index.
 local recs
+-- Per bound execution: the outcome of each edge into a node, by edge slot, as this call wrote or read it (set_eo,
+-- rule_holds): a child decided in the call that finished its parent does not read back the outcome just written.
+local eos
 -- Per bound execution: each job's queue fields (queues: see job()), and what started_info reads of the execution (info).
 local queues, info
 -- A plan hash never changes (it is named by its content's fingerprint), so on one server its fields are read once and kept
@@ -71,11 +74,13 @@ local hist = {}
 -- With BATCH, node_write keeps the bound execution's record writes (field/value pairs of S) here too, and sync() writes
 -- them in one HSET: before anything else reads S, when it binds another execution, and at its end (flush). A wide
 -- execution's claim or completion batch then writes its records in one command, not one per node.
-local swrites = {}
+-- swpos: where in swrites each node's record waits (by node index), so a record written twice before a sync (a child
+-- queued and then started for the completing worker) goes once, as its last value.
+local swrites, swpos = {}, {}
 local function sync()
   if #swrites > 0 then
     local w = swrites
-    swrites = {}
+    swrites, swpos = {}, {}
     redis.call('HSET', S, unpack(w))
   end
 end
@@ -143,7 +148,7 @@ local function bind(x, s, h, withInfo)
   end
   if X then flush() end
   X, S, H = x, s, h
-  events, jobs, jobIndex, ids, queues, info, outputs, recs = {}, {}, {}, {}, {}, nil, {}, {}
+  events, jobs, jobIndex, ids, queues, info, outputs, recs, eos = {}, {}, {}, {}, {}, nil, {}, {}, {}
   local v
   if withInfo then
     v = redis.call('HMGET', X, 'st', 'done', 'n', 'wu', 'ret', 'fm', 'wt', 'p', 'nf', 'in', 'wf', 'ver')
@@ -214,13 +219,21 @@ local function node_write(i, r, ...)
     return
   end
   local n = #swrites
-  swrites[n + 1], swrites[n + 2] = IX[i], v
+  local at = swpos[i]
+  if at then
+    swrites[at] = v
+  else
+    swrites[n + 1], swrites[n + 2] = IX[i], v
+    n = n + 2
+    swpos[i] = n
+  end
   if select('#', ...) > 0 then
     local more = { ... }
-    for k = 1, #more do swrites[n + 2 + k] = more[k] end
+    for k = 1, #more do swrites[n + k] = more[k] end
+    n = n + #more
   end
   -- Lua's unpack limit.
-  if n >= 998 then sync() end
+  if n >= 1000 then sync() end
 end
 -- A node's status; one never written is Pending.
 local function nst(i) return node_read(i)[1] end
@@ -477,13 +490,31 @@ local function finish(i, status, code, msg, r, ...)
   ev(code, i, NUM[r[2]] or 0, msg)
 end
 
+-- Writes the outcome o of the edge in slot `slot` (eos keeps it for rule_holds).
+local function set_eo(slot, o)
+  eos[slot] = o
+  redis.call('HSET', S, 'eo' .. IX[slot], IX[o])
+end
+
 local function rule_holds(c)
   local pc = pnum('pc', c)
   if pc == 0 then return true end
   local ps = pnum('ps', c)
   local succ, failed = 0, 0
-  for _, v in ipairs(many(S, 'eo', span(ps, pc))) do
-    local o = tonumber(v) or 0
+  -- The outcomes this call has not written or read yet are read in one command.
+  local unknown
+  for slot = ps, ps + pc - 1 do
+    if not eos[slot] then
+      unknown = unknown or {}
+      unknown[#unknown + 1] = slot
+    end
+  end
+  if unknown then
+    local read = many(S, 'eo', unknown)
+    for k = 1, #unknown do eos[unknown[k]] = NUM[read[k]] or 0 end
+  end
+  for slot = ps, ps + pc - 1 do
+    local o = eos[slot]
     if o == 1 then succ = succ + 1 elseif o == 3 or o == 4 then failed = failed + 1 end
   end
   local r = pnum('r', c)
@@ -528,11 +559,12 @@ local function propagate(start, taken, status)
         elseif st == 4 then o = 3
         elseif st == 6 then o = 4
         else o = 2 end
-        redis.call('HSET', S, 'eo' .. ps, IX[o])
+        set_eo(NUM[ps], o)
         if nst(c) == 0 then
-          -- 'pp': how many of its parents have finished.
-          local pp = redis.call('HINCRBY', S, 'pp' .. cs, '1')
-          if pp == NUM[pcs] and decide(c) then
+          -- 'pp': how many of its parents have finished; a child of one parent is ready now, with nothing counted (a
+          -- retry sets 'pp' itself, control.lua).
+          local pc = NUM[pcs]
+          if (pc == 1 or redis.call('HINCRBY', S, 'pp' .. cs, '1') == pc) and decide(c) then
             stack[#stack + 1] = c
             takens[#takens + 1] = false
           end
@@ -568,7 +600,7 @@ local function compact_nodes()
   for k = 2, #all, 2 do
     if #all[k] > 64 then return end
   end
-  swrites = {}
+  swrites, swpos = {}, {}
   redis.call('DEL', S)
   redis.call('HSET', S, unpack(all))
 end
@@ -668,10 +700,23 @@ local function started_info(i, pa)
     for k = 1, #list do
       if sts[k] == 3 then succeeded[#succeeded + 1] = list[k] end
     end
-    local outs, names = many(S, 'o', succeeded), pmany('id', succeeded)
+    -- The outputs this call wrote (a chain's child started by the worker that finished its parent) are not read back; a
+    -- null one was not stored, and reads as absent ('').
+    local unread = {}
     for k = 1, #succeeded do
+      if not outputs[succeeded[k]] then unread[#unread + 1] = succeeded[k] end
+    end
+    local read, names, at = #unread > 0 and many(S, 'o', unread), pmany('id', succeeded), 0
+    for k = 1, #succeeded do
+      local o = outputs[succeeded[k]]
+      if o then
+        if o == 'null' then o = '' end
+      else
+        at = at + 1
+        o = read[at] or ''
+      end
       parents[#parents + 1] = names[k]
-      parents[#parents + 1] = outs[k] or ''
+      parents[#parents + 1] = o
     end
   end
   info = info or redis.call('HMGET', X, 'in', 'wf', 'ver')

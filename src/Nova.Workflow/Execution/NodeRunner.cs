@@ -225,7 +225,8 @@ internal sealed class NodeRunner
             return null;
         }
 
-        var offer = _options.EagerDispatch && !stopping.IsCancellationRequested && !abort.IsCancellationRequested ? Offer : null;
+        // Only a node with children can make one ready: a leaf's completion carries no offer.
+        var offer = _options.EagerDispatch && !stopping.IsCancellationRequested && !abort.IsCancellationRequested && plan.Graph.ChildCount(index) > 0 ? Offer : null;
         var request = BuildCompletion(leased, plan, index, state, outcome, activity, offer);
 
         var result = await CompleteAsync(request, abort).ConfigureAwait(false);

@@ -58,6 +58,8 @@ internal sealed class GraphIndex
 
     public int ParentCount(int node) => ParentStart[node + 1] - ParentStart[node];
 
+    public int ChildCount(int node) => ChildStart[node + 1] - ChildStart[node];
+
     public static GraphIndex Build(WorkflowDefinition definition)
     {
         var nodes = definition.Nodes;
