@@ -98,13 +98,10 @@ internal sealed class RedisLibrary
             args[2 + keys.Length + k] = values[k].Box() ?? string.Empty;
         }
 
+        // The library is loaded when a call finds it missing, not up front: another process of this version may have loaded it,
+        // and loading it again would drop what it keeps between calls (the plans and numbers it caches), for every process.
         var redis = database.Multiplexer;
         var state = _states.GetValue(redis, static _ => new LoadState());
-        if (!state.Loaded)
-        {
-            await LoadAsync(redis, state).ConfigureAwait(false);
-        }
-
         for (var attempt = 1; ; attempt++)
         {
             if (state.ScriptsOnly)
@@ -123,7 +120,6 @@ internal sealed class RedisLibrary
             }
             catch (RedisServerException ex) when (attempt < 3 && ex.Message.StartsWith("ERR Function not found", StringComparison.Ordinal))
             {
-                state.Loaded = false;
                 await LoadAsync(redis, state).ConfigureAwait(false);
             }
         }
@@ -151,15 +147,27 @@ internal sealed class RedisLibrary
         var servers = redis.GetServers().Where(s => s.IsConnected && !s.IsReplica).ToList();
         try
         {
-            await Task.WhenAll(servers.Select(s => s.ExecuteAsync("FUNCTION", "LOAD", "REPLACE", Source))).ConfigureAwait(false);
+            await Task.WhenAll(servers.Select(LoadOnAsync)).ConfigureAwait(false);
         }
         catch (RedisServerException ex) when (NoFunctions(ex))
         {
             state.ScriptsOnly = true;
         }
+    }
 
-        // With no primary connected yet nothing was loaded: the next call tries again.
-        state.Loaded = servers.Count > 0 || state.ScriptsOnly;
+    /// <summary>
+    /// Loads the library on one server unless it has it: a library of this name is this code (the name carries its hash), so
+    /// one another caller loaded meanwhile is kept as it is (no REPLACE).
+    /// </summary>
+    private async Task LoadOnAsync(IServer server)
+    {
+        try
+        {
+            await server.ExecuteAsync("FUNCTION", "LOAD", Source).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (ex.Message.Contains("already exists", StringComparison.Ordinal))
+        {
+        }
     }
 
     private async Task<RedisResult> EvaluateScriptAsync(IDatabaseAsync database, string function, RedisKey[] keys, RedisValue[] values)
@@ -203,14 +211,6 @@ internal sealed class RedisLibrary
 
         /// <summary>The servers of this connection run the functions as scripts (no FUNCTION LOAD there).</summary>
         public bool ScriptsOnly { get; set; }
-
-        public bool Loaded
-        {
-            get => Volatile.Read(ref _loaded);
-            set => Volatile.Write(ref _loaded, value);
-        }
-
-        private bool _loaded;
     }
 }
 

@@ -31,12 +31,15 @@ public sealed class RedisFunctionTests(RedisServer server) : IClassFixture<Redis
     }
 
     [Fact]
-    public async Task A_user_that_may_not_load_functions_runs_them_as_scripts()
+    public async Task A_user_that_may_not_load_functions_calls_the_library_another_connection_loaded_and_runs_scripts_without_it()
     {
-        // As on Redis before 7.0, or a managed server that keeps FUNCTION LOAD to itself: the same work, as scripts.
+        // As a managed server that keeps FUNCTION LOAD to itself (or Redis before 7.0, where nothing is loaded): the same work.
         var admin = server.Connection.GetServer(server.Connection.GetEndPoints()[0]);
         var user = "nofn" + Guid.NewGuid().ToString("N")[..6];
         await admin.ExecuteAsync("ACL", "SETUSER", user, "on", ">secret", "~*", "&*", "+@all", "-function");
+        // The library another connection loaded (this code: its name carries the code's hash) is called as it is.
+        await admin.ExecuteAsync("FUNCTION", "FLUSH");
+        await admin.ExecuteAsync("FUNCTION", "LOAD", RedisScripts.Library.Source);
         using var connection = await RedisServer.ConnectAsync($"{server.ConnectionString},user={user},password=secret");
         var prefix = "fn" + Guid.NewGuid().ToString("N")[..6];
         using var host = await RedisTestHost.StartAsync(connection, prefix, nova => nova
@@ -44,17 +47,46 @@ public sealed class RedisFunctionTests(RedisServer server) : IClassFixture<Redis
             .AddWorkflow(new WorkflowBuilder("acl").Node("a", "h").Node("b", "h", n => n.DependsOn("a")).Build()));
         var client = host.Services.GetRequiredService<IWorkflowClient>();
         await Assert.ThrowsAsync<RedisServerException>(() => connection.GetDatabase().ExecuteAsync("FUNCTION", "LIST"));
-
-        // This user may still FCALL a library another connection loaded: the runs must not, and must run as scripts.
-        await admin.ExecuteAsync("FUNCTION", "LOAD", "REPLACE", RedisScripts.Library.Source);
         var (scripts, functions) = (await CallsAsync(admin, "evalsha"), await CallsAsync(admin, "fcall"));
         var runs = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => client.RunAsync("acl", timeout: TimeSpan.FromSeconds(20))));
         Assert.All(runs, r => Assert.Equal(ExecutionStatus.Succeeded, r.Status));
+        Assert.True(await CallsAsync(admin, "fcall") > functions + 10, "the runs called the library");
+        // As functions, the only scripts are the waiters' marks (RedisSignals), at most one per run; as scripts, every step.
+        Assert.InRange(await CallsAsync(admin, "evalsha") - scripts, 0, runs.Length);
+
+        // Without it, this user cannot load it: the runs go on as scripts.
+        await admin.ExecuteAsync("FUNCTION", "FLUSH");
+        (scripts, functions) = (await CallsAsync(admin, "evalsha"), await CallsAsync(admin, "fcall"));
+        runs = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => client.RunAsync("acl", timeout: TimeSpan.FromSeconds(20))));
+        Assert.All(runs, r => Assert.Equal(ExecutionStatus.Succeeded, r.Status));
         Assert.Equal(["a", "b"], (await client.GetHistoryAsync(runs[0].Id)).Select(r => r.NodeId));
-        Assert.Equal(functions, await CallsAsync(admin, "fcall"));
         Assert.True(await CallsAsync(admin, "evalsha") > scripts + 10, "the runs went through scripts");
+        Assert.Empty((RedisResult[])(await admin.ExecuteAsync("FUNCTION", "LIST"))!);
         await host.StopAsync();
         await admin.ExecuteAsync("ACL", "DELUSER", user);
+    }
+
+    [Fact]
+    public async Task A_process_that_starts_keeps_the_library_another_loaded_as_it_is()
+    {
+        // Loading it again (REPLACE) would drop what the library keeps between calls for every process using it.
+        var admin = server.Connection.GetServer(server.Connection.GetEndPoints()[0]);
+        var library = RedisScripts.Library.Prefix.TrimEnd('_');
+        var prefix = "fn" + Guid.NewGuid().ToString("N")[..6];
+        using var first = await RedisTestHost.StartAsync(server.Connection, prefix, nova => nova
+            .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
+            .AddWorkflow(new WorkflowBuilder("keep").Node("a", "h").Build()));
+        Assert.Equal(ExecutionStatus.Succeeded, (await first.Services.GetRequiredService<IWorkflowClient>().RunAsync("keep", timeout: TimeSpan.FromSeconds(20))).Status);
+        Assert.NotEmpty((RedisResult[])(await admin.ExecuteAsync("FUNCTION", "LIST", "LIBRARYNAME", library))!);
+
+        // A second connection, as a process starting up: its calls find the library and load nothing.
+        using var connection = await RedisServer.ConnectAsync(server.ConnectionString);
+        using var second = await RedisTestHost.StartAsync(connection, prefix + "b", nova => nova
+            .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
+            .AddWorkflow(new WorkflowBuilder("keep").Node("a", "h").Build()));
+        var loads = await CallsAsync(admin, "function|load");
+        Assert.Equal(ExecutionStatus.Succeeded, (await second.Services.GetRequiredService<IWorkflowClient>().RunAsync("keep", timeout: TimeSpan.FromSeconds(20))).Status);
+        Assert.Equal(loads, await CallsAsync(admin, "function|load"));
     }
 
     private static async Task<long> CallsAsync(IServer admin, string command)
