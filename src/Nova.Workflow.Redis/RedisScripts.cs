@@ -10,7 +10,7 @@ namespace Nova.Workflow.Redis;
 /// One function of the provider's Redis function library (FUNCTION LOAD, FCALL). A library's code runs once, when a server
 /// loads it, so a call pays only for its own work: as EVALSHA scripts, every call re-ran the shared code that defines the
 /// functions, about 15 µs of server time per call, more than a whole completion's commands. A server that has no functions
-/// (Redis before 7.0) or does not let this user load them gets each function as a script instead.
+/// (Redis before 7.0), or lacks the library and does not let this user load it, gets each function as a script instead.
 /// </summary>
 internal sealed class RedisScript(RedisLibrary library, string name)
 {
