@@ -73,18 +73,17 @@ public sealed class RedisFunctionTests(RedisServer server) : IClassFixture<Redis
         var admin = server.Connection.GetServer(server.Connection.GetEndPoints()[0]);
         var library = RedisScripts.Library.Prefix.TrimEnd('_');
         var prefix = "fn" + Guid.NewGuid().ToString("N")[..6];
-        using var first = await RedisTestHost.StartAsync(server.Connection, prefix, nova => nova
+        Task<Microsoft.Extensions.Hosting.IHost> Start(IConnectionMultiplexer connection, string keyPrefix) => RedisTestHost.StartAsync(connection, keyPrefix, nova => nova
             .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
             .AddWorkflow(new WorkflowBuilder("keep").Node("a", "h").Build()));
+        using var first = await Start(server.Connection, prefix);
         Assert.Equal(ExecutionStatus.Succeeded, (await first.Services.GetRequiredService<IWorkflowClient>().RunAsync("keep", timeout: TimeSpan.FromSeconds(20))).Status);
         Assert.NotEmpty((RedisResult[])(await admin.ExecuteAsync("FUNCTION", "LIST", "LIBRARYNAME", library))!);
 
-        // A second connection, as a process starting up: its calls find the library and load nothing.
-        using var connection = await RedisServer.ConnectAsync(server.ConnectionString);
-        using var second = await RedisTestHost.StartAsync(connection, prefix + "b", nova => nova
-            .AddHandler("h", (_, _) => ValueTask.FromResult<JsonElement?>(null))
-            .AddWorkflow(new WorkflowBuilder("keep").Node("a", "h").Build()));
+        // A second connection, as a process starting up (its worker calls at once): its calls find the library and load nothing.
         var loads = await CallsAsync(admin, "function|load");
+        using var connection = await RedisServer.ConnectAsync(server.ConnectionString);
+        using var second = await Start(connection, prefix + "b");
         Assert.Equal(ExecutionStatus.Succeeded, (await second.Services.GetRequiredService<IWorkflowClient>().RunAsync("keep", timeout: TimeSpan.FromSeconds(20))).Status);
         Assert.Equal(loads, await CallsAsync(admin, "function|load"));
     }
