@@ -109,7 +109,43 @@ internal static class HangfireRun
         result.Values["peak"] = Bench.PeakWorkingSetMb();
         result.Values["peak.added"] = result.Values["peak"] - started;
         Log($"after the shared scenarios: peak {result.Values["peak"]:0} MB; {Bench.MemoryBreakdown()}{Bench.ResidentMappings()}");
+
+        // A backlog: jobs queued while no worker serves their queue, then a server started for it drains them (after a
+        // warm-up of a fifth of the jobs, as for the other scenarios).
+        var backlogOptions = new BackgroundJobServerOptions
+        {
+            WorkerCount = workers,
+            Queues = [Bench.ParkedQueue],
+            SchedulePollingInterval = serverOptions.SchedulePollingInterval,
+            ServerName = "bench-backlog",
+        };
+        await RunBacklogAsync(client, jobStorage, backlogOptions, sizes.WarmupJobs);
+        await Bench.StepAsync(result, Log, ["backlog.enqueue", "backlog.drain"], $"{sizes.Jobs} jobs queued for no worker, then drained", async () =>
+        {
+            var (enqueued, drained) = await RunBacklogAsync(client, jobStorage, backlogOptions, sizes.Jobs);
+            result.Values["backlog.enqueue"] = sizes.Jobs / enqueued.TotalSeconds;
+            result.Values["backlog.drain"] = sizes.Jobs / drained.TotalSeconds;
+        });
         server.SendStop();
+    }
+
+    /// <summary>
+    /// Enqueues <paramref name="count"/> no-op jobs to the backlog queue from 64 concurrent callers while no server serves it,
+    /// then starts one that does; returns (enqueue time, time from that server's start until the last job ran).
+    /// </summary>
+    private static async Task<(TimeSpan Enqueued, TimeSpan Drained)> RunBacklogAsync(BackgroundJobClient client, JobStorage storage, BackgroundJobServerOptions options, int count)
+    {
+        var target = HangfireJobs.NoopCount + count;
+        var queued = new EnqueuedState(Bench.ParkedQueue);
+        var sw = Stopwatch.StartNew();
+        await Task.Run(() => Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = 64 }, _ => client.Create(() => HangfireJobs.Noop(), queued)));
+        var enqueued = sw.Elapsed;
+        sw.Restart();
+        using var server = new BackgroundJobServer(options, storage);
+        await Bench.WaitUntilAsync(() => HangfireJobs.NoopCount >= target, TimeSpan.FromMinutes(5), "Hangfire backlog");
+        var drained = sw.Elapsed;
+        server.SendStop();
+        return (enqueued, drained);
     }
 
     /// <summary>ProcessorCount × 10 gave Hangfire its best figures on every storage here (see Report's tuning notes).</summary>

@@ -87,6 +87,16 @@ internal static class NovaRun
         result.Values["peak"] = Bench.PeakWorkingSetMb();
         result.Values["peak.added"] = result.Values["peak"] - started;
         Log($"after the shared scenarios: peak {result.Values["peak"]:0} MB; {Bench.MemoryBreakdown()}{Bench.ResidentMappings()}");
+
+        // A backlog: single-node workflows whose node's queue no worker serves, then a worker started for that queue (in a
+        // host of its own on the same storage) drains them. After a warm-up of a fifth of the jobs, as for Hangfire.
+        await RunBacklogAsync(shared, redis, dataSource, concurrency, sizes.WarmupJobs);
+        await Bench.StepAsync(result, Log, ["backlog.enqueue", "backlog.drain"], $"{sizes.Jobs} single-node workflows queued for no worker, then drained", async () =>
+        {
+            var (enqueued, drained) = await RunBacklogAsync(shared, redis, dataSource, concurrency, sizes.Jobs);
+            result.Values["backlog.enqueue"] = sizes.Jobs / enqueued.TotalSeconds;
+            result.Values["backlog.drain"] = sizes.Jobs / drained.TotalSeconds;
+        });
         await shared.StopAsync();
         shared.Dispose();
         using var host = await StartAsync(redis, dataSource, sizes, concurrency, sharedOnly: false);
@@ -220,16 +230,53 @@ internal static class NovaRun
         return times[times.Count / 2];
     }
 
-    private static async Task<IHost> StartAsync(IConnectionMultiplexer? redis, NpgsqlDataSource? postgres, Sizes sizes, int concurrency, bool sharedOnly)
+    /// <summary>
+    /// Starts <paramref name="count"/> backlog workflows from 64 concurrent callers of <paramref name="shared"/>'s client (no
+    /// worker serves their queue), then a host whose worker serves it; returns (start time, time from that host's start until
+    /// the last handler ran).
+    /// </summary>
+    private static async Task<(TimeSpan Enqueued, TimeSpan Drained)> RunBacklogAsync(IHost shared, IConnectionMultiplexer? redis, NpgsqlDataSource? postgres, int concurrency, int count)
     {
+        var client = shared.Services.GetRequiredService<IWorkflowClient>();
+        var target = Interlocked.Read(ref _noops) + count;
+        var ids = new Guid[count];
+        var sw = Stopwatch.StartNew();
+        await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (i, ct) => ids[i] = await client.StartAsync("parked", cancellationToken: ct));
+        var enqueued = sw.Elapsed;
+        sw.Restart();
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Services.AddLogging(l => l.SetMinimumLevel(LogLevel.Error));
+        AddStorage(builder.Services, redis, postgres, nova =>
+        {
+            if (redis is null && postgres is null)
+            {
+                // In memory the worker's host uses the store and queue of the host that started the workflows.
+                nova.UseStorage(_ => shared.Services.GetRequiredService<IStateStore>(), _ => shared.Services.GetRequiredService<IJobQueue>());
+            }
+
+            nova.AddWorkflow(Parked());
+            nova.AddWorker(w => w.Queue(Bench.ParkedQueue, concurrency));
+        });
+        using var worker = builder.Build();
+        await worker.StartAsync();
+        await Bench.WaitUntilAsync(() => Interlocked.Read(ref _noops) >= target, TimeSpan.FromMinutes(5), "backlog workflows");
+        var drained = sw.Elapsed;
+        await WaitAllAsync(client, ids);
+        await worker.StopAsync();
+        return (enqueued, drained);
+    }
+
+    private static WorkflowDefinition Parked() => new WorkflowBuilder("parked").Node("a", "noop", n => n.Queue(Bench.ParkedQueue)).Build();
+
+    /// <summary>Adds Nova on the storage under test (in memory when neither server is given) with the no-op handler.</summary>
+    private static void AddStorage(IServiceCollection services, IConnectionMultiplexer? redis, NpgsqlDataSource? postgres, Action<NovaWorkflowBuilder> configure)
+    {
         if (redis is not null)
         {
-            builder.Services.AddSingleton(redis);
+            services.AddSingleton(redis);
         }
 
-        builder.Services.AddNovaWorkflows(nova =>
+        services.AddNovaWorkflows(nova =>
         {
             if (redis is not null)
             {
@@ -247,6 +294,16 @@ internal static class NovaRun
                 Interlocked.Increment(ref _noops);
                 return ValueTask.FromResult<JsonElement?>(null);
             });
+            configure(nova);
+        });
+    }
+
+    private static async Task<IHost> StartAsync(IConnectionMultiplexer? redis, NpgsqlDataSource? postgres, Sizes sizes, int concurrency, bool sharedOnly)
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddLogging(l => l.SetMinimumLevel(LogLevel.Error));
+        AddStorage(builder.Services, redis, postgres, nova =>
+        {
             nova.AddHandler("mark", (ctx, _) =>
             {
                 var enter = Stopwatch.GetTimestamp();
@@ -273,6 +330,7 @@ internal static class NovaRun
             nova.AddWorker(w => w.Queue("default", concurrency));
             if (sharedOnly)
             {
+                nova.AddWorkflow(Parked());
                 return;
             }
 

@@ -46,6 +46,8 @@ internal static class Measures
         [
             new("enqueue", $"{N(s.Jobs)} independent no-op jobs (Nova: single-node workflows): enqueued/s", "no-op jobs: enqueued/s", true, "#,##0"),
             new("complete", $"{N(s.Jobs)} independent no-op jobs: completed/s (first enqueue → last handler ran)", "no-op jobs: completed/s", true, "#,##0"),
+            new("backlog.enqueue", $"{N(s.Jobs)} no-op jobs queued while no worker serves their queue: enqueued/s", "backlog: enqueued/s", true, "#,##0"),
+            new("backlog.drain", $"that backlog drained by a worker then started for its queue: completed/s (worker start → last handler ran)", "backlog: drained/s", true, "#,##0"),
             new("wide", $"1 workflow of {N(s.Wide)} independent nodes: nodes/s", "", true, "#,##0", NovaOnly: true),
             new("chain.total", $"{N(s.Chain)}-job chain (Hangfire: ContinueJobWith): total ms (start → last handler exit)", "chain: total", false, "#,##0.0"),
             new("chain.hop", $"{N(s.Chain)}-job chain: ms per hop (total / {N(s.Chain)})", "chain: per hop", false, "0.000"),
@@ -90,6 +92,9 @@ internal static class Bench
 
     public static void Log(string engine, string storage, string message) =>
         Console.Error.WriteLine($"  [{engine}/{storage} {DateTime.Now:HH:mm:ss}] {message}");
+
+    /// <summary>The queue of the backlog scenario (not the claim scenario's), which no worker serves until the scenario starts one.</summary>
+    public const string ParkedQueue = "parked";
 
     /// <summary>Runs of each short step (chain, fan-out, DAGs); the median is reported.</summary>
     public const int ShortStepRuns = 5;
