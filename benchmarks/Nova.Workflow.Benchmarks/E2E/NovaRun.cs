@@ -232,8 +232,8 @@ internal static class NovaRun
 
     /// <summary>
     /// Starts <paramref name="count"/> backlog workflows from 64 concurrent callers of <paramref name="shared"/>'s client (no
-    /// worker serves their queue), then a host whose worker serves it; returns (start time, time from that host's start until
-    /// the last handler ran).
+    /// worker serves their queue), then a host whose worker serves it; returns (the time the starts took, the time from that
+    /// host's start until the last handler ran).
     /// </summary>
     private static async Task<(TimeSpan Enqueued, TimeSpan Drained)> RunBacklogAsync(IHost shared, IConnectionMultiplexer? redis, NpgsqlDataSource? postgres, int concurrency, int count)
     {
@@ -250,7 +250,8 @@ internal static class NovaRun
         {
             if (redis is null && postgres is null)
             {
-                // In memory the worker's host uses the store and queue of the host that started the workflows.
+                // In memory the worker's host uses the store and queue of the host that started the workflows (neither is
+                // disposable, so disposing this host leaves them as they are).
                 nova.UseStorage(_ => shared.Services.GetRequiredService<IStateStore>(), _ => shared.Services.GetRequiredService<IJobQueue>());
             }
 
