@@ -88,6 +88,15 @@ internal static class NovaRun
         result.Values["peak.added"] = result.Values["peak"] - started;
         Log($"after the shared scenarios: peak {result.Values["peak"]:0} MB; {Bench.MemoryBreakdown()}{Bench.ResidentMappings()}");
 
+        // A backlog: single-node workflows whose node's queue no worker serves, then a worker started for that queue (in a
+        // host of its own on the same storage) drains them. After a warm-up of a fifth of the jobs, as for Hangfire.
+        await RunBacklogAsync(shared, redis, dataSource, concurrency, sizes.WarmupJobs);
+        await Bench.StepAsync(result, Log, ["backlog.enqueue", "backlog.drain"], $"{sizes.Jobs} single-node workflows queued for no worker, then drained", async () =>
+        {
+            var (enqueued, drained) = await RunBacklogAsync(shared, redis, dataSource, concurrency, sizes.Jobs);
+            result.Values["backlog.enqueue"] = sizes.Jobs / enqueued.TotalSeconds;
+            result.Values["backlog.drain"] = sizes.Jobs / drained.TotalSeconds;
+        });
         await shared.StopAsync();
         shared.Dispose();
         using var host = await StartAsync(redis, dataSource, sizes, concurrency, sharedOnly: false);
@@ -149,18 +158,6 @@ internal static class NovaRun
             await RunAsync(client, "wide", sizes.WideTimeout);
             result.Values["wide"] = sizes.Wide / sw.Elapsed.TotalSeconds;
         }, Bench.ShortStepRuns);
-
-        // A backlog: single-node workflows whose node's queue no worker serves, then a worker started for that queue (in a
-        // host of its own on the same storage) drains them. After a warm-up of a fifth of the jobs, as for Hangfire. Last,
-        // so the executions it leaves behind (retained, on Redis three keys each) are not there for the Nova-only rows, which
-        // earlier pages measured without them.
-        await RunBacklogAsync(host, redis, dataSource, concurrency, sizes.WarmupJobs);
-        await Bench.StepAsync(result, Log, ["backlog.enqueue", "backlog.drain"], $"{sizes.Jobs} single-node workflows queued for no worker, then drained", async () =>
-        {
-            var (enqueued, drained) = await RunBacklogAsync(host, redis, dataSource, concurrency, sizes.Jobs);
-            result.Values["backlog.enqueue"] = sizes.Jobs / enqueued.TotalSeconds;
-            result.Values["backlog.drain"] = sizes.Jobs / drained.TotalSeconds;
-        });
 
         await host.StopAsync();
         if (dataSource is not null)
@@ -234,13 +231,13 @@ internal static class NovaRun
     }
 
     /// <summary>
-    /// Starts <paramref name="count"/> backlog workflows from 64 concurrent callers of <paramref name="main"/>'s client (no
+    /// Starts <paramref name="count"/> backlog workflows from 64 concurrent callers of <paramref name="shared"/>'s client (no
     /// worker serves their queue), then a host whose worker serves it; returns (the time the starts took, the time from that
     /// host's start until the last handler ran).
     /// </summary>
-    private static async Task<(TimeSpan Enqueued, TimeSpan Drained)> RunBacklogAsync(IHost main, IConnectionMultiplexer? redis, NpgsqlDataSource? postgres, int concurrency, int count)
+    private static async Task<(TimeSpan Enqueued, TimeSpan Drained)> RunBacklogAsync(IHost shared, IConnectionMultiplexer? redis, NpgsqlDataSource? postgres, int concurrency, int count)
     {
-        var client = main.Services.GetRequiredService<IWorkflowClient>();
+        var client = shared.Services.GetRequiredService<IWorkflowClient>();
         var target = Interlocked.Read(ref _noops) + count;
         var ids = new Guid[count];
         var sw = Stopwatch.StartNew();
@@ -255,7 +252,7 @@ internal static class NovaRun
             {
                 // In memory the worker's host uses the store and queue of the host that started the workflows (neither is
                 // disposable, so disposing this host leaves them as they are).
-                nova.UseStorage(_ => main.Services.GetRequiredService<IStateStore>(), _ => main.Services.GetRequiredService<IJobQueue>());
+                nova.UseStorage(_ => shared.Services.GetRequiredService<IStateStore>(), _ => shared.Services.GetRequiredService<IJobQueue>());
             }
 
             nova.AddWorkflow(Parked());
@@ -331,10 +328,10 @@ internal static class NovaRun
             }
 
             nova.AddWorkflow(fan.Node("join", "mark", n => n.DependsOn(leaves)).Build());
-            nova.AddWorkflow(Parked());
             nova.AddWorker(w => w.Queue("default", concurrency));
             if (sharedOnly)
             {
+                nova.AddWorkflow(Parked());
                 return;
             }
 
