@@ -17,7 +17,7 @@ namespace Nova.Workflow.Redis;
 /// trip, atomic, lease arithmetic on the server's TIME). On a single server (not Cluster) completions that
 /// arrive together share one script, and workers claim and start nodes in one. Finished executions expire by key TTL.
 /// </summary>
-internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecutionStatusReader
+internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IStartingStateStore, IExecutionStatusReader
 {
     // Per plan, the fingerprint of its fields (the plan hash's name on one server). The fields themselves are made when they
     // are sent, not kept: a 10,000-node plan's are 220,000 values, about 9 MB held for the life of the process.
@@ -73,7 +73,20 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
 
     private IDatabase Db => _redis.GetDatabase(_database);
 
-    public async ValueTask<CreateExecutionResult> CreateExecutionAsync(NewExecution execution, CancellationToken cancellationToken = default)
+    public async ValueTask<CreateExecutionResult> CreateExecutionAsync(NewExecution execution, CancellationToken cancellationToken = default) =>
+        (await CreateCoreAsync(execution, null).ConfigureAwait(false)).Result;
+
+    public bool CanStartOnCreate => _fused.Value;
+
+    public ValueTask<(CreateExecutionResult Result, ContinuedStart? Started)> CreateAndStartAsync(NewExecution execution, string queue, ContinuationOffer worker, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(queue);
+        ArgumentNullException.ThrowIfNull(worker);
+        // One server only: the root's job is written leased in the same script as the execution (fused).
+        return CreateCoreAsync(execution, _fused.Value ? new CreateOffer(queue, worker, LeaseTokens.Next()) : null);
+    }
+
+    private async ValueTask<(CreateExecutionResult Result, ContinuedStart? Started)> CreateCoreAsync(NewExecution execution, CreateOffer? offer)
     {
         ArgumentNullException.ThrowIfNull(execution);
         var plan = execution.Plan;
@@ -89,7 +102,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             if (!await Db.StringSetAsync(idemKey, execution.Id.ToString("N"), retention, When.NotExists).ConfigureAwait(false))
             {
                 var existing = await Db.StringGetAsync(idemKey).ConfigureAwait(false);
-                return new CreateExecutionResult(Guid.ParseExact(existing.ToString(), "N"), false, StoreTransition.None);
+                return (new CreateExecutionResult(Guid.ParseExact(existing.ToString(), "N"), false, StoreTransition.None), null);
             }
         }
 
@@ -100,12 +113,12 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         var fingerprint = clustered ? null : Fingerprint(plan, fields);
         var planKey = fingerprint is null ? exec[1] : _keys.Plan(fingerprint);
         var result = layout is not null && !sendPlan && execution.IdempotencyKey is null
-            ? await CreateBatchedAsync(new PendingCreate(execution, planKey, layout)).ConfigureAwait(false)
-            : await CreateAsync(execution, exec, idemKey, planKey, fields ?? [], layout, clustered).ConfigureAwait(false);
+            ? await CreateBatchedAsync(new PendingCreate(execution, planKey, layout, offer)).ConfigureAwait(false)
+            : await CreateAsync(execution, exec, idemKey, planKey, fields ?? [], layout, clustered, offer).ConfigureAwait(false);
         if (ScriptResults.Code(result) == 3)
         {
             sendPlan = true;
-            result = await CreateAsync(execution, exec, idemKey, planKey, fields ?? PlanFieldsOf(plan, clustered), layout, clustered).ConfigureAwait(false);
+            result = await CreateAsync(execution, exec, idemKey, planKey, fields ?? PlanFieldsOf(plan, clustered), layout, clustered, offer).ConfigureAwait(false);
         }
 
         if (sendPlan && fingerprint is not null)
@@ -115,7 +128,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
 
         if (ScriptResults.Code(result) == 1)
         {
-            return new CreateExecutionResult(Guid.ParseExact((string)result[1]!, "N"), false, StoreTransition.None);
+            return (new CreateExecutionResult(Guid.ParseExact((string)result[1]!, "N"), false, StoreTransition.None), null);
         }
 
         var outcome = ReadCreate(execution, result, fused);
@@ -128,11 +141,11 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             await Task.WhenAll(index, active).ConfigureAwait(false);
         }
 
-        return outcome;
+        return (outcome, offer is null ? null : ReadEagerStart(execution, result, offer));
     }
 
     /// <summary>Runs create.lua once: with the plan's fields, or none (<paramref name="planFields"/> empty).</summary>
-    private async Task<RedisResult[]> CreateAsync(NewExecution execution, RedisKey[] exec, RedisKey idemKey, RedisKey planKey, RedisValue[] planFields, FusedLayout? layout, bool clustered)
+    private async Task<RedisResult[]> CreateAsync(NewExecution execution, RedisKey[] exec, RedisKey idemKey, RedisKey planKey, RedisValue[] planFields, FusedLayout? layout, bool clustered, CreateOffer? offer)
     {
         // Exact-size arrays, filled once: a list grown and copied costs three times the memory (and, for large plans, the LOH).
         // ARGV: the index of the field count, the create's arguments, the field count, the fields.
@@ -146,7 +159,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         }
 
         args[0] = 2 + itemCount;
-        FillCreateArgs(execution, planKey, layout, args, 1);
+        FillCreateArgs(execution, planKey, layout, offer, args, 1);
         args[1 + itemCount] = planFields.Length;
         planFields.CopyTo(args, 2 + itemCount);
         if (layout is not null)
@@ -200,7 +213,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         var all = new RedisValue[argCount];
         all[0] = batch.Length;
         var at = 1;
-        foreach (var (execution, planKey, layout) in batch)
+        foreach (var (execution, planKey, layout, offer) in batch)
         {
             if (!layouts.TryGetValue(layout, out var layoutKey))
             {
@@ -217,7 +230,7 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
             all[at] = count;
             all[at + 1] = execKey;
             all[at + 2] = layoutKey;
-            FillCreateArgs(execution, planKey, layout, all, at + 3);
+            FillCreateArgs(execution, planKey, layout, offer, all, at + 3);
             all[at + 2 + count] = 0;
             at += 3 + count;
         }
@@ -237,12 +250,13 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
 
     /// <summary>Test seam: creates <paramref name="executions"/> (of stored plans) in one script, as the group commit does with creates that arrive together.</summary>
     internal Task<RedisResult[][]> CreateTogetherAsync(IReadOnlyList<NewExecution> executions) =>
-        RunCreateBatchAsync([.. executions.Select(e => new PendingCreate(e, _keys.Plan(Fingerprint(e.Plan, null)), Layout(e.Plan)))]);
+        RunCreateBatchAsync([.. executions.Select(e => new PendingCreate(e, _keys.Plan(Fingerprint(e.Plan, null)), Layout(e.Plan), null))]);
 
-    private static int CreateArgCount(FusedLayout? layout) => 11 + (layout?.BlockLength ?? 0);
+    // The fused variant's arguments end with the block and the eager-start offer's queue and lease token (create.lua).
+    private static int CreateArgCount(FusedLayout? layout) => layout is null ? 11 : 13 + layout.BlockLength;
 
     /// <summary>Writes a create's arguments (create.lua, without the plan's fields) at <paramref name="at"/>.</summary>
-    private void FillCreateArgs(NewExecution execution, RedisKey planKey, FusedLayout? layout, RedisValue[] args, int at)
+    private void FillCreateArgs(NewExecution execution, RedisKey planKey, FusedLayout? layout, CreateOffer? offer, RedisValue[] args, int at)
     {
         var plan = execution.Plan;
         var id = execution.Id.ToString("N");
@@ -257,7 +271,34 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
         args[at + 8] = ScriptResults.Ms(_options.Retention);
         args[at + 9] = _keys.Events(execution.Id).ToString();
         args[at + 10] = id;
-        layout?.FillBlock(args, at + 11, execution.Id, execution.TraceParent, null);
+        if (layout is not null)
+        {
+            layout.FillBlock(args, at + 11, execution.Id, execution.TraceParent, offer?.Worker);
+            var k = at + 11 + layout.BlockLength;
+            args[k] = offer?.Queue ?? string.Empty;
+            args[k + 1] = offer is null ? RedisValue.EmptyString : offer.Token.ToString("N");
+        }
+    }
+
+    /// <summary>The root a fused create started for the offering worker (create.lua), or null when it started none.</summary>
+    private static ContinuedStart? ReadEagerStart(NewExecution execution, RedisResult[] result, CreateOffer offer)
+    {
+        if (ScriptResults.Code(result) != 0 || ReferenceEquals(result, ScriptResults.Accepted))
+        {
+            return null;
+        }
+
+        var extra = ScriptResults.Extra(result);
+        if (extra.Length < 10)
+        {
+            return null;
+        }
+
+        // {input (not sent back: the caller has it), workflow, version, parents (none), node, attempt, queue, priority,
+        // deliveries, lease expiry}
+        var root = new Job(execution.Id, (string)extra[4]!, (int)extra[5], (string)extra[6]!, (int)extra[7], null, execution.TraceParent);
+        var leased = new LeasedJob(root, offer.Token, (int)extra[8], DateTimeOffset.FromUnixTimeMilliseconds((long)extra[9]));
+        return new ContinuedStart(leased, new StartNodeResult { Outcome = StartOutcome.Started, Plan = execution.Plan, WorkflowInput = execution.Input });
     }
 
     /// <summary>
@@ -610,7 +651,10 @@ internal sealed class RedisStateStore : IStateStore, IClaimingStateStore, IExecu
     }
 
     /// <summary>A create waiting for the next batch, with its plan's key and fused layout.</summary>
-    private sealed record PendingCreate(NewExecution Execution, RedisKey PlanKey, FusedLayout Layout);
+    private sealed record PendingCreate(NewExecution Execution, RedisKey PlanKey, FusedLayout Layout, CreateOffer? Offer);
+
+    /// <summary>A worker's offer to run a root of the create on <paramref name="Queue"/> under the fresh lease token <paramref name="Token"/>.</summary>
+    private sealed record CreateOffer(string Queue, ContinuationOffer Worker, Guid Token);
 
     /// <summary>A completion waiting for the next batch, with its plan's fused layout.</summary>
     private sealed record PendingCompletion(CompleteNodeRequest Request, FusedLayout Layout);

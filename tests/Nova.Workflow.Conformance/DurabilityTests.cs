@@ -289,6 +289,69 @@ public abstract partial class ConformanceTests
     }
 
     [Fact]
+    public async Task Eager_start_starts_a_root_for_the_offering_worker_only_while_its_queue_has_nothing_waiting()
+    {
+        var probe = new Probe();
+        var definition = Flow("eagerstart").Node("a", "probe").Node("b", "probe", n => n.DependsOn("a")).Build();
+        var host = await StartAsync(probe, definition, withWorker: false);
+        var starter = host.Store as IStartingStateStore;
+        if (!Storage.Capabilities.HasFlag(ProviderCapabilities.EagerStart))
+        {
+            // Optional: a store that cannot says so, and the client creates the usual way.
+            Assert.False(starter?.CanStartOnCreate ?? false);
+            return;
+        }
+
+        Assert.True(starter!.CanStartOnCreate);
+        var plan = ExecutionPlan.Create(definition);
+        var offer = new ContinuationOffer("w1", TimeSpan.FromMilliseconds(300), 3);
+        const string queue = WorkflowDefinition.DefaultQueue;
+
+        // Nothing waiting: the root starts for w1 in the create, already leased to it, and the queue has nothing to deliver.
+        var (created, started) = await starter.CreateAndStartAsync(new NewExecution(Guid.CreateVersion7(), plan, Json(7), null, null), queue, offer, CancellationToken.None);
+        Assert.True(created.Created);
+        var root = Assert.IsType<ContinuedStart>(started);
+        Assert.Equal(("a", 1), (root.Job.Job.NodeId, root.Job.Job.Attempt));
+        Assert.Equal(StartOutcome.Started, root.Start.Outcome);
+        Assert.Equal(7, root.Start.WorkflowInput.GetInt32());
+        Assert.Equal(NodeStatus.Running, StatusOf(await host.Client.GetAsync(created.ExecutionId), "a"));
+        Assert.Empty(await host.Queue.DequeueAsync([queue], 10, TimeSpan.FromSeconds(30)));
+
+        // Its run token is the create's lease token: the completion is accepted, and the child goes through the queue.
+        var done = await host.Store.CompleteNodeAsync(new CompleteNodeRequest { Run = root.Job, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow, Output = Json("a"), Plan = plan });
+        Assert.True(done.Accepted);
+        if (!done.Transition.JobsEnqueued)
+        {
+            await host.Queue.EnqueueAsync(done.Transition.Jobs);
+        }
+
+        var b = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));
+        Assert.Equal((created.ExecutionId, "b"), (b.Job.ExecutionId, b.Job.NodeId));
+
+        // A job waiting (a root queued by a plain create): the offer is declined, and the new root queues behind it.
+        var older = await host.Client.StartAsync("eagerstart");
+        var (behind, declined) = await starter.CreateAndStartAsync(new NewExecution(Guid.CreateVersion7(), plan, Json(8), null, null), queue, offer, CancellationToken.None);
+        Assert.True(behind.Created);
+        Assert.Null(declined);
+        Assert.Equal(NodeStatus.Queued, StatusOf(await host.Client.GetAsync(behind.ExecutionId), "a"));
+        Assert.Equal(older, (await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30))).Job.ExecutionId);
+        Assert.Equal(behind.ExecutionId, (await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30))).Job.ExecutionId);
+
+        // Nothing ready again (the jobs above are leased): the next root starts for w1. The worker dies on it: its lease
+        // lapses, the job is delivered again and another worker takes over.
+        var (last, lastStarted) = await starter.CreateAndStartAsync(new NewExecution(Guid.CreateVersion7(), plan, Json(9), null, null), queue, offer, CancellationToken.None);
+        var lost = Assert.IsType<ContinuedStart>(lastStarted);
+        var again = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));
+        Assert.Equal((last.ExecutionId, "a"), (again.Job.ExecutionId, again.Job.NodeId));
+        StartNodeResult takeover = null!;
+        await Eventually.TrueAsync(
+            async () => (takeover = await host.Store.TryStartNodeAsync(new StartNodeRequest(again, "w2", TimeSpan.FromSeconds(30), 3))).Outcome != StartOutcome.Duplicate,
+            "the eager lease to lapse");
+        Assert.Equal(StartOutcome.Started, takeover.Outcome);
+        Assert.False((await host.Store.CompleteNodeAsync(new CompleteNodeRequest { Run = lost.Job, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow })).Accepted);
+    }
+
+    [Fact]
     public async Task Claim_and_start_starts_plain_nodes_in_one_step_and_leaves_the_others_to_their_own_start()
     {
         var probe = new Probe();

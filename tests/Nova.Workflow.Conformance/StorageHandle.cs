@@ -14,6 +14,9 @@ public enum ProviderCapabilities
 
     /// <summary>A completion can start a ready child for the completing worker in the same atomic step (eager dispatch).</summary>
     EagerDispatch = 2,
+
+    /// <summary>A create can start a root for a worker of the creating process in the same atomic step (eager start).</summary>
+    EagerStart = 4,
 }
 
 /// <summary>

@@ -16,7 +16,7 @@ internal sealed class RedisStorageHandle(IConnectionMultiplexer connection, bool
     private readonly string _prefix = "t" + Guid.NewGuid().ToString("N")[..12];
 
     // Eager dispatch needs the fused scripts (state and queue on one server); a cluster spreads them over slots.
-    public ProviderCapabilities Capabilities => ProviderCapabilities.RawJobStorage | (cluster ? 0 : ProviderCapabilities.EagerDispatch);
+    public ProviderCapabilities Capabilities => ProviderCapabilities.RawJobStorage | (cluster ? 0 : ProviderCapabilities.EagerDispatch | ProviderCapabilities.EagerStart);
 
     public void Configure(NovaWorkflowBuilder builder)
     {

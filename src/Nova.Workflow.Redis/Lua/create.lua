@@ -81,7 +81,15 @@ local function create(a, fieldAt, kb, idem)
     end
   end
   if FUSED then
-    fused_enqueue(a + 12, kb, '', '', '', '')
+    -- Eager start: a worker of the caller's process offers a free slot on a queue (its name and a fresh lease token follow
+    -- the block, '' when none). A root on that queue is then started for it at once, leased to it, and skips the claim,
+    -- but only while that queue has nothing waiting: ahead of queued work it would take the slot from older jobs.
+    local sb = a + 12
+    local qn = NUM[ARGV[sb]]
+    local offerQueue, token = ARGV[sb + qn + 6], ARGV[sb + qn + 7]
+    if token ~= '' and q_waiting(kb, sb, offerQueue) then token = '' end
+    if token ~= '' then info = { '', ARGV[a + 2], ARGV[a + 3] } end
+    fused_enqueue(sb, kb, offerQueue, '', '', token)
     -- The reply lists no jobs: they are the plan's roots at attempt 1, which the caller makes from its own plan. A wide
     -- workflow's were five values per root, each turned into a reply value here and parsed back by the caller (measured:
     -- see the commit).
@@ -93,5 +101,5 @@ local function create(a, fieldAt, kb, idem)
       redis.call('SADD', KEYS[#KEYS], ARGV[a + 11])
     end
   end
-  return result(0)
+  return result(0, continued)
 end

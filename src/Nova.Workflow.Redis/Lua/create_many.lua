@@ -4,7 +4,11 @@
 -- its C arguments (create.lua's, ending with a plan field count of 0). Each create is applied on its own: one that fails
 -- reports { -1, message } and the others stand. The indexes are written once, and the jobs due now put per queue once, at
 -- the end. Returns one reply per create, flat and short (result() in prelude.lua).
+-- BATCH: each execution's record writes go in one HSET when the next is bound (sync()), so a root started for a worker
+-- (eager start) is written once, Running, not Queued and then Running.
+BATCH = true
 DEFER = {}
+LEASED = {}
 CREATED = {}
 local out = {}
 FLAT = out
@@ -26,6 +30,7 @@ for m = 1, NUM[ARGV[1]] do
   end
   at = at + 3 + count
 end
+if X then flush() end
 -- The indexes first: should the put below fail, the executions are in the active index, where the sweep for stranded
 -- jobs finds their queued nodes.
 if #CREATED > 0 then
@@ -39,5 +44,6 @@ if #CREATED > 0 then
     redis.call('SADD', KEYS[#KEYS], unpack(CREATED, from, to))
   end
 end
+put_leased()
 put_due(DEFER)
 return out

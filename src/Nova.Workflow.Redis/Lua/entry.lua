@@ -37,7 +37,9 @@ local function begin(keys, args, fused)
   SHORT = false
   acks = {}
   OFFSETS = {}
+  WAITING = {}
   DEFER = nil
+  LEASED = nil
   CREATED = nil
   ROOTS = {}
 end

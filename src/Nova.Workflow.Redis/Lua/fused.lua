@@ -22,6 +22,13 @@ local acks = {}
 -- make ready then wait there, per queue, and put_due() puts them at the end with one bulk write per queue, in place of
 -- one per transition. Other scripts put them as they go.
 local DEFER
+-- create_many sets LEASED to a table: the roots it starts for a worker (eager start) wait there, per queue, and put_leased()
+-- puts them at its end with one bulk write per queue, as put_due() does the due ones. A new execution's job cannot be in
+-- its queue already, so each start stands without waiting for its put to say so (a completion's eager child does wait).
+local LEASED
+local function put_leased()
+  for o, d in pairs(LEASED) do q_put_many(o, d[1], d[2], d[3], d[4], d[5]) end
+end
 local function put_due(pending)
   for o, d in pairs(pending) do
     local put
@@ -41,14 +48,38 @@ end
 -- The per-queue key bases of a queue layout, by its first key's index: made once per call and layout. Every block of a
 -- layout names its queues alike, so a batch of creates (a block each) shares one.
 local OFFSETS = {}
-local function fused_enqueue(sb, keyBase, ackQueue, ackId, ackToken, leaseToken)
-  local qn = NUM[ARGV[sb]]
+local function offsets_of(sb, keyBase)
   local offset = OFFSETS[keyBase]
   if not offset then
     offset = {}
-    for k = 1, qn do offset[ARGV[sb + k]] = keyBase + 1 + (k - 1) * 6 end
+    for k = 1, NUM[ARGV[sb]] do offset[ARGV[sb + k]] = keyBase + 1 + (k - 1) * 6 end
     OFFSETS[keyBase] = offset
   end
+  return offset
+end
+-- Whether queue q of the layout has a job a claim would take now: one ready, a delayed one due or a lapsed lease, or one
+-- this script holds back to put at its end (DEFER). Read once per queue and call (WAITING): a job this call starts eagerly
+-- is leased, and one it makes due is in DEFER.
+local WAITING = {}
+local function q_waiting(keyBase, sb, q)
+  local o = offsets_of(sb, keyBase)[q]
+  if not o then return true end
+  if DEFER and DEFER[o] then return true end
+  local w = WAITING[o]
+  if w == nil then
+    w = redis.call('ZCARD', KEYS[o]) > 0
+    if not w then
+      local d = redis.call('ZRANGE', KEYS[o + 2], 0, 0, 'WITHSCORES')
+      local l = redis.call('ZRANGE', KEYS[o + 3], 0, 0, 'WITHSCORES')
+      w = (d[2] and tonumber(d[2]) <= NOW) or (l[2] and tonumber(l[2]) <= NOW) or false
+    end
+    WAITING[o] = w
+  end
+  return w
+end
+local function fused_enqueue(sb, keyBase, ackQueue, ackId, ackToken, leaseToken)
+  local qn = NUM[ARGV[sb]]
+  local offset = offsets_of(sb, keyBase)
   local wake, execN, tp = ARGV[sb + qn + 1], ARGV[sb + qn + 2], ARGV[sb + qn + 3]
   local worker, leaseMs = ARGV[sb + qn + 4], NUM[ARGV[sb + qn + 5]]
   local eager = 0
@@ -82,7 +113,19 @@ local function fused_enqueue(sb, keyBase, ackQueue, ackId, ackToken, leaseToken)
     if j == eager then
       -- Started and leased in one step: a lapsed lease makes it ready again like any other delivery.
       local expires = NOW + leaseMs
-      if q_put(o, id, payload, pr, nb, NOW, leaseToken, expires) then
+      local put = true
+      if LEASED then
+        local d = LEASED[o]
+        if not d then
+          d = { {}, {}, {}, {}, {} }
+          LEASED[o] = d
+        end
+        local n = #d[1] + 1
+        d[1][n], d[2][n], d[3][n], d[4][n], d[5][n] = id, payload, pr, leaseToken, expires
+      else
+        put = q_put(o, id, payload, pr, nb, NOW, leaseToken, expires)
+      end
+      if put then
         local r = node_read(i)
         r[1], r[5], r[6], r[7], r[9] = 2, leaseToken, NOWS, tostring(expires), worker
         node_write(i, r)

@@ -67,8 +67,8 @@ end
 
 -- Puts new jobs, all ready now, in the queue at KEYS[kb] (ids, payloads, priorities: parallel lists), as q_put does one:
 -- per 500 jobs one HMGET finds those already there, then one HINCRBY, one HSET and one ZADD put the rest. Returns how
--- many it put.
-local function q_put_many(kb, ids, payloads, prs)
+-- many it put. Given lease tokens and lease ends (more parallel lists), puts them leased instead, as q_put does one.
+local function q_put_many(kb, ids, payloads, prs, tokens, ends)
   local put = 0
   for from = 1, #ids, 500 do
     local to = math.min(from + 499, #ids)
@@ -85,11 +85,16 @@ local function q_put_many(kb, ids, payloads, prs)
         local id = ids[k]
         seq = seq + 1
         local score = q_score(prs[k], seq)
-        recs[2 * m - 1], recs[2 * m] = id, rec(score, 0, '', payloads[k])
-        ready[2 * m - 1], ready[2 * m] = score, id
+        if tokens then
+          recs[2 * m - 1], recs[2 * m] = id, rec(score, 1, tokens[k], payloads[k])
+          ready[2 * m - 1], ready[2 * m] = ends[k], id
+        else
+          recs[2 * m - 1], recs[2 * m] = id, rec(score, 0, '', payloads[k])
+          ready[2 * m - 1], ready[2 * m] = score, id
+        end
       end
       redis.call('HSET', KEYS[kb + 4], unpack(recs))
-      z_add(KEYS[kb], unpack(ready))
+      if tokens then z_add(KEYS[kb + 3], unpack(ready)) else z_add(KEYS[kb], unpack(ready)) end
       put = put + #fresh
     end
   end

@@ -21,6 +21,7 @@ internal sealed class WorkflowClient(
     IOptions<NovaWorkflowOptions> options,
     TimeProvider time,
     ILoggerFactory loggers,
+    LocalWorkers localWorkers,
     IRemoteEvents? remoteEvents = null) : IWorkflowClient
 {
     private static readonly JsonElement NullInput = JsonDocument.Parse("null").RootElement;
@@ -36,7 +37,7 @@ internal sealed class WorkflowClient(
             ? NovaDiagnostics.ActivitySource.StartActivity("nova.workflow.start", ActivityKind.Producer)
             : null;
         var execution = new NewExecution(ExecutionIds.Next(time.GetUtcNow()), plan, payload, options?.IdempotencyKey, activity?.Id ?? Activity.Current?.Id);
-        var result = await store.CreateExecutionAsync(execution, cancellationToken).ConfigureAwait(false);
+        var result = await CreateAsync(execution, cancellationToken).ConfigureAwait(false);
         if (result.Created)
         {
             activity?.SetTag("nova.execution_id", result.ExecutionId.ToString());
@@ -45,6 +46,42 @@ internal sealed class WorkflowClient(
         }
 
         return result.ExecutionId;
+    }
+
+    /// <summary>
+    /// Creates the execution; eager start: with a worker of this process serving a root's queue and a slot free there, a
+    /// store that can starts that root for it in the same step (when the queue has nothing waiting), and it runs here at once.
+    /// </summary>
+    private async ValueTask<CreateExecutionResult> CreateAsync(NewExecution execution, CancellationToken cancellationToken)
+    {
+        if (!_options.EagerDispatch || store is not IStartingStateStore { CanStartOnCreate: true } starter
+            || !localWorkers.TryLend(execution.Plan, out var lender, out var queue))
+        {
+            return await store.CreateExecutionAsync(execution, cancellationToken).ConfigureAwait(false);
+        }
+
+        CreateExecutionResult result;
+        ContinuedStart? started;
+        try
+        {
+            (result, started) = await starter.CreateAndStartAsync(execution, queue, lender.Offer, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            lender.Return();
+            throw;
+        }
+
+        if (started is null)
+        {
+            lender.Return();
+        }
+        else
+        {
+            lender.Run(started);
+        }
+
+        return result;
     }
 
     public async Task<ExecutionSnapshot> RunAsync(string workflow, object? input = null, StartOptions? options = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default)

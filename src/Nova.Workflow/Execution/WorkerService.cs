@@ -25,10 +25,12 @@ internal sealed class WorkerService : BackgroundService
     private readonly NovaWorkflowOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly LocalWorkers _localWorkers;
     private readonly CancellationTokenSource _abort = new();
 
-    public WorkerService(IJobQueue queue, IStateStore store, NodeRunner runner, WorkerOptions worker, IOptions<NovaWorkflowOptions> options, TimeProvider time, ILoggerFactory loggers)
+    public WorkerService(IJobQueue queue, IStateStore store, NodeRunner runner, LocalWorkers localWorkers, WorkerOptions worker, IOptions<NovaWorkflowOptions> options, TimeProvider time, ILoggerFactory loggers)
     {
+        _localWorkers = localWorkers;
         _queue = queue;
         _claimer = store is IClaimingStateStore { CanClaim: true } claimer ? claimer : null;
         _local = _claimer is null ? queue as InMemoryJobQueue : null;
@@ -74,6 +76,9 @@ internal sealed class WorkerService : BackgroundService
     {
         var queues = new[] { queueName };
         using var slots = new WorkerSlots(concurrency, stoppingToken);
+        // Lent to this process's clients for eager start (a root started in its create); disposed before the slots.
+        using var lending = _claimer is null ? null : _localWorkers.Register(queueName, new SlotLender(
+            slots, _runner.Offer, started => _ = RunAndFreeAsync(started.Job, started.Start, queueName, slots, stoppingToken)));
         while (!stoppingToken.IsCancellationRequested)
         {
             try

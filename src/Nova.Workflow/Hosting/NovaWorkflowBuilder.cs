@@ -135,6 +135,7 @@ public static class NovaWorkflowServiceCollectionExtensions
         services.TryAddSingleton<RunningRegistry>();
         services.TryAddSingleton<TransitionDispatcher>();
         services.TryAddSingleton<NodeRunner>();
+        services.TryAddSingleton<LocalWorkers>();
         services.TryAddSingleton<IWorkflowClient, Client.WorkflowClient>();
 
         // First hosted service: building the registry validates every definition, so an invalid one stops the host.

@@ -34,7 +34,9 @@ public sealed class NovaWorkflowOptions
     /// Eager dispatch: a worker that completes a node starts one child that completion made ready on the same queue
     /// itself, in the same atomic step, instead of sending it through the queue (one commit per hop instead of three on
     /// PostgreSQL). The child skips ahead of jobs already waiting in the queue, as a continuation of work in progress.
-    /// Default true.
+    /// The same option turns on eager start where the store can (Redis on one server): a workflow started in a process
+    /// whose worker serves a root's queue, with a slot free and nothing waiting in that queue, has that root started for
+    /// the worker in the create and run at once, without a claim. Default true.
     /// </summary>
     public bool EagerDispatch { get; set; } = true;
 

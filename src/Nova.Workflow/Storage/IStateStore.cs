@@ -261,3 +261,20 @@ internal interface IClaimingStateStore
     ValueTask<IReadOnlyList<(LeasedJob Job, StartNodeResult? Start)>> ClaimAndStartAsync(string queue, int maxCount, ContinuationOffer worker, CancellationToken cancellationToken);
 }
 
+
+/// <summary>
+/// A state store that can start a new execution's root for a worker of the creating process in the same atomic step as the
+/// create (eager start): the root skips the queue round trip and the claim, as a completion's child does with eager dispatch.
+/// </summary>
+internal interface IStartingStateStore
+{
+    /// <summary>False when this store cannot (a cluster, a queue in another database): create the usual way.</summary>
+    bool CanStartOnCreate { get; }
+
+    /// <summary>
+    /// Creates the execution as <see cref="IStateStore.CreateExecutionAsync"/> does and, when <paramref name="queue"/> has no
+    /// job waiting (nothing ready, due or lapsed), starts one root on that queue for <paramref name="worker"/>: enqueued
+    /// already leased to it, its node Running. Null when no root was started (the roots are queued as usual).
+    /// </summary>
+    ValueTask<(CreateExecutionResult Result, ContinuedStart? Started)> CreateAndStartAsync(NewExecution execution, string queue, ContinuationOffer worker, CancellationToken cancellationToken);
+}
