@@ -269,11 +269,7 @@ public abstract partial class ConformanceTests
         // The worker dies on the eager child: its lease lapses, the job comes back and another worker takes over.
         var again = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));
         Assert.Equal(next.Job.Job.NodeId, again.Job.NodeId);
-        StartNodeResult takeover = null!;
-        await Eventually.TrueAsync(
-            async () => (takeover = await host.Store.TryStartNodeAsync(new StartNodeRequest(again, "w2", TimeSpan.FromSeconds(30), 3))).Outcome != StartOutcome.Duplicate,
-            "the eager lease to lapse");
-        Assert.Equal(StartOutcome.Started, takeover.Outcome);
+        Assert.Equal(StartOutcome.Started, (await TakeOverAsync(host, again)).Outcome);
         Assert.False((await host.Store.CompleteNodeAsync(new CompleteNodeRequest { Run = next.Job, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow })).Accepted);
         Assert.Equal(StartOutcome.Started, (await host.Store.TryStartNodeAsync(new StartNodeRequest(other, "w2", TimeSpan.FromSeconds(30), 3))).Outcome);
         foreach (var run in new[] { again, other })
@@ -286,6 +282,16 @@ public abstract partial class ConformanceTests
         var final = await host.Client.GetAsync(id);
         Assert.Equal(ExecutionStatus.Succeeded, final.Status);
         Assert.Contains(await host.Client.GetHistoryAsync(id), r => r.NodeId == next.Job.Job.NodeId && r.Status == NodeRunStatus.Lost);
+    }
+
+    /// <summary>Another worker's start of <paramref name="again"/>, a redelivery of an eagerly started node, once the first worker's lease has lapsed.</summary>
+    private static async Task<StartNodeResult> TakeOverAsync(TestHost host, LeasedJob again)
+    {
+        StartNodeResult takeover = null!;
+        await Eventually.TrueAsync(
+            async () => (takeover = await host.Store.TryStartNodeAsync(new StartNodeRequest(again, "w2", TimeSpan.FromSeconds(30), 3))).Outcome != StartOutcome.Duplicate,
+            "the eager lease to lapse");
+        return takeover;
     }
 
     [Fact]
@@ -343,11 +349,7 @@ public abstract partial class ConformanceTests
         var lost = Assert.IsType<ContinuedStart>(lastStarted);
         var again = await LeaseNextAsync(host.Queue, TimeSpan.FromSeconds(30));
         Assert.Equal((last.ExecutionId, "a"), (again.Job.ExecutionId, again.Job.NodeId));
-        StartNodeResult takeover = null!;
-        await Eventually.TrueAsync(
-            async () => (takeover = await host.Store.TryStartNodeAsync(new StartNodeRequest(again, "w2", TimeSpan.FromSeconds(30), 3))).Outcome != StartOutcome.Duplicate,
-            "the eager lease to lapse");
-        Assert.Equal(StartOutcome.Started, takeover.Outcome);
+        Assert.Equal(StartOutcome.Started, (await TakeOverAsync(host, again)).Outcome);
         Assert.False((await host.Store.CompleteNodeAsync(new CompleteNodeRequest { Run = lost.Job, Outcome = AttemptOutcome.Succeeded, FinalAttempt = 1, StartedAt = DateTimeOffset.UtcNow })).Accepted);
     }
 
