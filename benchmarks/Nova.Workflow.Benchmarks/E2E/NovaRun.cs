@@ -55,6 +55,8 @@ internal static class NovaRun
             var target = Interlocked.Read(ref _noops) + sizes.Jobs;
             var ids = new Guid[sizes.Jobs];
             var claimedBefore = await ClaimedAsync(shared, redis);
+            var redisCpuBefore = redis is null ? 0 : await RedisCpuAsync(redis);
+            var cpuBefore = Environment.CpuUsage.TotalTime;
             var sw = Stopwatch.StartNew();
             await Parallel.ForAsync(0, ids.Length, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (i, ct) => ids[i] = await client.StartAsync("single", cancellationToken: ct));
             var enqueued = sw.Elapsed;
@@ -63,7 +65,7 @@ internal static class NovaRun
             if (redis is not null)
             {
                 // The rest were eager starts: the root started in its create for this process's worker, never claimed.
-                Log($"  of which taken by a claim: {await ClaimedAsync(shared, redis) - claimedBefore:N0}");
+                Log($"  of which taken by a claim: {await ClaimedAsync(shared, redis) - claimedBefore:N0}; CPU per workflow: Redis {(await RedisCpuAsync(redis) - redisCpuBefore) * 1e6 / sizes.Jobs:0} µs, this process {(Environment.CpuUsage.TotalTime - cpuBefore).TotalMicroseconds / sizes.Jobs:0} µs");
             }
 
             await WaitAllAsync(client, ids);
@@ -385,6 +387,13 @@ internal static class NovaRun
         redis is null || host.Services.GetRequiredService<IJobQueue>() is not RedisJobQueue queue
             ? 0
             : (long?)await redis.GetDatabase().HashGetAsync(queue.KeysOf("default").All[5], "taken") ?? 0;
+
+    /// <summary>Redis's CPU time so far (user and system), in seconds.</summary>
+    private static async Task<double> RedisCpuAsync(IConnectionMultiplexer redis)
+    {
+        var info = (await redis.GetServer(redis.GetEndPoints()[0]).InfoAsync("cpu")).SelectMany(g => g).ToDictionary(kv => kv.Key, kv => kv.Value);
+        return double.Parse(info["used_cpu_user"], CultureInfo.InvariantCulture) + double.Parse(info["used_cpu_sys"], CultureInfo.InvariantCulture);
+    }
 
     private static async Task<long> UsedMemoryAsync(IConnectionMultiplexer redis)
     {
