@@ -69,4 +69,36 @@ public sealed class RedisEagerStartTests(RedisServer server) : IClassFixture<Red
             Assert.Equal(10, (long)taken);
         }
     }
+
+    private static readonly AsyncLocal<string?> CallerState = new();
+
+    [Fact]
+    public async Task A_root_started_in_its_create_runs_without_the_callers_async_local_state()
+    {
+        // The run belongs to the worker: what the caller of StartAsync carries (an HTTP request's context, a logging scope,
+        // its activity) must not reach the handler, as it does not when the root goes through the queue.
+        var prefix = "eagerflow" + Guid.NewGuid().ToString("N")[..6];
+        var seen = new TaskCompletionSource<(string? State, string? Activity)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var host = await RedisTestHost.StartAsync(server.Connection, prefix, nova => nova
+            .AddHandler("h", (_, _) =>
+            {
+                seen.TrySetResult((CallerState.Value, System.Diagnostics.Activity.Current?.OperationName));
+                return ValueTask.FromResult<JsonElement?>(null);
+            })
+            .AddWorkflow(new WorkflowBuilder("one").Node("a", "h").Build()));
+        var client = host.Services.GetRequiredService<IWorkflowClient>();
+        var queue = (RedisJobQueue)host.Services.GetRequiredService<IJobQueue>();
+        var meta = queue.KeysOf(WorkflowDefinition.DefaultQueue).All[5];
+        await Eventually.TrueAsync(async () => (await server.Connection.GetDatabase().HashGetAsync(meta, "idle")) == "1", "the worker to wait");
+
+        using var caller = new System.Diagnostics.Activity("caller-request").Start();
+        CallerState.Value = "caller";
+        await client.StartAsync("one");
+        CallerState.Value = null;
+
+        var (state, activity) = await seen.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True((await server.Connection.GetDatabase().HashGetAsync(meta, "taken")).IsNull, "the root went through a claim, not an eager start");
+        Assert.Null(state);
+        Assert.NotEqual("caller-request", activity);
+    }
 }

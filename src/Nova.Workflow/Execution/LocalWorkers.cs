@@ -93,6 +93,16 @@ internal sealed class SlotLender(WorkerSlots slots, ContinuationOffer offer, Act
     /// <summary>Gives back a slot taken and not used.</summary>
     public void Return() => slots.Release();
 
-    /// <summary>Runs <paramref name="started"/> in a slot taken for it.</summary>
-    public void Run(ContinuedStart started) => run(started);
+    /// <summary>
+    /// Runs <paramref name="started"/> in a slot taken for it. The run is the worker's, not its caller's: none of the
+    /// caller's async-local state (its activity, logging scopes, an HTTP request's context) flows into it, as none does
+    /// into a run the fetch loop claims.
+    /// </summary>
+    public void Run(ContinuedStart started)
+    {
+        using (ExecutionContext.SuppressFlow())
+        {
+            run(started);
+        }
+    }
 }
