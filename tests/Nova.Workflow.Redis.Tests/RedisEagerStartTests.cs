@@ -18,36 +18,20 @@ public sealed class RedisEagerStartTests(RedisServer server) : IClassFixture<Red
     [InlineData(false)]
     public async Task Starts_with_a_local_idle_worker_run_without_a_claim_unless_eager_dispatch_is_off(bool eager)
     {
-        var prefix = "eagerstart" + Guid.NewGuid().ToString("N")[..6];
         var inputs = new List<int>();
-        using var host = await RedisTestHost.StartAsync(server.Connection, prefix, nova =>
+        var (host, meta) = await StartIdleAsync("eagerstart", eager, (context, _) =>
         {
-            nova.Services.Configure<NovaWorkflowOptions>(o =>
+            lock (inputs)
             {
-                o.EagerDispatch = eager;
-                // The worker's loop claims only when woken (a job made ready), not on a poll that could hold its slots
-                // while a start looks for a free one.
-                o.PollInterval = TimeSpan.FromMinutes(5);
-            });
-            nova.AddHandler("h", (context, _) =>
-                {
-                    lock (inputs)
-                    {
-                        inputs.Add(context.WorkflowInput.GetInt32());
-                    }
+                inputs.Add(context.WorkflowInput.GetInt32());
+            }
 
-                    return ValueTask.FromResult<JsonElement?>(JsonSerializer.SerializeToElement(context.WorkflowInput.GetInt32() * 2));
-                })
-                .AddWorkflow(new WorkflowBuilder("one").Node("a", "h").Build());
+            return ValueTask.FromResult<JsonElement?>(JsonSerializer.SerializeToElement(context.WorkflowInput.GetInt32() * 2));
         });
+        using var owned = host;
         var client = host.Services.GetRequiredService<IWorkflowClient>();
         var options = host.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<NovaWorkflowOptions>>().Value;
-
-        var queue = (RedisJobQueue)host.Services.GetRequiredService<IJobQueue>();
-        var meta = queue.KeysOf(WorkflowDefinition.DefaultQueue).All[5];
         var db = server.Connection.GetDatabase();
-        // The loop found the queue empty and waits for a wake-up, its slots free (q_idle.lua marks the queue idle then).
-        await Eventually.TrueAsync(async () => (await db.HashGetAsync(meta, "idle")) == "1", "the worker to wait");
 
         for (var k = 1; k <= 10; k++)
         {
@@ -77,19 +61,14 @@ public sealed class RedisEagerStartTests(RedisServer server) : IClassFixture<Red
     {
         // The run belongs to the worker: what the caller of StartAsync carries (an HTTP request's context, a logging scope,
         // its activity) must not reach the handler, as it does not when the root goes through the queue.
-        var prefix = "eagerflow" + Guid.NewGuid().ToString("N")[..6];
         var seen = new TaskCompletionSource<(string? State, string? Activity)>(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var host = await RedisTestHost.StartAsync(server.Connection, prefix, nova => nova
-            .AddHandler("h", (_, _) =>
-            {
-                seen.TrySetResult((CallerState.Value, System.Diagnostics.Activity.Current?.OperationName));
-                return ValueTask.FromResult<JsonElement?>(null);
-            })
-            .AddWorkflow(new WorkflowBuilder("one").Node("a", "h").Build()));
+        var (host, meta) = await StartIdleAsync("eagerflow", eager: true, (_, _) =>
+        {
+            seen.TrySetResult((CallerState.Value, System.Diagnostics.Activity.Current?.OperationName));
+            return ValueTask.FromResult<JsonElement?>(null);
+        });
+        using var owned = host;
         var client = host.Services.GetRequiredService<IWorkflowClient>();
-        var queue = (RedisJobQueue)host.Services.GetRequiredService<IJobQueue>();
-        var meta = queue.KeysOf(WorkflowDefinition.DefaultQueue).All[5];
-        await Eventually.TrueAsync(async () => (await server.Connection.GetDatabase().HashGetAsync(meta, "idle")) == "1", "the worker to wait");
 
         using var caller = new System.Diagnostics.Activity("caller-request").Start();
         CallerState.Value = "caller";
@@ -100,5 +79,38 @@ public sealed class RedisEagerStartTests(RedisServer server) : IClassFixture<Red
         Assert.True((await server.Connection.GetDatabase().HashGetAsync(meta, "taken")).IsNull, "the root went through a claim, not an eager start");
         Assert.Null(state);
         Assert.NotEqual("caller-request", activity);
+    }
+
+    /// <summary>
+    /// A host with a worker on the default queue and workflow "one" (one node, <paramref name="handler"/>), started once its
+    /// worker's loop found the queue empty and waits for a wake-up with every slot free (q_idle.lua then marks the queue
+    /// idle); returns it and the queue's meta key, which counts the jobs claims took ('taken').
+    /// </summary>
+    private async Task<(Microsoft.Extensions.Hosting.IHost Host, StackExchange.Redis.RedisKey Meta)> StartIdleAsync(
+        string prefix, bool eager, Func<NodeContext, CancellationToken, ValueTask<JsonElement?>> handler)
+    {
+        var host = await RedisTestHost.StartAsync(server.Connection, prefix + Guid.NewGuid().ToString("N")[..6], nova =>
+        {
+            nova.Services.Configure<NovaWorkflowOptions>(o =>
+            {
+                o.EagerDispatch = eager;
+                // The loop claims only when woken (a job made ready), not on a poll that could hold its slots while a start
+                // looks for a free one.
+                o.PollInterval = TimeSpan.FromMinutes(5);
+            });
+            nova.AddHandler("h", handler).AddWorkflow(new WorkflowBuilder("one").Node("a", "h").Build());
+        });
+        var meta = ((RedisJobQueue)host.Services.GetRequiredService<IJobQueue>()).KeysOf(WorkflowDefinition.DefaultQueue).All[5];
+        try
+        {
+            await Eventually.TrueAsync(async () => (await server.Connection.GetDatabase().HashGetAsync(meta, "idle")) == "1", "the worker to wait");
+        }
+        catch
+        {
+            host.Dispose();
+            throw;
+        }
+
+        return (host, meta);
     }
 }
